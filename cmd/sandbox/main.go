@@ -1,0 +1,198 @@
+// Command sandbox runs a program under a seccomp supervisor that decides
+// every connect(2) it makes. See README.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
+	"sandbox/sentry"
+)
+
+// Exit codes for the sandbox's own failures follow docker run.
+const (
+	exitSandbox  = 125 // an error of the sandbox itself
+	exitNoExec   = 126 // the program cannot be executed
+	exitNotFound = 127 // the program was not found
+)
+
+// exitError carries an exit code out of a command's action.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	// The init stage: a re-exec of this binary that installs the filter and
+	// execs the program. It must come before anything else runs.
+	if len(os.Args) > 1 && os.Args[1] == sentry.InitArg {
+		sentry.InitMain(os.Args[2:])
+	}
+	os.Exit(runMain(os.Args, os.Stdout, os.Stderr))
+}
+
+// exitCode is set by the run command to the program's own status.
+var exitCode int
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	if err := app.Run(args); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "sandbox: %v\n", ee.err)
+			}
+			return ee.code
+		}
+		fmt.Fprintf(stderr, "sandbox: %v\n", err)
+		return exitSandbox
+	}
+	return exitCode
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "sandbox",
+		Usage: "run a program under a supervisor that decides every connect(2)",
+		Description: `sandbox starts PROGRAM under a seccomp filter that traps connect(2) with
+user notification. The sandbox process is the supervisor: it decides each
+call against its netstack and answers exactly as Linux would. Allowed
+connects are performed by the supervisor on the program's own socket, so the
+program sees a real, working connection.`,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		Commands:        []*cli.Command{runCommand()},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return &exitError{code: exitSandbox, err: fmt.Errorf("%v (see 'sandbox %s --help')", err, c.Command.Name)}
+		},
+	}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run PROGRAM under the supervisor",
+		ArgsUsage: "[--] PROGRAM [ARGS...]",
+		Description: `PROGRAM runs with the sandbox's stdin, stdout, stderr, environment and
+working directory. Every process and thread it starts is covered.
+
+Exit status:
+  PROGRAM's own status, or 128+N when signal N killed it;
+  125  an error of the sandbox itself (one line on stderr names the cause);
+  126  PROGRAM cannot be executed;
+  127  PROGRAM was not found.
+
+Signals SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent
+to the sandbox are forwarded to PROGRAM.
+
+Every connect is logged (level info) with the fields pid, fd, family, type,
+dst, verdict, errno and latency. Every flag can also be set through the
+environment variable named after it.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SANDBOX_LOG_LEVEL"},
+				Usage: "log level: panic, fatal, error, warn, info, debug or trace"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SANDBOX_LOG_FORMAT"},
+				Usage: "log format: text or json (one object per line)"},
+			&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"},
+				Usage: "append logs to `FILE` instead of stderr"},
+		},
+		Action: runAction,
+	}
+}
+
+func runAction(c *cli.Context) error {
+	argv := c.Args().Slice()
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return &exitError{code: exitSandbox, err: errors.New("run: no PROGRAM given (usage: sandbox run [flags] -- PROGRAM [ARGS...])")}
+	}
+	log, closeLog, err := newLogger(c.String("log-level"), c.String("log-format"), c.String("log-file"), c.App.ErrWriter)
+	if err != nil {
+		return &exitError{code: exitSandbox, err: err}
+	}
+	defer closeLog()
+
+	path, err := lookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	spec := sentry.Spec{
+		Path:       path,
+		Argv:       argv,
+		Env:        os.Environ(),
+		FailAt:     os.Getenv("SANDBOX_TEST_FAIL_AT"),
+		Foreground: isTerminal(0),
+	}
+	code, err := sentry.Run(spec, sentry.Config{Decider: netstack.AllowAll{}, Log: log})
+	if err != nil {
+		return &exitError{code: code, err: err}
+	}
+	exitCode = code
+	return nil
+}
+
+// lookPath finds PROGRAM in $PATH the way a shell would. Names with a slash
+// are left to execve, whose errno then picks 126 or 127.
+func lookPath(name string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	p, err := exec.LookPath(name)
+	if errors.Is(err, exec.ErrDot) {
+		return p, nil
+	}
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", &exitError{code: exitNotFound, err: fmt.Errorf("%s: executable file not found in $PATH", name)}
+		}
+		return "", &exitError{code: exitNoExec, err: fmt.Errorf("%s: %v", name, errors.Unwrap(err))}
+	}
+	return p, nil
+}
+
+func newLogger(level, format, file string, stderr io.Writer) (*logrus.Logger, func(), error) {
+	log := logrus.New()
+	lvl, err := logrus.ParseLevel(level)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--log-level %q: want panic, fatal, error, warn, info, debug or trace", level)
+	}
+	log.SetLevel(lvl)
+	switch format {
+	case "text":
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: file != "" || !isTerminal(2)})
+	case "json":
+		log.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return nil, nil, fmt.Errorf("--log-format %q: want text or json", format)
+	}
+	log.SetOutput(stderr)
+	closeFn := func() {}
+	if file != "" {
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-file: %w", err)
+		}
+		log.SetOutput(f)
+		closeFn = func() { f.Close() }
+	}
+	return log, closeFn, nil
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,134 @@
+package seccomp
+
+import (
+	"errors"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Data mirrors struct seccomp_data.
+type Data struct {
+	Nr                 int32
+	Arch               uint32
+	InstructionPointer uint64
+	Args               [6]uint64
+}
+
+// Notif mirrors struct seccomp_notif.
+type Notif struct {
+	ID    uint64
+	Pid   uint32 // the calling thread's id, in the listener's pid namespace
+	Flags uint32
+	Data  Data
+}
+
+// resp mirrors struct seccomp_notif_resp.
+type resp struct {
+	ID    uint64
+	Val   int64
+	Error int32
+	Flags uint32
+}
+
+// Kernel ABI sizes (seccomp(2) SECCOMP_GET_NOTIF_SIZES on x86_64).
+const (
+	notifSize = 80
+	respSize  = 24
+)
+
+// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6): the woken supervisor runs
+// on the waker's CPU, which roughly halves the round trip.
+const userNotifFdSyncWakeUp = 1
+
+// ErrGone means the notification no longer exists: the calling thread was
+// interrupted by a signal or killed. It is normal, not a failure.
+var ErrGone = errors.New("notification gone")
+
+// Listener is the user-notification fd. Its methods are safe for concurrent
+// use: each is a single ioctl.
+type Listener struct {
+	fd int
+}
+
+// NewListener wraps a listener fd received from the init stage.
+func NewListener(fd int) *Listener { return &Listener{fd: fd} }
+
+// FD returns the underlying descriptor.
+func (l *Listener) FD() int { return l.fd }
+
+// Close closes the listener. Every call still trapped afterwards fails with
+// ENOSYS in the tracee: that is the fail-closed end state.
+func (l *Listener) Close() error { return unix.Close(l.fd) }
+
+// SetSyncWakeup asks for synchronous wake-ups (Linux 6.6+).
+func (l *Listener) SetSyncWakeup() error {
+	return ioctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, userNotifFdSyncWakeUp)
+}
+
+// Receive blocks until a notification arrives. It retries EINTR, which the
+// Go runtime's own preemption signals cause.
+func (l *Listener) Receive(n *Notif) error {
+	for {
+		*n = Notif{} // the kernel rejects a buffer that is not zeroed
+		err := ioctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(n)))
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.ENOENT:
+			// The caller was interrupted between poll and receive.
+			continue
+		}
+		return err
+	}
+}
+
+// Valid reports whether notification id is still pending. Call it after
+// reading tracee memory: a false answer means the pid may have been reused.
+func (l *Listener) Valid(id uint64) bool {
+	for {
+		err := ioctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+		if err != unix.EINTR {
+			return err == nil
+		}
+	}
+}
+
+// Respond answers notification id: val on success (errno == 0), or -1 with
+// errno. There is deliberately no way to answer CONTINUE: the supervisor
+// performs every allowed call itself.
+func (l *Listener) Respond(id uint64, val int64, errno unix.Errno) error {
+	r := resp{ID: id, Val: val, Error: -int32(errno)}
+	if errno != 0 {
+		r.Val = 0
+	}
+	for {
+		err := ioctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.ENOENT:
+			return ErrGone
+		}
+		return err
+	}
+}
+
+func ioctl(fd int, req uint, arg uintptr) error {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), arg)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func init() {
+	// Keep the Go mirrors honest against the kernel ABI.
+	if unsafe.Sizeof(Notif{}) != notifSize || unsafe.Sizeof(resp{}) != respSize {
+		panic("seccomp: notification struct layout does not match the kernel ABI")
+	}
+}

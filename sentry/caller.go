@@ -1,0 +1,264 @@
+package sentry
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The connect that the supervisor performs must pass the permission checks
+// the caller would face. For AF_UNIX (write permission on the socket file,
+// search permission on its directories, the peer's SO_PEERCRED uid and gid)
+// and for families such as netlink (CAP_NET_ADMIN for groups), the
+// credentials of the thread doing the connect are what the kernel checks.
+
+// callerStatus reads the calling thread's credentials once per call.
+func (c *call) callerStatus() (status, error) {
+	if c.st == nil {
+		st, err := readStatus(fmt.Sprintf("/proc/%d/status", c.n.Pid))
+		if err != nil {
+			return st, err
+		}
+		c.st = &st
+	}
+	return *c.st, nil
+}
+
+// needsCallerCreds reports whether the call must run with the caller's
+// credentials rather than the supervisor's.
+func (c *call) needsCallerCreds(s *Supervisor) bool {
+	if c.domain == unix.AF_INET || c.domain == unix.AF_INET6 {
+		// inet connects check no credentials of the connecting task: the
+		// socket carries its creator's.
+		return false
+	}
+	st, err := c.callerStatus()
+	if err != nil {
+		return true // unknown: take the careful path, which fails closed
+	}
+	return !sameCreds(st, s.self)
+}
+
+// asCaller runs fn on a fresh OS thread that carries the caller's uids,
+// gids, supplementary groups and effective capabilities. The thread is
+// thrown away afterwards (its goroutine exits while locked), so changed
+// credentials can never leak to other work.
+func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
+	st, err := c.callerStatus()
+	if err != nil {
+		return unix.EACCES
+	}
+	if sameCreds(st, s.self) {
+		return fn()
+	}
+	res := make(chan unix.Errno, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		if err := assumeCreds(st); err != nil {
+			s.log.internal(c, "assume caller credentials", err)
+			res <- unix.EACCES // fail closed
+			return
+		}
+		res <- fn()
+	}()
+	return <-res
+}
+
+// assumeCreds switches the calling OS thread, and only it, to st's
+// credentials. Go's syscall.Setuid and friends act on every thread, so the
+// raw per-thread system calls are used.
+func assumeCreds(st status) error {
+	if len(st.Groups) > 0 {
+		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(st.Groups)), uintptr(unsafe.Pointer(&st.Groups[0])), 0); e != 0 {
+			return fmt.Errorf("setgroups: %w", e)
+		}
+	} else if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(st.Gid[0]), uintptr(st.Gid[1]), uintptr(st.Gid[2])); e != 0 {
+		return fmt.Errorf("setresgid: %w", e)
+	}
+	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(st.Gid[3]), 0, 0)
+	// Keep the permitted set across the uid change so that the effective
+	// set can then be made exactly the caller's.
+	if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0, 0); e != 0 {
+		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(st.Uid[0]), uintptr(st.Uid[1]), uintptr(st.Uid[2])); e != 0 {
+		return fmt.Errorf("setresuid: %w", e)
+	}
+	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(st.Uid[3]), 0, 0)
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Effective = uint32(st.CapEff) & data[0].Permitted
+	data[1].Effective = uint32(st.CapEff>>32) & data[1].Permitted
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+// unixTarget is the object an AF_UNIX path names, opened (O_PATH) as the
+// caller would have resolved it. The connect goes to /proc/self/fd/N, the
+// very object that was decided on, so swapping the path afterwards cannot
+// redirect it.
+type unixTarget struct {
+	obj  int
+	addr []byte
+}
+
+func (t *unixTarget) close() {
+	if t.obj >= 0 {
+		unix.Close(t.obj)
+		t.obj = -1
+	}
+}
+
+func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
+	return s.asCaller(c, func() unix.Errno { return rawConnect(c.sock, t.addr) })
+}
+
+// isUnixPath reports whether the call names an AF_UNIX filesystem path that
+// the kernel would go on to look up: a Unix socket, an AF_UNIX address of a
+// length unix_validate_addr accepts, and a non-empty, non-abstract path.
+func (c *call) isUnixPath() bool {
+	return c.domain == unix.AF_UNIX && c.alen > 2 && c.alen <= unix.SizeofSockaddrUnix &&
+		!c.req.Unix.Abstract && c.req.Unix.Path != ""
+}
+
+// openUnixTarget resolves the path in the caller's root, cwd and mount
+// namespace, with its credentials. Lookup errors (ENOENT, ENOTDIR, ELOOP,
+// EACCES) are exactly those connect would return.
+func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
+	path := c.req.Unix.Path
+	dirfd, resolve, p, cleanup, err := s.callerView(c.n.Pid, path)
+	if err != nil {
+		if err == unix.ESRCH || err == unix.ENOENT {
+			return gone, false // the caller died while we looked
+		}
+		s.log.internal(c, "caller view", err)
+		return ret(unix.EACCES), false
+	}
+	defer cleanup()
+	obj := -1
+	e := s.asCaller(c, func() unix.Errno {
+		fd, err := unix.Openat2(dirfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve})
+		if err != nil {
+			return err.(unix.Errno)
+		}
+		obj = fd
+		return 0
+	})
+	if e != 0 {
+		return ret(e), false
+	}
+	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix(fmt.Sprintf("/proc/self/fd/%d", obj))}
+	if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
+		c.req.Unix.Path = resolved
+	}
+	return outcome{}, true
+}
+
+// callerView returns the directory fd, resolve flags and path with which
+// openat2 finds what the caller would find. When the caller shares the
+// supervisor's root and mount namespace, plain lookups are exact (magic
+// links included); otherwise the lookup is confined to the caller's root.
+func (s *Supervisor) callerView(tid uint32, path string) (dirfd int, resolve uint64, p string, cleanup func(), err error) {
+	cleanup = func() {}
+	root := fmt.Sprintf("/proc/%d/root", tid)
+	same, err := sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid))
+	if err != nil {
+		return -1, 0, "", cleanup, err
+	}
+	relative := !strings.HasPrefix(path, "/")
+	if same {
+		if !relative {
+			return unix.AT_FDCWD, 0, path, cleanup, nil
+		}
+		cwd, err := unix.Open(fmt.Sprintf("/proc/%d/cwd", tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, 0, "", cleanup, err
+		}
+		return cwd, 0, path, func() { unix.Close(cwd) }, nil
+	}
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, 0, "", cleanup, err
+	}
+	cleanup = func() { unix.Close(rootfd) }
+	if relative {
+		// The cwd as seen from the caller's root.
+		rootPath, err1 := os.Readlink(root)
+		cwdPath, err2 := os.Readlink(fmt.Sprintf("/proc/%d/cwd", tid))
+		if err1 != nil || err2 != nil {
+			cleanup()
+			return -1, 0, "", func() {}, unix.ESRCH
+		}
+		rel := strings.TrimPrefix(cwdPath, strings.TrimSuffix(rootPath, "/"))
+		path = rel + "/" + path
+	}
+	return rootfd, unix.RESOLVE_IN_ROOT, path, cleanup, nil
+}
+
+func sameRoot(root, mntns string) (bool, error) {
+	var a, b unix.Stat_t
+	if err := unix.Stat(root, &a); err != nil {
+		return false, err
+	}
+	if err := unix.Stat("/", &b); err != nil {
+		return false, err
+	}
+	if a.Dev != b.Dev || a.Ino != b.Ino {
+		return false, nil
+	}
+	theirs, err := os.Readlink(mntns)
+	if err != nil {
+		return false, err
+	}
+	ours, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return false, err
+	}
+	return theirs == ours, nil
+}
+
+func sockaddrUnix(path string) []byte {
+	b := make([]byte, 2+len(path)+1)
+	*(*uint16)(unsafe.Pointer(&b[0])) = unix.AF_UNIX
+	copy(b[2:], path)
+	return b
+}
+
+// netlinkAutobind reproduces netlink's autobind. Linux binds an unbound
+// netlink socket on connect to the port id of the *connecting* process;
+// performed by the supervisor, that would be the supervisor's pid. Binding
+// first to the caller's own thread group id keeps getsockname exact. Only
+// the case where the kernel would reach autobind is handled: a full
+// sockaddr_nl with no groups and no destination port.
+func (s *Supervisor) netlinkAutobind(c *call) {
+	a := c.addr[:c.alen]
+	if len(a) < unix.SizeofSockaddrNetlink || *(*uint16)(unsafe.Pointer(&a[0])) != unix.AF_NETLINK {
+		return
+	}
+	nl := (*unix.RawSockaddrNetlink)(unsafe.Pointer(&a[0]))
+	if nl.Pid != 0 || nl.Groups != 0 {
+		return
+	}
+	sa, err := unix.Getsockname(c.sock)
+	if n, ok := sa.(*unix.SockaddrNetlink); err != nil || !ok || n.Pid != 0 {
+		return
+	}
+	st, err := c.callerStatus()
+	if err != nil || st.NSTgid == 0 {
+		return
+	}
+	// EADDRINUSE: the kernel would fall back to a random id; so do we.
+	_ = unix.Bind(c.sock, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: uint32(st.NSTgid)})
+}

@@ -1,0 +1,229 @@
+package sentry
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/seccomp"
+)
+
+// The sandbox starts PROGRAM in two stages.
+//
+//  1. The supervisor re-executes its own binary in init mode (InitArg) with
+//     one end of a SOCK_SEQPACKET socketpair as fd 3.
+//  2. The init stage sets PR_SET_NO_NEW_PRIVS, loads the filter and sends
+//     the listener fd over the socketpair (SCM_RIGHTS) in an "L" message.
+//  3. The supervisor takes the listener, starts serving, and answers "G".
+//  4. The init stage execs PROGRAM. Its end of the pair is close-on-exec: a
+//     successful exec shows up as EOF. A failed exec sends "X" and errno.
+//
+// Any failure before "G" stops the init stage before PROGRAM runs: "E" and a
+// message, or EOF if it died. Nothing runs unsupervised.
+
+// InitArg is argv[1] of the init stage.
+const InitArg = "__sandbox_init__"
+
+const initFD = 3
+
+// Spec says what to run.
+type Spec struct {
+	Path string   // resolved executable
+	Argv []string // argv, argv[0] included
+	Env  []string
+	// FailAt injects a setup failure for tests: "nnp", "filter",
+	// "listener", "handoff" (init stage) or "start" (supervisor).
+	FailAt string
+	// Foreground gives PROGRAM the terminal's foreground process group.
+	Foreground bool
+}
+
+// SetupError is a failure of the sandbox itself: exit status 125.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// ExecError means PROGRAM could not be executed: 127 when not found, 126
+// otherwise (docker run's convention).
+type ExecError struct {
+	Path  string
+	Errno unix.Errno
+}
+
+func (e *ExecError) Error() string { return fmt.Sprintf("%s: %s", e.Path, e.Errno.Error()) }
+
+// ExitCode maps the error to the docker-run exit code.
+func (e *ExecError) ExitCode() int {
+	if e.Errno == unix.ENOENT || e.Errno == unix.ENOTDIR {
+		return 127
+	}
+	return 126
+}
+
+// Child is a started, supervised PROGRAM.
+type Child struct {
+	Pid      int
+	Listener *seccomp.Listener
+	conn     *os.File
+}
+
+// Start runs stages 1-3 and returns once the listener is in hand. The
+// caller then serves it and calls Release to let PROGRAM run.
+func Start(spec Spec) (*Child, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &SetupError{fmt.Errorf("socketpair: %w", err)}
+	}
+	ours := os.NewFile(uintptr(fds[0]), "sandbox-setup")
+	theirs := os.NewFile(uintptr(fds[1]), "sandbox-setup-child")
+	defer theirs.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		ours.Close()
+		return nil, &SetupError{fmt.Errorf("find own executable: %w", err)}
+	}
+	argv := append([]string{"sandbox-init", InitArg, spec.FailAt, spec.Path}, spec.Argv...)
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if spec.Foreground {
+		sys.Foreground = true
+		sys.Ctty = 0
+	}
+	if spec.FailAt == "start" {
+		ours.Close()
+		return nil, &SetupError{fmt.Errorf("start init stage: %w", seccomp.ErrInjected)}
+	}
+	proc, err := os.StartProcess(self, argv, &os.ProcAttr{
+		Env:   spec.Env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, theirs},
+		Sys:   sys,
+	})
+	if err != nil {
+		ours.Close()
+		return nil, &SetupError{fmt.Errorf("start init stage: %w", err)}
+	}
+	ch := &Child{Pid: proc.Pid, conn: ours}
+	kind, payload, fd, err := recvMsg(ours)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("receive listener: %w", err)
+	case kind == 'E':
+		err = errors.New(string(payload))
+	case kind != 'L' || fd < 0:
+		err = errors.New("init stage ended before handing over the listener")
+	}
+	if err != nil {
+		proc.Kill()
+		ours.Close()
+		return ch, &SetupError{err}
+	}
+	ch.Listener = seccomp.NewListener(fd)
+	return ch, nil
+}
+
+// Release lets PROGRAM run ("G") and reports whether its exec succeeded.
+func (ch *Child) Release(path string) error {
+	defer ch.conn.Close()
+	if _, err := ch.conn.Write([]byte{'G'}); err != nil {
+		return &SetupError{fmt.Errorf("release program: %w", err)}
+	}
+	kind, payload, _, err := recvMsg(ch.conn)
+	if err != nil {
+		return &SetupError{fmt.Errorf("wait for exec: %w", err)}
+	}
+	switch kind {
+	case 0:
+		return nil // EOF: the exec closed the init stage's end
+	case 'X':
+		if len(payload) == 4 {
+			return &ExecError{Path: path, Errno: unix.Errno(binary.NativeEndian.Uint32(payload))}
+		}
+	case 'E':
+		return &SetupError{errors.New(string(payload))}
+	}
+	return &SetupError{errors.New("unexpected message from init stage")}
+}
+
+// recvMsg reads one message; kind 0 means EOF.
+func recvMsg(f *os.File) (kind byte, payload []byte, fd int, err error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	fd = -1
+	for {
+		n, oobn, _, _, e := unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != nil {
+			return 0, nil, -1, e
+		}
+		if oobn > 0 {
+			msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
+			if perr == nil && len(msgs) == 1 {
+				if fds, rerr := unix.ParseUnixRights(&msgs[0]); rerr == nil && len(fds) == 1 {
+					fd = fds[0]
+				}
+			}
+		}
+		if n == 0 {
+			return 0, nil, fd, nil
+		}
+		return buf[0], buf[1:n], fd, nil
+	}
+}
+
+// InitMain is the init stage. It never returns.
+//
+// Invariant: nothing here may call a trapped syscall (connect) before the
+// listener is handed over; no one would answer it.
+func InitMain(args []string) {
+	runtime.LockOSThread() // the filter goes on this thread; exec from it
+	conn := initFD
+	fail := func(code int, format string, a ...any) {
+		msg := append([]byte{'E'}, fmt.Sprintf(format, a...)...)
+		unix.Sendmsg(conn, msg, nil, nil, 0)
+		os.Exit(code)
+	}
+	if len(args) < 3 {
+		fail(125, "init stage: bad arguments")
+	}
+	failAt, path, argv := args[0], args[1], args[2:]
+	lfd, err := seccomp.Install(FilterRules(), failAt)
+	if err != nil {
+		fail(125, "install seccomp filter: %v", err)
+	}
+	if failAt == "handoff" {
+		fail(125, "hand over listener: %v", seccomp.ErrInjected)
+	}
+	if err := unix.Sendmsg(conn, []byte{'L'}, unix.UnixRights(lfd), nil, 0); err != nil {
+		fail(125, "hand over listener: %v", err)
+	}
+	unix.Close(lfd)
+	var b [1]byte
+	for {
+		n, err := unix.Read(conn, b[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 || b[0] != 'G' {
+			os.Exit(125) // the supervisor is gone: never run unsupervised
+		}
+		break
+	}
+	unix.CloseOnExec(conn)
+	err = unix.Exec(path, argv, os.Environ())
+	e, _ := err.(unix.Errno)
+	var p [4]byte
+	binary.NativeEndian.PutUint32(p[:], uint32(e))
+	unix.Sendmsg(conn, append([]byte{'X'}, p[:]...), nil, nil, 0)
+	if e == unix.ENOENT {
+		os.Exit(127)
+	}
+	os.Exit(126)
+}

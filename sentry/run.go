@@ -1,0 +1,200 @@
+package sentry
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Forwarded are the signals the supervisor passes on to PROGRAM. PROGRAM has
+// its own process group, so a terminal's signals reach it directly; these
+// are for signals sent to the supervisor by pid (kill, docker stop).
+var Forwarded = []os.Signal{
+	unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// Run starts spec under supervision and returns PROGRAM's exit status (or
+// 128+N when signal N killed it). A non-nil error is a failure of the
+// sandbox (*SetupError: 125) or of the exec (*ExecError: 126/127); the
+// returned code is then the one to exit with.
+func Run(spec Spec, cfg Config) (int, error) {
+	// Orphans of PROGRAM's tree are re-parented to us and reaped here.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 125, &SetupError{err}
+	}
+	// The tracee runs as the same user: keep it from ptracing us or taking
+	// our fds (pidfd_getfd) and memory.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return 125, &SetupError{err}
+	}
+	sigc := make(chan os.Signal, 128)
+	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, Forwarded...)...)
+	defer signal.Stop(sigc)
+
+	ch, err := Start(spec)
+	if err != nil {
+		if ch != nil {
+			reapAll(ch.Pid)
+		}
+		return 125, err
+	}
+	sup, err := New(ch.Listener, cfg)
+	if err != nil {
+		unix.Kill(ch.Pid, unix.SIGKILL)
+		reapAll(ch.Pid)
+		return 125, &SetupError{err}
+	}
+	defer sup.Close()
+	if err := ch.Listener.SetSyncWakeup(); err != nil {
+		cfg.Log.WithField("error", err).Debug("synchronous wake-ups unavailable (Linux 6.6+); continuing without")
+	}
+	go func() {
+		err := sup.Serve()
+		cfg.Log.WithField("error", err).Error("notification loop stopped; trapped calls now fail")
+	}()
+	if err := ch.Release(spec.Path); err != nil {
+		code := 125
+		var ee *ExecError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		reapAll(ch.Pid)
+		return code, err
+	}
+	status := wait(ch.Pid, sigc, spec.Foreground)
+	killLeftovers()
+	return status, nil
+}
+
+// wait forwards signals until PROGRAM ends, reaping every child meanwhile.
+func wait(pid int, sigc <-chan os.Signal, foreground bool) int {
+	for sig := range sigc {
+		if sig != unix.SIGCHLD {
+			unix.Kill(pid, sig.(syscall.Signal))
+			continue
+		}
+		for {
+			var ws unix.WaitStatus
+			p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if p <= 0 || err != nil {
+				break
+			}
+			if p == pid {
+				if foreground {
+					reclaimTerminal()
+				}
+				return exitStatus(ws)
+			}
+		}
+	}
+	return 125
+}
+
+func exitStatus(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// reclaimTerminal gives the terminal's foreground back to the supervisor's
+// process group (a background group's tcsetpgrp raises SIGTTOU).
+func reclaimTerminal() {
+	signal.Ignore(unix.SIGTTOU)
+	unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+}
+
+// reapAll kills and reaps pid after a failed start.
+func reapAll(pid int) {
+	unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// killLeftovers kills what remains of PROGRAM's tree once PROGRAM itself has
+// ended, and reaps it. As a subreaper, every orphaned descendant is our
+// child, so the tree is found through /proc parent links.
+func killLeftovers() {
+	self := os.Getpid()
+	for round := 0; round < 50; round++ {
+		pids := descendants(self)
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+		}
+		deadline := time.Now().Add(100 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			p, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+			if err == unix.ECHILD {
+				break
+			}
+			if p <= 0 {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := ppid(p); pp > 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name may contain spaces and parentheses: skip past the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}

@@ -1,0 +1,170 @@
+// Package sentry is the supervisor: it receives trapped syscalls from the
+// seccomp listener, asks the netstack for a verdict, acts on it, and answers.
+//
+// One connect takes six hops: receive, dispatch by syscall, decode the
+// arguments in the order Linux checks them, decide, act, respond.
+package sentry
+
+import (
+	"errors"
+	"runtime"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
+	"sandbox/seccomp"
+)
+
+// Config configures a Supervisor.
+type Config struct {
+	Decider netstack.Decider
+	Log     *logrus.Logger
+}
+
+// Supervisor answers the notifications of one listener.
+type Supervisor struct {
+	lis      *seccomp.Listener
+	decider  netstack.Decider
+	dispatch dispatchTable
+	tracees  *tracees
+	waiter   *waiter
+	log      *auditLog
+	self     status // the supervisor's own credentials
+}
+
+// New prepares a supervisor for listener lis.
+func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
+	d, err := newDispatchTable()
+	if err != nil {
+		return nil, err
+	}
+	self, err := readStatus("/proc/thread-self/status")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Decider == nil {
+		cfg.Decider = netstack.AllowAll{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	s := &Supervisor{
+		lis:      lis,
+		decider:  cfg.Decider,
+		dispatch: d,
+		tracees:  newTracees(),
+		log:      newAuditLog(cfg.Log),
+		self:     self,
+	}
+	s.waiter, err = newWaiter(s)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// call is one trapped syscall on its way through the supervisor.
+type call struct {
+	n     seccomp.Notif
+	start time.Time
+	name  string
+
+	fd    int32 // the caller's fd argument
+	sock  int   // our duplicate of the caller's fd, -1 if none
+	flags int   // file status flags of the shared open file description
+
+	addr [unix.SizeofSockaddrAny]byte // the address, copied out of the tracee
+	alen int
+
+	domain, typ int
+	req         netstack.Request
+	dec         netstack.Decision
+	decided     bool
+
+	// unix holds the state of an AF_UNIX path connect (see caller.go).
+	unix *unixTarget
+	// st caches the caller's credentials (read at most once per call).
+	st *status
+}
+
+// outcome is a handler's result.
+type outcome struct {
+	val     int64
+	errno   unix.Errno
+	pending bool // the waiter will finish the call later
+	gone    bool // the notification vanished: nothing to answer
+}
+
+func ret(e unix.Errno) outcome { return outcome{errno: e} }
+
+var (
+	gone    = outcome{gone: true}
+	pending = outcome{pending: true}
+)
+
+// Serve runs the receive loop until the listener fails. It never returns
+// nil: the supervisor lives as long as the sandboxed program.
+func (s *Supervisor) Serve() error {
+	// One OS thread receives and answers; synchronous wake-ups then keep the
+	// tracee and this thread on one CPU. Blocking connects never hold it:
+	// they are finished by the waiter.
+	runtime.LockOSThread()
+	go s.waiter.run()
+	for {
+		c := &call{sock: -1}
+		if err := s.lis.Receive(&c.n); err != nil {
+			return err
+		}
+		c.start = time.Now()
+		s.serveOne(c)
+	}
+}
+
+func (s *Supervisor) serveOne(c *call) {
+	e, ok := s.dispatch[c.n.Data.Nr]
+	if !ok || c.n.Data.Arch != unix.AUDIT_ARCH_X86_64 {
+		// The filter traps only what the table names; anything else is a
+		// mismatch between filter and table. Fail closed.
+		c.name = "unknown"
+		s.finish(c, ret(unix.ENOSYS))
+		return
+	}
+	c.name = e.name
+	o := e.handler(s, c)
+	if !o.pending {
+		s.finish(c, o)
+	}
+}
+
+// finish answers the call (unless it vanished), logs it and releases what it
+// held. Every call ends here exactly once.
+func (s *Supervisor) finish(c *call, o outcome) {
+	if !o.gone {
+		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
+			if !errors.Is(err, seccomp.ErrGone) {
+				s.log.internal(c, "respond", err)
+			}
+			o.gone = true
+		}
+	}
+	s.log.record(c, o)
+	c.release()
+}
+
+func (c *call) release() {
+	if c.sock >= 0 {
+		unix.Close(c.sock)
+		c.sock = -1
+	}
+	if c.unix != nil {
+		c.unix.close()
+	}
+}
+
+// Close flushes the audit log. Calls still parked are left unanswered: the
+// listener closes with the process, and the kernel then fails them (ENOSYS).
+func (s *Supervisor) Close() {
+	s.log.Close()
+}

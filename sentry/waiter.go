@@ -1,0 +1,279 @@
+package sentry
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// waiter finishes blocking connects without holding a thread per call: one
+// goroutine waits on an epoll set of the callers' sockets (our duplicates)
+// and on a timer heap.
+//
+// The kernel sends no event when a notification is torn down by a signal,
+// so each pending call is re-validated on a backoff schedule; a call whose
+// notification vanished is dropped without touching the socket, which the
+// interrupted caller may connect again (and, natively, would find still
+// connecting: EALREADY, or waiting again after SA_RESTART).
+type waiter struct {
+	s    *Supervisor
+	epfd int
+	wake int // eventfd: a new earliest timer
+
+	mu    sync.Mutex
+	byFD  map[int]*waitItem
+	timer timerHeap
+}
+
+type waitKind uint8
+
+const (
+	// kindConnected waits for the socket to turn writable: the handshake
+	// finished, one way or the other.
+	kindConnected waitKind = iota
+	// kindRetry retries a Unix connect refused with EAGAIN (full backlog);
+	// no readiness event exists for "the peer's backlog has room".
+	kindRetry
+)
+
+const (
+	firstCheck   = 2 * time.Millisecond
+	maxCheck     = 500 * time.Millisecond
+	maxUnixRetry = 20 * time.Millisecond
+)
+
+type waitItem struct {
+	c        *call
+	kind     waitKind
+	deadline time.Time // from SO_SNDTIMEO; zero when none
+	next     time.Time // next validity check, or next retry
+	backoff  time.Duration
+	index    int // in the timer heap
+}
+
+func (it *waitItem) due() time.Time {
+	if !it.deadline.IsZero() && it.deadline.Before(it.next) {
+		return it.deadline
+	}
+	return it.next
+}
+
+func newWaiter(s *Supervisor) (*waiter, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		return nil, err
+	}
+	return &waiter{s: s, epfd: epfd, wake: wake, byFD: make(map[int]*waitItem)}, nil
+}
+
+// sendTimeout returns the socket's SO_SNDTIMEO, which bounds a blocking
+// connect: when it expires, connect returns EINPROGRESS (TCP) or EAGAIN
+// (Unix), and the attempt goes on.
+func sendTimeout(fd int) time.Duration {
+	tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(tv.Nano())
+}
+
+func (w *waiter) newItem(c *call, kind waitKind) *waitItem {
+	it := &waitItem{c: c, kind: kind, backoff: firstCheck}
+	if d := sendTimeout(c.sock); d > 0 {
+		it.deadline = c.start.Add(d)
+	}
+	it.next = time.Now().Add(firstCheck)
+	return it
+}
+
+// waitConnected parks a blocking connect until its socket is writable.
+func (w *waiter) waitConnected(c *call) outcome {
+	it := w.newItem(c, kindConnected)
+	w.mu.Lock()
+	err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.sock, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.sock)})
+	if err == nil {
+		w.byFD[c.sock] = it
+		w.schedule(it)
+	}
+	w.mu.Unlock()
+	if err != nil {
+		w.s.log.internal(c, "epoll_ctl", err)
+		return ret(unix.ENOMEM)
+	}
+	return pending
+}
+
+// retryLater parks a blocking Unix connect that met a full backlog.
+func (w *waiter) retryLater(c *call) outcome {
+	it := w.newItem(c, kindRetry)
+	it.backoff = time.Millisecond
+	it.next = time.Now().Add(it.backoff)
+	w.mu.Lock()
+	w.schedule(it)
+	w.mu.Unlock()
+	return pending
+}
+
+// schedule inserts it in the timer heap; w.mu is held.
+func (w *waiter) schedule(it *waitItem) {
+	heap.Push(&w.timer, it)
+	if it.index == 0 {
+		unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
+// take removes it from the epoll set and the heap; w.mu is held.
+func (w *waiter) take(it *waitItem) {
+	if _, ok := w.byFD[it.c.sock]; ok {
+		delete(w.byFD, it.c.sock)
+		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, it.c.sock, nil)
+	}
+	if it.index >= 0 {
+		heap.Remove(&w.timer, it.index)
+	}
+}
+
+func (w *waiter) run() {
+	events := make([]unix.EpollEvent, 256)
+	var ready []*waitItem
+	for {
+		timeout := -1
+		w.mu.Lock()
+		if len(w.timer) > 0 {
+			d := time.Until(w.timer[0].due())
+			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+			if timeout < 0 {
+				timeout = 0
+			}
+		}
+		w.mu.Unlock()
+		n, err := unix.EpollWait(w.epfd, events, timeout)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		ready = ready[:0]
+		w.mu.Lock()
+		for i := 0; i < n; i++ {
+			fd := int(events[i].Fd)
+			if fd == w.wake {
+				var b [8]byte
+				unix.Read(w.wake, b[:])
+				continue
+			}
+			if it, ok := w.byFD[fd]; ok {
+				w.take(it)
+				ready = append(ready, it)
+			}
+		}
+		now := time.Now()
+		var due []*waitItem
+		for len(w.timer) > 0 && !w.timer[0].due().After(now) {
+			it := w.timer[0]
+			w.take(it)
+			due = append(due, it)
+		}
+		w.mu.Unlock()
+		for _, it := range ready {
+			w.settle(it)
+		}
+		for _, it := range due {
+			w.tick(it, now)
+		}
+	}
+}
+
+// settle finishes a call whose socket turned writable.
+func (w *waiter) settle(it *waitItem) {
+	c := it.c
+	if !w.s.lis.Valid(c.n.ID) {
+		// Interrupted meanwhile: leave the socket to the caller's next call.
+		w.s.finish(c, gone)
+		return
+	}
+	e := w.s.attempt(c, true)
+	if e == unix.EALREADY || e == unix.EINPROGRESS {
+		w.requeue(it) // spurious wake-up
+		return
+	}
+	w.s.finish(c, ret(e))
+}
+
+// tick handles a timer: deadline, validity check, or Unix retry.
+func (w *waiter) tick(it *waitItem, now time.Time) {
+	c := it.c
+	if !w.s.lis.Valid(c.n.ID) {
+		w.s.finish(c, gone)
+		return
+	}
+	if !it.deadline.IsZero() && !now.Before(it.deadline) {
+		if it.kind == kindRetry {
+			w.s.finish(c, ret(unix.EAGAIN))
+		} else {
+			w.s.finish(c, ret(unix.EINPROGRESS))
+		}
+		return
+	}
+	limit := maxCheck
+	if it.kind == kindRetry {
+		limit = maxUnixRetry
+		if e := w.s.attempt(c, true); e != unix.EAGAIN {
+			w.s.finish(c, ret(e))
+			return
+		}
+	}
+	it.backoff = min(it.backoff*2, limit)
+	it.next = now.Add(it.backoff)
+	w.requeue(it)
+}
+
+func (w *waiter) requeue(it *waitItem) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if it.kind == kindConnected {
+		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, it.c.sock, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(it.c.sock)}); err == nil {
+			w.byFD[it.c.sock] = it
+		}
+	}
+	w.schedule(it)
+}
+
+// pendingCount reports how many calls are parked, for tests and metrics.
+func (w *waiter) pendingCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.timer)
+}
+
+// timerHeap orders waitItems by due time.
+type timerHeap []*waitItem
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].due().Before(h[j].due()) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *timerHeap) Push(x any) {
+	it := x.(*waitItem)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	it.index = -1
+	*h = old[:len(old)-1]
+	return it
+}
