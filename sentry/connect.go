@@ -69,6 +69,12 @@ func (s *Supervisor) takeFD(c *call) (outcome, bool) {
 		return ret(unix.EBADF), false
 	case unix.ESRCH:
 		return gone, false
+	case unix.EMFILE, unix.ENFILE, unix.ENOMEM:
+		// The supervisor ran out of descriptors or memory. connect(2)
+		// documents EAGAIN for a lack of local resources: retryable, and
+		// closed.
+		s.log.internal(c, "pidfd_getfd", err)
+		return ret(unix.EAGAIN), false
 	default:
 		// No right to the caller's descriptors (a non-dumpable caller under
 		// an unprivileged supervisor, for instance): fail closed.

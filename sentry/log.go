@@ -129,4 +129,3 @@ func (a *auditLog) record(c *call, o outcome) {
 func (a *auditLog) internal(c *call, what string, err error) {
 	a.send(logRec{level: logrus.ErrorLevel, syscall: c.name, pid: c.n.Pid, msg: what + " failed", err: err})
 }
-

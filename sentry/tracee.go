@@ -11,88 +11,187 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd for one thread, so that
-// pidfd_getfd reads that thread's own fd table (a thread made without
-// CLONE_FILES has its own).
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd for one thread.
 const pidfdThread = unix.O_EXCL
 
-// tracees caches one pidfd per tracee thread. Only the receive loop calls
-// get; the lock exists because exited threads are evicted from elsewhere.
+// kcmpFiles is KCMP_FILES from linux/kcmp.h.
+const kcmpFiles = 2
+
+// tracees gives the supervisor access to tracee threads: their descriptors
+// and their memory.
+//
+// pidfds are cached per process, not per thread: a program with 10,000
+// threads must not cost 10,000 descriptors. A thread's descriptor table is
+// usually its process's; kcmp(KCMP_FILES) proves it, before and after the
+// descriptor is taken. A thread with a table of its own (clone without
+// CLONE_FILES, or unshare) gets a one-shot thread pidfd instead.
 type tracees struct {
-	mu     sync.Mutex
-	pidfds map[uint32]int
-	// threadPidfds is false on kernels before 6.9: then pidfds are per
-	// process and a thread that does not share its fd table is refused.
-	threadPidfds bool
-	// vmRead is false once process_vm_readv was refused (for example by
-	// Docker's default seccomp profile without CAP_SYS_PTRACE): memory is
-	// then read through /proc/PID/mem, with the page permissions checked by
-	// hand because /proc/PID/mem reads PROT_NONE pages.
+	mu    sync.Mutex
+	procs map[int]int    // tgid -> process pidfd
+	tgids map[uint32]int // tid -> tgid, a hint checked by kcmp
+	// kcmp is false once kcmp was refused (Docker's default profile allows
+	// it only with CAP_SYS_PTRACE): every non-leader thread then takes the
+	// one-shot path.
+	kcmp bool
+	// vmRead is false once process_vm_readv was refused (the same profile,
+	// the same capability): memory is then read through /proc/PID/mem,
+	// with page permissions checked by hand because /proc/PID/mem reads
+	// PROT_NONE pages.
 	vmRead bool
 }
 
+const pruneAt = 256 // cached process pidfds before exited ones are pruned
+
 func newTracees() *tracees {
-	return &tracees{pidfds: make(map[uint32]int), threadPidfds: true, vmRead: true}
+	return &tracees{procs: make(map[int]int), tgids: make(map[uint32]int), kcmp: true, vmRead: true}
 }
 
-// pidfd returns a cached pidfd for thread tid. The caller must check the
-// notification is still valid after using it: tid may have been reused.
-func (t *tracees) pidfd(tid uint32) (int, error) {
+// getfd duplicates thread tid's descriptor fd into the supervisor: the same
+// open file description, so socket state, options and flags are shared.
+// The caller must check the notification is still valid afterwards.
+func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
+	if fd < 0 {
+		return -1, unix.EBADF
+	}
+	tgid, err := t.tgidOf(tid)
+	if err != nil {
+		return -1, err
+	}
+	if tgid == int(tid) || t.kcmp {
+		if f, ok, err := t.getfdShared(tid, tgid, fd); ok {
+			return f, err
+		}
+	}
+	// One-shot: a pidfd for exactly this thread.
+	pidfd, err := unix.PidfdOpen(int(tid), pidfdThread)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pidfd)
+	return pidfdGetfd(pidfd, fd)
+}
+
+// getfdShared takes fd through the cached pidfd of tid's process, when tid
+// provably shares that process's descriptor table. ok is false when the
+// one-shot path must be taken instead.
+func (t *tracees) getfdShared(tid uint32, tgid int, fd int32) (int, bool, error) {
+	leader := tgid == int(tid)
+	if !leader && !t.sameFiles(tgid, tid) {
+		return -1, false, nil
+	}
+	pidfd, err := t.procPidfd(tgid)
+	if err != nil {
+		t.forget(tid, tgid)
+		return -1, false, nil
+	}
+	f, err := pidfdGetfd(pidfd, fd)
+	if err == unix.ESRCH {
+		// A cached pidfd of a process that exited; its pid came back.
+		t.forget(tid, tgid)
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, true, err
+	}
+	// The process may have unshared its table since the first check.
+	if !leader && !t.sameFiles(tgid, tid) {
+		unix.Close(f)
+		return -1, false, nil
+	}
+	return f, true, nil
+}
+
+func (t *tracees) sameFiles(tgid int, tid uint32) bool {
+	r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(tgid), uintptr(tid), kcmpFiles, 0, 0, 0)
+	if e == unix.EPERM || e == unix.ENOSYS {
+		t.mu.Lock()
+		t.kcmp = false
+		t.mu.Unlock()
+	}
+	if e != 0 || r != 0 {
+		t.forget(tid, -1) // the tid hint may be stale: read it again next time
+		return false
+	}
+	return true
+}
+
+func pidfdGetfd(pidfd int, fd int32) (int, error) {
+	r, _, e := unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0)
+	if e != 0 {
+		return -1, e
+	}
+	unix.CloseOnExec(int(r))
+	return int(r), nil
+}
+
+// tgidOf returns the thread group of tid, from the cache or /proc.
+func (t *tracees) tgidOf(tid uint32) (int, error) {
+	t.mu.Lock()
+	tgid, ok := t.tgids[tid]
+	t.mu.Unlock()
+	if ok {
+		return tgid, nil
+	}
+	st, err := readStatus(fmt.Sprintf("/proc/%d/status", tid))
+	if err != nil || st.Tgid == 0 {
+		return 0, unix.ESRCH
+	}
+	t.mu.Lock()
+	if len(t.tgids) > 1<<16 {
+		clear(t.tgids) // a hint cache: dropping it costs only /proc reads
+	}
+	t.tgids[tid] = st.Tgid
+	t.mu.Unlock()
+	return st.Tgid, nil
+}
+
+func (t *tracees) procPidfd(tgid int) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if fd, ok := t.pidfds[tid]; ok {
+	if fd, ok := t.procs[tgid]; ok {
 		return fd, nil
 	}
-	flags := 0
-	if t.threadPidfds {
-		flags = pidfdThread
+	if len(t.procs) >= pruneAt {
+		t.pruneLocked()
 	}
-	fd, err := unix.PidfdOpen(int(tid), flags)
-	if err == unix.EINVAL && t.threadPidfds {
-		t.threadPidfds = false
-		fd, err = unix.PidfdOpen(int(tid), 0)
-	}
+	fd, err := unix.PidfdOpen(tgid, 0)
 	if err != nil {
 		return -1, err
 	}
 	unix.CloseOnExec(fd)
-	t.pidfds[tid] = fd
+	t.procs[tgid] = fd
 	return fd, nil
 }
 
-// forget drops the cached pidfd of tid (it exited, or its pidfd went stale).
-func (t *tracees) forget(tid uint32) {
-	t.mu.Lock()
-	if fd, ok := t.pidfds[tid]; ok {
-		unix.Close(fd)
-		delete(t.pidfds, tid)
+// pruneLocked closes the pidfds of processes that exited (a pidfd polls
+// readable then).
+func (t *tracees) pruneLocked() {
+	fds := make([]unix.PollFd, 0, len(t.procs))
+	for _, fd := range t.procs {
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 	}
-	t.mu.Unlock()
+	if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
+		return
+	}
+	for tgid, fd := range t.procs {
+		for _, p := range fds {
+			if p.Fd == int32(fd) && p.Revents != 0 {
+				unix.Close(fd)
+				delete(t.procs, tgid)
+			}
+		}
+	}
 }
 
-// getfd duplicates the tracee thread's fd into the supervisor: the same open
-// file description, so socket state, options and flags are shared.
-func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
-	for attempt := 0; ; attempt++ {
-		pidfd, err := t.pidfd(tid)
-		if err != nil {
-			return -1, err
-		}
-		if fd < 0 {
-			return -1, unix.EBADF
-		}
-		r, _, e := unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0)
-		if e == 0 {
-			unix.CloseOnExec(int(r))
-			return int(r), nil
-		}
-		if e == unix.ESRCH && attempt == 0 {
-			// A cached pidfd of an exited thread whose tid came back.
-			t.forget(tid)
-			continue
-		}
-		return -1, e
+// forget drops what is cached about tid and, if tgid >= 0, its process.
+func (t *tracees) forget(tid uint32, tgid int) {
+	t.mu.Lock()
+	delete(t.tgids, tid)
+	if fd, ok := t.procs[tgid]; ok && tgid >= 0 {
+		unix.Close(fd)
+		delete(t.procs, tgid)
 	}
+	t.mu.Unlock()
 }
 
 // read copies len(buf) bytes at addr out of thread tid. Any byte that the
@@ -219,4 +318,3 @@ func sameCreds(a, b status) bool {
 	}
 	return true
 }
-

@@ -38,9 +38,15 @@ const (
 	kindRetry
 )
 
+// The kernel keeps received, unanswered notifications on a list that
+// NOTIF_RECV, NOTIF_ID_VALID and NOTIF_SEND each walk: with 10,000 calls
+// parked, every validity check costs a walk of 10,000 entries. Re-validation
+// only serves to release our duplicate of a socket whose call a signal tore
+// down, so it backs off quickly. (A completing call is always re-validated
+// before it touches the socket.)
 const (
-	firstCheck   = 2 * time.Millisecond
-	maxCheck     = 500 * time.Millisecond
+	firstCheck   = 50 * time.Millisecond
+	maxCheck     = 5 * time.Second
 	maxUnixRetry = 20 * time.Millisecond
 )
 

@@ -1,0 +1,123 @@
+package seccomp
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Return values of the seccomp BPF programs.
+const (
+	retAllow       = 0x7fff0000
+	retNotify      = 0x7fc00000
+	retKillProcess = 0x80000000
+	retErrnoBase   = 0x00050000
+)
+
+// run interprets prog on data the way the kernel does. Seccomp loads 32-bit
+// words in native (little-endian) order; the x/net/bpf VM loads big-endian,
+// so each word of seccomp_data is stored byte-swapped.
+func run(t *testing.T, prog []unix.SockFilter, d Data) uint32 {
+	t.Helper()
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, in := range prog {
+		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatalf("program does not disassemble")
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		t.Fatalf("vm: %v", err)
+	}
+	words := []uint32{uint32(d.Nr), d.Arch, uint32(d.InstructionPointer), uint32(d.InstructionPointer >> 32)}
+	for _, a := range d.Args {
+		words = append(words, uint32(a), uint32(a>>32))
+	}
+	buf := make([]byte, 4*len(words))
+	for i, w := range words {
+		binary.BigEndian.PutUint32(buf[4*i:], w)
+	}
+	out, err := vm.Run(buf)
+	if err != nil {
+		t.Fatalf("vm run: %v", err)
+	}
+	return uint32(out)
+}
+
+func nr(t *testing.T, name string) int32 {
+	t.Helper()
+	n, err := SyscallNumber(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestMainFilter(t *testing.T) {
+	rules := []Rule{
+		{Syscall: "connect", Action: Notify, ArgNonZero: -1},
+		{Syscall: "io_uring_setup", Action: Errno, Errno: unix.ENOSYS, ArgNonZero: -1},
+		{Syscall: "sendto", Action: Notify, ArgNonZero: 4},
+	}
+	prog, err := ExportBPF(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const i386Connect = 362 // connect on i386
+	cases := []struct {
+		name string
+		d    Data
+		want uint32
+	}{
+		{"connect traps", Data{Nr: nr(t, "connect"), Arch: unix.AUDIT_ARCH_X86_64}, retNotify},
+		{"getpid passes", Data{Nr: nr(t, "getpid"), Arch: unix.AUDIT_ARCH_X86_64}, retAllow},
+		{"errno rule", Data{Nr: nr(t, "io_uring_setup"), Arch: unix.AUDIT_ARCH_X86_64}, retErrnoBase | uint32(unix.ENOSYS)},
+		{"i386 kills", Data{Nr: i386Connect, Arch: unix.AUDIT_ARCH_I386}, retKillProcess},
+		{"other arch kills", Data{Nr: 42, Arch: unix.AUDIT_ARCH_AARCH64}, retKillProcess},
+		{"sendto without address passes", Data{Nr: nr(t, "sendto"), Arch: unix.AUDIT_ARCH_X86_64}, retAllow},
+		{"sendto with low address traps", Data{Nr: nr(t, "sendto"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{4: 0x1000}}, retNotify},
+		// A pointer whose low 32 bits are zero is still a pointer.
+		{"sendto with high-only address traps", Data{Nr: nr(t, "sendto"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{4: 1 << 32}}, retNotify},
+	}
+	for _, c := range cases {
+		if got := run(t, prog, c.d); got != c.want {
+			t.Errorf("%s: got %#x, want %#x", c.name, got, c.want)
+		}
+	}
+}
+
+func TestX32Guard(t *testing.T) {
+	prog, err := ExportX32GuardBPF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const x32Bit = 0x40000000
+	cases := []struct {
+		name string
+		d    Data
+		want uint32
+	}{
+		{"x32 connect kills", Data{Nr: x32Bit | nr(t, "connect"), Arch: unix.AUDIT_ARCH_X86_64}, retKillProcess},
+		{"x32 getpid kills", Data{Nr: x32Bit | nr(t, "getpid"), Arch: unix.AUDIT_ARCH_X86_64}, retKillProcess},
+		{"native passes to the main filter", Data{Nr: nr(t, "connect"), Arch: unix.AUDIT_ARCH_X86_64}, retAllow},
+		{"i386 passes to the main filter", Data{Nr: 362, Arch: unix.AUDIT_ARCH_I386}, retAllow},
+	}
+	for _, c := range cases {
+		if got := run(t, prog, c.d); got != c.want {
+			t.Errorf("%s: got %#x, want %#x", c.name, got, c.want)
+		}
+	}
+}
+
+func TestUnknownSyscallIsAnError(t *testing.T) {
+	if _, err := ExportBPF([]Rule{{Syscall: "no_such_call", Action: Notify, ArgNonZero: -1}}); err == nil {
+		t.Fatal("want an error for an unknown syscall name")
+	}
+	if _, err := ExportBPF([]Rule{{Syscall: "connect", ArgNonZero: -1}}); err == nil {
+		t.Fatal("want an error for a rule without an action")
+	}
+}

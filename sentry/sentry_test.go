@@ -1,0 +1,151 @@
+package sentry
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
+)
+
+// The filter, the dispatcher and the support matrix come from one table.
+func TestTableDrivesFilterAndDispatch(t *testing.T) {
+	d, err := newDispatchTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := FilterRules()
+	if len(rules) != len(table) || len(d) != len(table) {
+		t.Fatalf("table has %d rows, filter %d rules, dispatch %d entries", len(table), len(rules), len(d))
+	}
+	matrix := SupportMatrix()
+	for i, r := range rules {
+		if r.Syscall != table[i].name {
+			t.Errorf("rule %d is %s, table says %s", i, r.Syscall, table[i].name)
+		}
+		if !strings.Contains(matrix, "`"+r.Syscall+"`") {
+			t.Errorf("support matrix misses %s", r.Syscall)
+		}
+	}
+	for nr, e := range d {
+		if e.handler == nil {
+			t.Errorf("syscall %d (%s) has no handler", nr, e.name)
+		}
+	}
+}
+
+// Every verdict goes through the one translation, and each that fails a
+// call gets a distinct, documented errno.
+func TestErrnoForEveryVerdict(t *testing.T) {
+	cases := []struct {
+		d    netstack.Decision
+		want unix.Errno
+	}{
+		{netstack.Decision{Action: netstack.Allow}, 0},
+		{netstack.Decision{Action: netstack.Redirect}, 0},
+		{netstack.Decision{Action: netstack.Deny}, unix.EACCES},
+		{netstack.Decision{Action: netstack.Deny, Reason: netstack.ReasonAccess}, unix.EACCES},
+		{netstack.Decision{Action: netstack.Deny, Reason: netstack.ReasonPerm}, unix.EPERM},
+		{netstack.Decision{Action: netstack.Deny, Reason: netstack.ReasonBroadcast}, unix.EACCES},
+		{netstack.Decision{Action: netstack.Refuse}, unix.ECONNREFUSED},
+		{netstack.Decision{Action: netstack.Unreachable}, unix.ENETUNREACH},
+		{netstack.Decision{Action: netstack.Unreachable, Reason: netstack.ReasonNet}, unix.ENETUNREACH},
+		{netstack.Decision{Action: netstack.Unreachable, Reason: netstack.ReasonHost}, unix.EHOSTUNREACH},
+		{netstack.Decision{Action: netstack.Timeout}, unix.ETIMEDOUT},
+	}
+	for _, c := range cases {
+		if got := errnoFor(c.d); got != c.want {
+			t.Errorf("%v/%v: got %v, want %v", c.d.Action, c.d.Reason, errnoName(got), errnoName(c.want))
+		}
+	}
+	if errnoName(unix.EACCES) != "EACCES" || errnoName(0) != "" {
+		t.Errorf("errnoName: got %q and %q", errnoName(unix.EACCES), errnoName(0))
+	}
+}
+
+func sockaddr(family uint16, body ...byte) []byte {
+	b := make([]byte, 2, 2+len(body))
+	binary.NativeEndian.PutUint16(b, family)
+	return append(b, body...)
+}
+
+func TestDecodeRequest(t *testing.T) {
+	in4 := sockaddr(unix.AF_INET, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+	in6 := sockaddr(unix.AF_INET6, 0, 80, 0, 0, 0, 0)
+	in6 = append(in6, netip.MustParseAddr("fe80::1").AsSlice()...)
+	in6scoped := binary.NativeEndian.AppendUint32(append([]byte{}, in6...), 7)
+	cases := []struct {
+		name   string
+		domain int
+		typ    int
+		addr   []byte
+		want   string
+	}{
+		{"inet", unix.AF_INET, unix.SOCK_STREAM, in4, "tcp:127.0.0.1:8080"},
+		{"inet udp", unix.AF_INET, unix.SOCK_DGRAM, in4, "udp:127.0.0.1:8080"},
+		{"inet short", unix.AF_INET, unix.SOCK_STREAM, in4[:15], "tcp:invalid AddrPort"},
+		{"v4 address on inet6 socket", unix.AF_INET6, unix.SOCK_STREAM, in4, "tcp:127.0.0.1:8080"},
+		{"inet6 rfc2133 length", unix.AF_INET6, unix.SOCK_STREAM, in6, "tcp:[fe80::1]:80"},
+		{"inet6 scoped", unix.AF_INET6, unix.SOCK_STREAM, in6scoped, "tcp:[fe80::1%7]:80"},
+		{"unspec", unix.AF_INET, unix.SOCK_STREAM, sockaddr(unix.AF_UNSPEC), "unspec"},
+		{"unix path", unix.AF_UNIX, unix.SOCK_STREAM, sockaddr(unix.AF_UNIX, 'a', '/', 'b', 0, 'x'), "unix:a/b"},
+		{"unix unterminated", unix.AF_UNIX, unix.SOCK_STREAM, sockaddr(unix.AF_UNIX, 'a', 'b'), "unix:ab"},
+		{"unix abstract", unix.AF_UNIX, unix.SOCK_DGRAM, sockaddr(unix.AF_UNIX, 0, 'n', 0), "unix:@n\x00"},
+		{"unix unnamed", unix.AF_UNIX, unix.SOCK_STREAM, sockaddr(unix.AF_UNIX), "unix:(unnamed)"},
+		{"netlink", unix.AF_NETLINK, unix.SOCK_RAW, sockaddr(unix.AF_NETLINK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "other"},
+		{"empty", unix.AF_INET, unix.SOCK_STREAM, nil, "tcp:invalid AddrPort"},
+	}
+	for _, c := range cases {
+		r := decodeRequest(c.domain, c.typ, c.addr)
+		if got := r.Dest(); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestReadStatusOfSelf(t *testing.T) {
+	st, err := readStatus("/proc/thread-self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tgid != unix.Getpid() || st.NSTgid == 0 {
+		t.Errorf("Tgid %d NStgid %d, want %d", st.Tgid, st.NSTgid, unix.Getpid())
+	}
+	if st.Uid[1] != uint32(unix.Geteuid()) || st.Gid[1] != uint32(unix.Getegid()) {
+		t.Errorf("uids %v gids %v", st.Uid, st.Gid)
+	}
+	if !sameCreds(st, st) {
+		t.Error("a status differs from itself")
+	}
+	other := st
+	other.Groups = append(append([]uint32{}, st.Groups...), 4242)
+	if sameCreds(st, other) {
+		t.Error("an extra supplementary group went unnoticed")
+	}
+}
+
+func TestReadableChecksEveryPage(t *testing.T) {
+	page := unix.Getpagesize()
+	mem, err := unix.Mmap(-1, 0, 2*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	if err := unix.Mprotect(mem[page:], unix.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	base := uint64(uintptrOf(mem))
+	tid := uint32(unix.Gettid())
+	if !readable(tid, base, 16) {
+		t.Error("first page should be readable")
+	}
+	if readable(tid, base+uint64(page)-8, 16) {
+		t.Error("a range straddling into PROT_NONE must not be readable")
+	}
+	if readable(tid, base+uint64(page), 1) {
+		t.Error("a PROT_NONE page must not be readable")
+	}
+}

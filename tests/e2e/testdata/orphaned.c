@@ -1,0 +1,30 @@
+#define _GNU_SOURCE
+// orphaned: connects, kills its supervisor (its parent), then connects
+// again. With no supervisor, a trapped call must fail (ENOSYS), never pass.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(void) {
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof a;
+	bind(l, (void *)&a, sizeof a);
+	listen(l, 8);
+	getsockname(l, (void *)&a, &al);
+	int c1 = socket(AF_INET, SOCK_STREAM, 0);
+	int r = connect(c1, (void *)&a, sizeof a);
+	printf("before=%d errno=%s\n", r, r ? strerrorname_np(errno) : "0");
+	fflush(stdout);
+	kill(getppid(), SIGKILL);
+	usleep(200 * 1000);
+	int c2 = socket(AF_INET, SOCK_STREAM, 0);
+	r = connect(c2, (void *)&a, sizeof a);
+	printf("after=%d errno=%s\n", r, r ? strerrorname_np(errno) : "0");
+	return 0;
+}
