@@ -87,6 +87,9 @@ type Request struct {
 	Addr     netip.AddrPort
 	Unix     UnixAddr
 	PID      int
+	// Broadcast reports whether the socket has SO_BROADCAST set. The virtual
+	// topology needs it to answer a datagram to a subnet broadcast address.
+	Broadcast bool
 }
 
 // Dest renders the destination the way policies and logs spell it.
@@ -164,6 +167,24 @@ const (
 	ReasonBroadcast
 )
 
+func (r Reason) String() string {
+	switch r {
+	case ReasonNone:
+		return "none"
+	case ReasonAccess:
+		return "access"
+	case ReasonPerm:
+		return "perm"
+	case ReasonNet:
+		return "net"
+	case ReasonHost:
+		return "host"
+	case ReasonBroadcast:
+		return "broadcast"
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
 // Decision is the verdict for one Request.
 type Decision struct {
 	Action   Action
@@ -171,6 +192,13 @@ type Decision struct {
 	Timeout  time.Duration  // for Timeout
 	Redirect netip.AddrPort // for Redirect
 	Rule     string         // the rule that decided, as the user wrote it; "" for the default
+	// Delay is how long the program waits before a Refuse or Unreachable
+	// verdict shows: a remote peer's round trip, or the ARP failure time of an
+	// on-link address that nobody holds (DefaultARPDelay). Zero means at once.
+	Delay time.Duration
+	// Suggest is, for a default denial, the exact command-line flag that would
+	// allow this destination (e.g. "--allow tcp:127.0.0.1:8080"); "" otherwise.
+	Suggest string
 }
 
 // Decider decides requests. Implementations must be safe for concurrent use.

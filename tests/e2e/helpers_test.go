@@ -15,7 +15,7 @@ import (
 )
 
 var (
-	buildOnce sync.Once
+	buildOnce  sync.Once
 	sandboxBin string
 	buildErr   error
 )
