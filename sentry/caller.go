@@ -138,7 +138,7 @@ func (c *call) isUnixPath() bool {
 // EACCES) are exactly those connect would return.
 func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	path := c.req.Unix.Path
-	dirfd, resolve, p, cleanup, err := s.callerView(c.n.Pid, path)
+	dirfd, resolve, p, cleanup, err := s.callerView(c, path)
 	if err != nil {
 		if err == unix.ESRCH || err == unix.ENOENT {
 			return gone, false // the caller died while we looked
@@ -170,10 +170,15 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 // openat2 finds what the caller would find. When the caller shares the
 // supervisor's root and mount namespace, plain lookups are exact (magic
 // links included); otherwise the lookup is confined to the caller's root.
-func (s *Supervisor) callerView(tid uint32, path string) (dirfd int, resolve uint64, p string, cleanup func(), err error) {
+func (s *Supervisor) callerView(c *call, path string) (dirfd int, resolve uint64, p string, cleanup func(), err error) {
 	cleanup = func() {}
+	tid := c.n.Pid
 	root := fmt.Sprintf("/proc/%d/root", tid)
 	same, err := sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid))
+	if err != nil {
+		return -1, 0, "", cleanup, err
+	}
+	path, err = s.procSelf(c, path, same)
 	if err != nil {
 		return -1, 0, "", cleanup, err
 	}
@@ -205,6 +210,35 @@ func (s *Supervisor) callerView(tid uint32, path string) (dirfd int, resolve uin
 		path = rel + "/" + path
 	}
 	return rootfd, unix.RESOLVE_IN_ROOT, path, cleanup, nil
+}
+
+// procSelf rewrites a leading /proc/self or /proc/thread-self, which would
+// otherwise name the supervisor, to the caller's own /proc entries. (A
+// symlink that leads into /proc/self further down the path is not
+// rewritten: a documented limit.)
+func (s *Supervisor) procSelf(c *call, path string, sameRoot bool) (string, error) {
+	rest, thread := "", false
+	switch {
+	case path == "/proc/self" || strings.HasPrefix(path, "/proc/self/"):
+		rest = path[len("/proc/self"):]
+	case path == "/proc/thread-self" || strings.HasPrefix(path, "/proc/thread-self/"):
+		rest, thread = path[len("/proc/thread-self"):], true
+	default:
+		return path, nil
+	}
+	st, err := c.callerStatus()
+	if err != nil {
+		return "", unix.ESRCH
+	}
+	// In a foreign root, the caller's /proc shows its own pid namespace.
+	tgid, tid := st.Tgid, int(c.n.Pid)
+	if !sameRoot {
+		tgid, tid = st.NSTgid, st.NSPid
+	}
+	if thread {
+		return fmt.Sprintf("/proc/%d/task/%d%s", tgid, tid, rest), nil
+	}
+	return fmt.Sprintf("/proc/%d%s", tgid, rest), nil
 }
 
 func sameRoot(root, mntns string) (bool, error) {

@@ -31,7 +31,7 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	if o, ok := s.takeFD(c); !ok {
 		return o
 	}
-	if alen < 0 || alen > unix.SizeofSockaddrAny {
+	if alen < 0 || alen > sockaddrStorage {
 		return ret(unix.EINVAL)
 	}
 	c.alen = int(alen)
@@ -213,10 +213,13 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 	if !blocking {
 		return ret(s.attempt(c, false))
 	}
+	if s.waiter.interrupted(c) {
+		return ret(unix.EINTR)
+	}
 	e := s.attempt(c, true)
 	switch {
 	case e == unix.EINPROGRESS || e == unix.EALREADY:
-		return s.waiter.waitConnected(c)
+		return s.waiter.waitConnected(c, e)
 	case e == unix.EAGAIN && c.domain == unix.AF_UNIX:
 		// A full backlog: a blocking caller waits for room.
 		return s.waiter.retryLater(c)

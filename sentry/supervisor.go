@@ -65,6 +65,10 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 	return s, nil
 }
 
+// sockaddrStorage is sizeof(struct sockaddr_storage): the largest addrlen
+// the kernel accepts. (unix.SizeofSockaddrAny is 112: not the same thing.)
+const sockaddrStorage = 128
+
 // call is one trapped syscall on its way through the supervisor.
 type call struct {
 	n     seccomp.Notif
@@ -75,7 +79,7 @@ type call struct {
 	sock  int   // our duplicate of the caller's fd, -1 if none
 	flags int   // file status flags of the shared open file description
 
-	addr [unix.SizeofSockaddrAny]byte // the address, copied out of the tracee
+	addr [sockaddrStorage]byte // the address, copied out of the tracee
 	alen int
 
 	domain, typ int

@@ -262,6 +262,7 @@ func readable(tid uint32, addr, n uint64) bool {
 type status struct {
 	Tgid   int
 	NSTgid int // the thread group id in the tracee's own pid namespace
+	NSPid  int // the thread id in the tracee's own pid namespace
 	Uid    [4]uint32
 	Gid    [4]uint32
 	Groups []uint32
@@ -285,6 +286,8 @@ func readStatus(path string) (status, error) {
 			st.Tgid, _ = strconv.Atoi(string(f[0]))
 		case "NStgid":
 			st.NSTgid, _ = strconv.Atoi(string(f[len(f)-1]))
+		case "NSpid":
+			st.NSPid, _ = strconv.Atoi(string(f[len(f)-1]))
 		case "Uid", "Gid":
 			dst := &st.Uid
 			if k[0] == 'G' {

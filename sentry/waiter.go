@@ -24,6 +24,7 @@ type waiter struct {
 
 	mu    sync.Mutex
 	byFD  map[int]*waitItem
+	byTid map[uint32]*waitItem // a thread has at most one call in flight
 	timer timerHeap
 }
 
@@ -53,7 +54,8 @@ const (
 type waitItem struct {
 	c        *call
 	kind     waitKind
-	deadline time.Time // from SO_SNDTIMEO; zero when none
+	first    unix.Errno // what the call returns if its send timeout expires
+	deadline time.Time  // from SO_SNDTIMEO; zero when none
 	next     time.Time // next validity check, or next retry
 	backoff  time.Duration
 	index    int // in the timer heap
@@ -79,7 +81,7 @@ func newWaiter(s *Supervisor) (*waiter, error) {
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		return nil, err
 	}
-	return &waiter{s: s, epfd: epfd, wake: wake, byFD: make(map[int]*waitItem)}, nil
+	return &waiter{s: s, epfd: epfd, wake: wake, byFD: make(map[int]*waitItem), byTid: make(map[uint32]*waitItem)}, nil
 }
 
 // sendTimeout returns the socket's SO_SNDTIMEO, which bounds a blocking
@@ -93,8 +95,8 @@ func sendTimeout(fd int) time.Duration {
 	return time.Duration(tv.Nano())
 }
 
-func (w *waiter) newItem(c *call, kind waitKind) *waitItem {
-	it := &waitItem{c: c, kind: kind, backoff: firstCheck}
+func (w *waiter) newItem(c *call, kind waitKind, first unix.Errno) *waitItem {
+	it := &waitItem{c: c, kind: kind, first: first, backoff: firstCheck}
 	if d := sendTimeout(c.sock); d > 0 {
 		it.deadline = c.start.Add(d)
 	}
@@ -103,12 +105,16 @@ func (w *waiter) newItem(c *call, kind waitKind) *waitItem {
 }
 
 // waitConnected parks a blocking connect until its socket is writable.
-func (w *waiter) waitConnected(c *call) outcome {
-	it := w.newItem(c, kindConnected)
+// first is what the attempt returned: EINPROGRESS if it started the
+// connection, EALREADY if it found one under way; Linux returns it when the
+// send timeout expires.
+func (w *waiter) waitConnected(c *call, first unix.Errno) outcome {
+	it := w.newItem(c, kindConnected, first)
 	w.mu.Lock()
 	err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.sock, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.sock)})
 	if err == nil {
 		w.byFD[c.sock] = it
+		w.byTid[c.n.Pid] = it
 		w.schedule(it)
 	}
 	w.mu.Unlock()
@@ -121,10 +127,11 @@ func (w *waiter) waitConnected(c *call) outcome {
 
 // retryLater parks a blocking Unix connect that met a full backlog.
 func (w *waiter) retryLater(c *call) outcome {
-	it := w.newItem(c, kindRetry)
+	it := w.newItem(c, kindRetry, unix.EAGAIN)
 	it.backoff = time.Millisecond
 	it.next = time.Now().Add(it.backoff)
 	w.mu.Lock()
+	w.byTid[c.n.Pid] = it
 	w.schedule(it)
 	w.mu.Unlock()
 	return pending
@@ -138,8 +145,40 @@ func (w *waiter) schedule(it *waitItem) {
 	}
 }
 
-// take removes it from the epoll set and the heap; w.mu is held.
+// interrupted is called for every blocking connect before it starts. A
+// thread has at most one call in flight, so a call still parked for the same
+// thread was torn down by a signal. It reports whether that torn-down call
+// was on the same socket with a send timeout: Linux would then have returned
+// EINTR (sock_intr_errno), never restarted it, but a torn-down notification
+// always restarts under SA_RESTART. The new call is then that restart, or
+// the program calling again after EINTR: both are answered EINTR (the
+// second is a documented divergence: one extra EINTR).
+func (w *waiter) interrupted(c *call) bool {
+	w.mu.Lock()
+	old, ok := w.byTid[c.n.Pid]
+	if ok {
+		w.take(old)
+	}
+	w.mu.Unlock()
+	if !ok {
+		return false
+	}
+	same := sameFile(old.c.sock, c.sock) && !old.deadline.IsZero()
+	w.s.finish(old.c, gone)
+	return same
+}
+
+func sameFile(a, b int) bool {
+	var sa, sb unix.Stat_t
+	return unix.Fstat(a, &sa) == nil && unix.Fstat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// take removes it from the epoll set, the thread index and the heap; w.mu
+// is held.
 func (w *waiter) take(it *waitItem) {
+	if w.byTid[it.c.n.Pid] == it {
+		delete(w.byTid, it.c.n.Pid)
+	}
 	if _, ok := w.byFD[it.c.sock]; ok {
 		delete(w.byFD, it.c.sock)
 		unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, it.c.sock, nil)
@@ -222,11 +261,7 @@ func (w *waiter) tick(it *waitItem, now time.Time) {
 		return
 	}
 	if !it.deadline.IsZero() && !now.Before(it.deadline) {
-		if it.kind == kindRetry {
-			w.s.finish(c, ret(unix.EAGAIN))
-		} else {
-			w.s.finish(c, ret(unix.EINPROGRESS))
-		}
+		w.s.finish(c, ret(it.first))
 		return
 	}
 	limit := maxCheck
@@ -245,6 +280,7 @@ func (w *waiter) tick(it *waitItem, now time.Time) {
 func (w *waiter) requeue(it *waitItem) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.byTid[it.c.n.Pid] = it
 	if it.kind == kindConnected {
 		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, it.c.sock, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(it.c.sock)}); err == nil {
 			w.byFD[it.c.sock] = it
