@@ -56,7 +56,7 @@ type waitItem struct {
 	kind     waitKind
 	first    unix.Errno // what the call returns if its send timeout expires
 	deadline time.Time  // from SO_SNDTIMEO; zero when none
-	next     time.Time // next validity check, or next retry
+	next     time.Time  // next validity check, or next retry
 	backoff  time.Duration
 	index    int // in the timer heap
 }
