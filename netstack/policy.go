@@ -1,0 +1,221 @@
+package netstack
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// Default is what a policy decides when no rule matches and the virtual
+// topology (if any) has no answer.
+type Default struct {
+	// Self allows the destinations the sandboxed process tree itself
+	// listens on or has bound (see Endpoints); Verdict decides the rest.
+	Self    bool
+	Verdict Verdict
+}
+
+// DefaultSelf is the default of a sandbox run with no policy and no flags.
+var DefaultSelf = Default{Self: true, Verdict: verdictDeny}
+
+// Policy is a compiled, immutable policy: rules from flags, then rules from
+// a file, then the virtual topology, then the default. It implements
+// Decider and is safe for concurrent use.
+type Policy struct {
+	name    string
+	def     Default
+	rules   []Rule
+	network *Network
+	flags   int // how many of the first rules came from flags
+
+	v4, v6     trie
+	unixRules  []int32 // rules that can match a Unix destination, in order
+	otherRules []int32 // rules that can match any other request ("*" rules)
+
+	self atomic.Pointer[Endpoints]
+}
+
+var _ Decider = (*Policy)(nil)
+
+// NewPolicy compiles a policy. name says where it came from, for messages;
+// network may be nil.
+func NewPolicy(name string, def Default, rules []Rule, network *Network) (*Policy, error) {
+	if def.Verdict.Action == Redirect {
+		return nil, fmt.Errorf("%s: redirect cannot be the default: it applies only to IP destinations", name)
+	}
+	for i := range rules {
+		if err := rules[i].validate(); err != nil {
+			where := rules[i].Origin
+			if where == "flag" {
+				where = rules[i].Text
+			}
+			return nil, errAt(where, fmt.Sprintf("%s: rule %d", name, i+1), "%v", err)
+		}
+	}
+	if network != nil {
+		n := *network // compile fills in tables: keep the caller's (and other policies') copy untouched
+		if err := n.compile(); err != nil {
+			return nil, err
+		}
+		network = &n
+	}
+	p := &Policy{name: name, def: def, rules: append([]Rule(nil), rules...), network: network}
+	v4, v6 := newTrieBuilder(32), newTrieBuilder(128)
+	for i := range p.rules {
+		rl, idx := &p.rules[i], int32(i)
+		unix, other := false, false
+		for _, d := range rl.Dests {
+			switch d.Kind {
+			case DestAny:
+				m := classMask(rl, d)
+				v4.add(allIPv4, entry{idx, AllPorts, m})
+				v6.add(allIPv6, entry{idx, AllPorts, m})
+				unix, other = true, true
+			case DestInet:
+				e := entry{idx, d.Ports, classMask(rl, d)}
+				if len(d.Prefixes) == 0 {
+					v4.add(allIPv4, e)
+					v6.add(allIPv6, e)
+				}
+				for _, pf := range d.Prefixes {
+					if pf.Addr().Is4() {
+						v4.add(pf, e)
+					} else {
+						v6.add(pf, e)
+					}
+				}
+			default:
+				unix = true
+			}
+		}
+		if unix {
+			p.unixRules = append(p.unixRules, idx)
+		}
+		if other {
+			p.otherRules = append(p.otherRules, idx)
+		}
+	}
+	p.v4, p.v6 = v4.build(), v6.build()
+	return p, nil
+}
+
+// SelfPolicy is the policy of a run with no policy file and no flags: only
+// the tree's own endpoints are reachable.
+func SelfPolicy() *Policy {
+	p, _ := NewPolicy("default policy", DefaultSelf, nil, nil)
+	return p
+}
+
+// WithFlags returns a policy whose rules are flags (checked first, in
+// order) followed by p's rules, earlier flags included; p is unchanged and
+// the new policy shares its Endpoints.
+func (p *Policy) WithFlags(flags []Rule) (*Policy, error) {
+	rules := append(append([]Rule(nil), flags...), p.rules...)
+	q, err := NewPolicy(p.name, p.def, rules, p.network)
+	if err != nil {
+		return nil, err
+	}
+	q.flags = p.flags + len(flags)
+	q.self.Store(p.self.Load())
+	return q, nil
+}
+
+// UseEndpoints gives the "self" default the registry of the tree's own
+// endpoints. Without one, the self default allows nothing.
+func (p *Policy) UseEndpoints(e *Endpoints) { p.self.Store(e) }
+
+// Rules returns the rules in the order they are checked. The slice is the
+// policy's own: do not modify it.
+func (p *Policy) Rules() []Rule { return p.rules }
+
+// Default returns the policy's default.
+func (p *Policy) Default() Default { return p.def }
+
+// Network returns the virtual topology, or nil.
+func (p *Policy) Network() *Network { return p.network }
+
+// Decide implements Decider.
+func (p *Policy) Decide(r Request) Decision {
+	r = normalize(r)
+	if r.Family == FamilyUnspec {
+		return Decision{Action: Allow, Rule: "disconnect (AF_UNSPEC)"}
+	}
+	if i := p.lookup(r); i != noRule {
+		return p.rules[i].Verdict.decision(r, p.rules[i].Text)
+	}
+	return p.fallback(r)
+}
+
+// lookup returns the index of the first rule matching r, or noRule.
+func (p *Policy) lookup(r Request) int32 {
+	if a, ok := inetAddr(r); ok {
+		t := &p.v6
+		if a.Is4() {
+			t = &p.v4
+		}
+		return t.lookup(a, r.Addr.Port(), classOf(r))
+	}
+	list := p.otherRules
+	if r.Family == FamilyUnix {
+		list = p.unixRules
+	}
+	for _, i := range list {
+		if p.rules[i].Matches(r) {
+			return i
+		}
+	}
+	return noRule
+}
+
+// lookupLinear is the reference: the first matching rule by a plain scan.
+func (p *Policy) lookupLinear(r Request) int32 {
+	r = normalize(r)
+	for i := range p.rules {
+		if p.rules[i].Matches(r) {
+			return int32(i)
+		}
+	}
+	return noRule
+}
+
+// fallback decides a request that no rule matched: topology, then default.
+func (p *Policy) fallback(r Request) Decision {
+	if p.network != nil {
+		if res := p.network.decide(r); res.kind != topoPass {
+			return res.decision(r)
+		}
+	}
+	if p.def.Self {
+		if r.Family == FamilyUnix && !r.Unix.Abstract && r.Unix.Path == "" {
+			return Decision{Action: Allow} // unnamed: no peer to reach; the kernel answers
+		}
+		if e := p.self.Load(); e != nil && e.Contains(r) {
+			return Decision{Action: Allow}
+		}
+	}
+	d := p.def.Verdict.decision(r, "")
+	if p.def.Self && d.Action == Deny {
+		d.Suggest = Suggest(r) // an explicit default is intended; self's denials are what users trip on
+	}
+	return d
+}
+
+// errAt formats an error that happened at origin ("file:line:col"), or at
+// fallback when the origin is unknown (a rule built by hand).
+func errAt(origin, fallback, format string, args ...any) error {
+	if origin == "" {
+		origin = fallback
+	}
+	return fmt.Errorf("%s: %s", origin, fmt.Sprintf(format, args...))
+}
+
+// normalize maps values outside the enums to "other", so that no table
+// index can overflow.
+func normalize(r Request) Request {
+	if r.Family > FamilyUnspec {
+		r.Family = FamilyOther
+	}
+	if r.Type > TypeSeqpacket {
+		r.Type = TypeOther
+	}
+	return r
+}

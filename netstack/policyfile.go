@@ -1,0 +1,579 @@
+package netstack
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ParsePolicy parses a YAML policy file (schema in README.md) and compiles
+// it. name is the file name used in messages; resolve turns hostnames into
+// addresses once, now (nil: hostnames are errors). Every error names
+// name:line:column and what was expected; several are joined by newlines.
+func ParsePolicy(name string, data []byte, resolve func(host string) ([]netip.Addr, error)) (*Policy, error) {
+	p := &fileParser{file: name, resolve: resolve}
+	def, rules, network := p.parse(data)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	return NewPolicy(name, def, rules, network)
+}
+
+type fileParser struct {
+	file    string
+	resolve Resolver
+	errs    []error
+}
+
+const maxErrors = 20
+
+func (p *fileParser) pos(n *yaml.Node) string {
+	return fmt.Sprintf("%s:%d:%d", p.file, n.Line, n.Column)
+}
+
+func (p *fileParser) errf(n *yaml.Node, format string, args ...any) {
+	if len(p.errs) < maxErrors {
+		p.errs = append(p.errs, fmt.Errorf("%s: %s", p.pos(n), fmt.Sprintf(format, args...)))
+	}
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (p *fileParser) parse(data []byte) (Default, []Rule, *Network) {
+	def := DefaultSelf
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if err != io.EOF { // an empty file is an empty policy
+			p.syntaxError(err)
+		}
+		return def, nil, nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		if err != nil {
+			p.syntaxError(err)
+		} else {
+			p.errf(&extra, "expected a single YAML document, found another")
+		}
+		return def, nil, nil
+	}
+	root := deref(&doc)
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = deref(root.Content[0])
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return def, nil, nil
+	}
+	f := p.mapping(root, "the policy", "version", "default", "rules", "network")
+	if f == nil {
+		return def, nil, nil
+	}
+	if n := f.val("version"); n != nil {
+		if s, ok := p.scalar(n, "the policy version"); ok && s != "1" {
+			p.errf(n, "expected version 1, got %q", s)
+		}
+	}
+	if n := f.val("default"); n != nil {
+		def = p.defaultVerdict(n)
+	}
+	var rules []Rule
+	if n := f.val("rules"); n != nil {
+		for _, rn := range p.sequence(n, "a list of rules") {
+			if rl, ok := p.rule(rn); ok {
+				rules = append(rules, rl)
+			}
+		}
+	}
+	var network *Network
+	if n := f.val("network"); n != nil {
+		network = p.network(n)
+	}
+	return def, rules, network
+}
+
+func (p *fileParser) syntaxError(err error) {
+	line, msg := 1, err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	p.errs = append(p.errs, fmt.Errorf("%s:%d:1: expected valid YAML: %s", p.file, line, msg))
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+// fields is a checked YAML mapping.
+type fields struct {
+	keys, vals map[string]*yaml.Node
+	order      []string
+	unknown    bool // an unknown key was reported: say no more about what is missing
+}
+
+func (f *fields) val(k string) *yaml.Node {
+	if v := f.vals[k]; v != nil {
+		return deref(v)
+	}
+	return nil
+}
+
+// mapping checks that n is a mapping whose keys are among allowed, each at
+// most once. It returns nil after reporting an error if n is no mapping.
+func (p *fileParser) mapping(n *yaml.Node, what string, allowed ...string) *fields {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, "expected %s (a mapping), got %s", what, kindName(n))
+		return nil
+	}
+	f := &fields{keys: map[string]*yaml.Node{}, vals: map[string]*yaml.Node{}}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.errf(k, "expected a key of %s, got %s", what, kindName(k))
+			continue
+		}
+		if !contains(allowed, k.Value) {
+			p.errf(k, "unknown key %q in %s: expected one of %s", k.Value, what, strings.Join(allowed, ", "))
+			f.unknown = true
+			continue
+		}
+		if first := f.keys[k.Value]; first != nil {
+			p.errf(k, "key %q repeated (first at line %d)", k.Value, first.Line)
+			continue
+		}
+		f.keys[k.Value], f.vals[k.Value] = k, v
+		f.order = append(f.order, k.Value)
+	}
+	return f
+}
+
+func (p *fileParser) sequence(n *yaml.Node, what string) []*yaml.Node {
+	n = deref(n)
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, "expected %s, got %s", what, kindName(n))
+		return nil
+	}
+	return n.Content
+}
+
+func (p *fileParser) scalar(n *yaml.Node, what string) (string, bool) {
+	n = deref(n)
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errf(n, "expected %s, got %s", what, kindName(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// scalars accepts one scalar or a list of them.
+func (p *fileParser) scalars(n *yaml.Node, what string) []*yaml.Node {
+	n = deref(n)
+	if n.Kind == yaml.SequenceNode {
+		if len(n.Content) == 0 {
+			p.errf(n, "expected %s, got an empty list", what)
+		}
+		return n.Content
+	}
+	return []*yaml.Node{n}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+var verbs = []string{"allow", "deny", "refuse", "unreachable", "timeout", "redirect"}
+
+// verdictOptions are the keys that refine a verdict, and the actions each
+// applies to.
+var verdictOptions = map[string][]Action{
+	"errno":  {Deny},
+	"reason": {Unreachable},
+	"after":  {Timeout, Refuse, Unreachable},
+	"to":     {Redirect},
+}
+
+// verdict reads the verdict options in f for action a. at is the node to
+// blame for a missing option.
+func (p *fileParser) verdict(a Action, f *fields, at *yaml.Node) (Verdict, bool) {
+	v, _ := parseVerdictArg(a, "")
+	ok := true
+	for _, k := range []string{"errno", "reason", "after", "to"} {
+		n := f.val(k)
+		if n == nil {
+			continue
+		}
+		if !containsAction(verdictOptions[k], a) {
+			p.errf(f.keys[k], "%s does not apply to %s", k, a)
+			ok = false
+			continue
+		}
+		s, good := p.scalar(n, k)
+		if !good {
+			ok = false
+			continue
+		}
+		var err error
+		switch k {
+		case "after":
+			v.After, err = parseDuration(s)
+		default:
+			var w Verdict
+			w, err = parseVerdictArg(a, s)
+			v.Reason, v.To = w.Reason, w.To
+		}
+		if err != nil {
+			p.errf(n, "%v", err)
+			ok = false
+		}
+	}
+	if a == Redirect && f.val("to") == nil {
+		p.errf(at, "redirect needs to: IP:PORT")
+		ok = false
+	}
+	return v, ok
+}
+
+func containsAction(list []Action, a Action) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *fileParser) defaultVerdict(n *yaml.Node) Default {
+	what := "self, allow, deny, refuse, unreachable or timeout"
+	if n.Kind == yaml.ScalarNode {
+		if n.Value == "self" {
+			return DefaultSelf
+		}
+		a, ok := actionNames[n.Value]
+		if !ok || a == Redirect {
+			p.errf(n, "expected the default: %s, got %q", what, n.Value)
+			return DefaultSelf
+		}
+		v, _ := parseVerdictArg(a, "")
+		return Default{Verdict: v}
+	}
+	f := p.mapping(n, "the default", "verdict", "errno", "reason", "after")
+	if f == nil {
+		return DefaultSelf
+	}
+	vn := f.val("verdict")
+	if vn == nil {
+		p.errf(n, "expected verdict: %s", what)
+		return DefaultSelf
+	}
+	s, _ := p.scalar(vn, "verdict")
+	a, ok := actionNames[s]
+	if s == "self" {
+		if len(f.order) > 1 {
+			p.errf(n, "self takes no options")
+		}
+		return DefaultSelf
+	}
+	if !ok || a == Redirect {
+		p.errf(vn, "expected %s, got %q", what, s)
+		return DefaultSelf
+	}
+	v, _ := p.verdict(a, f, vn)
+	return Default{Verdict: v}
+}
+
+func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
+	allowed := append(append([]string{}, verbs...), "errno", "reason", "after", "to", "family", "type")
+	f := p.mapping(n, "a rule", allowed...)
+	if f == nil {
+		return Rule{}, false
+	}
+	var verb string
+	for _, k := range f.order {
+		if contains(verbs, k) {
+			if verb != "" {
+				p.errf(f.keys[k], "a rule has one verdict, and this one already has %s", verb)
+				return Rule{}, false
+			}
+			verb = k
+		}
+	}
+	if verb == "" {
+		if f.unknown {
+			return Rule{}, false
+		}
+		p.errf(deref(n), "expected a rule: one of %s, with its destination", strings.Join(verbs, ", "))
+		return Rule{}, false
+	}
+	a := actionNames[verb]
+	rl := Rule{Origin: p.pos(f.keys[verb])}
+	ok := true
+	var raw []string
+	for _, dn := range p.scalars(f.val(verb), "a destination") {
+		s, good := p.scalar(dn, "a destination")
+		if !good {
+			ok = false
+			continue
+		}
+		d, err := parseDest(strings.TrimSpace(s), p.resolve)
+		if err != nil {
+			p.errf(dn, "%v", err)
+			ok = false
+			continue
+		}
+		raw = append(raw, s)
+		rl.Dests = append(rl.Dests, d)
+	}
+	rl.Text = fmt.Sprintf("%s:%d: %s: %s", p.file, f.keys[verb].Line, verb, strings.Join(raw, ", "))
+	var good bool
+	if rl.Verdict, good = p.verdict(a, f, f.keys[verb]); !good {
+		ok = false
+	}
+	if fn := f.val("family"); fn != nil {
+		s, _ := p.scalar(fn, "a family")
+		if fam, found := familyNames[s]; found {
+			rl.Family = FamilySetOf(fam)
+		} else if s != "" {
+			p.errf(fn, "expected family inet, inet6, unix or other, got %q", s)
+			ok = false
+		}
+	}
+	if tn := f.val("type"); tn != nil {
+		s, _ := p.scalar(tn, "a socket type")
+		if t, found := typeNames[s]; found {
+			rl.Type = TypeSetOf(t)
+		} else if s != "" {
+			p.errf(tn, "expected type stream, dgram, seqpacket, other, tcp or udp, got %q", s)
+			ok = false
+		}
+	}
+	if !ok {
+		return Rule{}, false
+	}
+	if err := rl.validate(); err != nil {
+		p.errf(f.keys[verb], "%v", err)
+		return Rule{}, false
+	}
+	return rl, true
+}
+
+func (p *fileParser) network(n *yaml.Node) *Network {
+	f := p.mapping(n, "the network", "interfaces", "routes", "hosts")
+	if f == nil {
+		return nil
+	}
+	net := &Network{}
+	if v := f.val("interfaces"); v != nil {
+		for _, in := range p.sequence(v, "a list of interfaces") {
+			if ifc, ok := p.iface(in); ok {
+				net.Interfaces = append(net.Interfaces, ifc)
+			}
+		}
+	}
+	if v := f.val("routes"); v != nil {
+		for _, rn := range p.sequence(v, "a list of routes") {
+			net.Routes = append(net.Routes, p.routes(rn)...)
+		}
+	}
+	if v := f.val("hosts"); v != nil {
+		for _, hn := range p.sequence(v, "a list of hosts") {
+			if h, ok := p.host(hn); ok {
+				net.Hosts = append(net.Hosts, h)
+			}
+		}
+	}
+	return net
+}
+
+func (p *fileParser) iface(n *yaml.Node) (Interface, bool) {
+	f := p.mapping(n, "an interface", "name", "address")
+	if f == nil {
+		return Interface{}, false
+	}
+	ifc := Interface{Origin: p.pos(deref(n))}
+	if v := f.val("name"); v != nil {
+		ifc.Name, _ = p.scalar(v, "an interface name")
+	} else {
+		p.errf(deref(n), "expected name: of the interface")
+	}
+	v := f.val("address")
+	if v == nil {
+		p.errf(deref(n), "expected address: ADDR/BITS of the interface")
+		return ifc, false
+	}
+	for _, an := range p.scalars(v, "an interface address") {
+		s, ok := p.scalar(an, "an interface address ADDR/BITS")
+		if !ok {
+			continue
+		}
+		pf, err := netip.ParsePrefix(s)
+		if err != nil || pf.Addr().Zone() != "" {
+			p.errf(an, "expected ADDR/BITS, such as 10.50.0.2/24, got %q", s)
+			continue
+		}
+		ifc.Addrs = append(ifc.Addrs, pf)
+	}
+	return ifc, len(ifc.Addrs) > 0
+}
+
+// routes reads one route; "to: default" gives one per IP version of via,
+// or both without via.
+func (p *fileParser) routes(n *yaml.Node) []Route {
+	f := p.mapping(n, "a route", "to", "via")
+	if f == nil {
+		return nil
+	}
+	origin := p.pos(deref(n))
+	var via netip.Addr
+	if v := f.val("via"); v != nil {
+		s, ok := p.scalar(v, "a gateway address")
+		if !ok {
+			return nil
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			p.errf(v, "expected a gateway IP address, got %q", s)
+			return nil
+		}
+		via = a.Unmap()
+	}
+	v := f.val("to")
+	if v == nil {
+		p.errf(deref(n), "expected to: default or ADDR/BITS")
+		return nil
+	}
+	s, ok := p.scalar(v, "default or ADDR/BITS")
+	if !ok {
+		return nil
+	}
+	if s == "default" {
+		var out []Route
+		if !via.IsValid() || via.Is4() {
+			out = append(out, Route{To: netip.MustParsePrefix("0.0.0.0/0"), Via: via, Origin: origin})
+		}
+		if !via.IsValid() || via.Is6() {
+			out = append(out, Route{To: netip.MustParsePrefix("::/0"), Via: via, Origin: origin})
+		}
+		return out
+	}
+	pf, err := parsePrefix(s)
+	if err != nil {
+		p.errf(v, "expected default or ADDR/BITS: %v", err)
+		return nil
+	}
+	return []Route{{To: pf, Via: via, Origin: origin}}
+}
+
+func (p *fileParser) host(n *yaml.Node) (Host, bool) {
+	f := p.mapping(n, "a host", "address", "name", "services")
+	if f == nil {
+		return Host{}, false
+	}
+	h := Host{Origin: p.pos(deref(n))}
+	if v := f.val("name"); v != nil {
+		h.Name, _ = p.scalar(v, "a host name")
+	}
+	v := f.val("address")
+	if v == nil {
+		p.errf(deref(n), "expected address: of the host")
+		return h, false
+	}
+	s, ok := p.scalar(v, "a host IP address")
+	if !ok {
+		return h, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		p.errf(v, "expected a host IP address, got %q", s)
+		return h, false
+	}
+	h.Addr = a.Unmap()
+	if sv := f.val("services"); sv != nil {
+		for _, sn := range p.sequence(sv, "a list of services") {
+			if s, ok := p.service(sn); ok {
+				h.Services = append(h.Services, s)
+			}
+		}
+	}
+	return h, true
+}
+
+func (p *fileParser) service(n *yaml.Node) (Service, bool) {
+	f := p.mapping(n, "a service", "port", "proto", "verdict", "errno", "reason", "after", "to")
+	if f == nil {
+		return Service{}, false
+	}
+	s := Service{Origin: p.pos(deref(n))}
+	ok := true
+	if v := f.val("port"); v == nil {
+		p.errf(deref(n), "expected port: PORT or PORT-PORT")
+		ok = false
+	} else if str, good := p.scalar(v, "a port"); good {
+		pr, err := parsePorts(str)
+		if err != nil {
+			p.errf(v, "%v", err)
+			ok = false
+		}
+		s.Ports = pr
+	}
+	if v := f.val("proto"); v != nil {
+		switch str, _ := p.scalar(v, "a protocol"); str {
+		case "tcp":
+			s.Types = TypeSetOf(TypeStream)
+		case "udp":
+			s.Types = TypeSetOf(TypeDgram)
+		default:
+			p.errf(v, "expected proto tcp or udp, got %q", str)
+			ok = false
+		}
+	}
+	vn := f.val("verdict")
+	if vn == nil {
+		p.errf(deref(n), "expected verdict: %s", strings.Join(verbs, ", "))
+		return s, false
+	}
+	str, _ := p.scalar(vn, "a verdict")
+	a, found := actionNames[str]
+	if !found {
+		p.errf(vn, "expected verdict %s, got %q", strings.Join(verbs, ", "), str)
+		return s, false
+	}
+	v, good := p.verdict(a, f, vn)
+	s.Verdict = v
+	return s, ok && good
+}
