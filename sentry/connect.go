@@ -52,12 +52,15 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 			return o
 		}
 	}
-	s.decide(c)
-	switch c.dec.Action {
-	case netstack.Allow:
+	if !c.hasDest() {
+		// No destination: the kernel rejects the address itself.
 		return s.connectAllowed(c)
 	}
-	return ret(errnoFor(c.dec))
+	s.decide(c)
+	if c.dec.Action == netstack.Allow {
+		return s.connectAllowed(c)
+	}
+	return s.act(c)
 }
 
 // takeFD duplicates the caller's fd into the supervisor (pidfd_getfd).
@@ -116,12 +119,22 @@ func (s *Supervisor) identifySocket(c *call) (outcome, bool) {
 // decodeRequest turns the copied address into a netstack request. It is
 // lenient on purpose: what the kernel would reject is rejected by the
 // kernel; what it would accept must be decoded here.
+//
+// An inet address is decoded only where the socket's family takes it: an
+// AF_INET6 address on an AF_INET socket, or an AF_INET address on an IPv6
+// TCP socket, is rejected by the kernel (EAFNOSUPPORT); IPv6 UDP sockets take
+// AF_INET addresses.
 func decodeRequest(domain, typ int, a []byte) netstack.Request {
 	r := netstack.Request{Op: netstack.OpConnect, Family: familyOf(domain), Type: typeOf(typ)}
 	if len(a) < 2 {
 		return r
 	}
-	switch binary.NativeEndian.Uint16(a) {
+	fam := binary.NativeEndian.Uint16(a)
+	if domain == unix.AF_INET && fam == unix.AF_INET6 ||
+		domain == unix.AF_INET6 && fam == unix.AF_INET && typ != unix.SOCK_DGRAM {
+		return r
+	}
+	switch fam {
 	case unix.AF_UNSPEC:
 		r.Family = netstack.FamilyUnspec
 	case unix.AF_INET:
@@ -194,6 +207,12 @@ func (s *Supervisor) decide(c *call) {
 		return
 	}
 	c.dec = s.decider.Decide(c.req)
+	// Only the "self" default's denials carry a suggestion: the
+	// destination may still be the tree's own socket, which the kernel can
+	// tell.
+	if c.dec.Action == netstack.Deny && c.dec.Suggest != "" && s.tree.owns(c) {
+		c.dec = netstack.Decision{Action: netstack.Allow, Rule: "self: the sandboxed tree's own socket"}
+	}
 }
 
 // connectAllowed performs the caller's connect on its own socket.

@@ -19,6 +19,7 @@ type auditLog struct {
 	// mu orders sends against Close: senders hold it shared.
 	mu     sync.RWMutex
 	closed bool
+	sum    summary
 }
 
 // logRec is a finished call, with the fixed field names of the log.
@@ -111,17 +112,19 @@ func (a *auditLog) record(c *call, o outcome) {
 		level = logrus.DebugLevel
 		msg = c.name + " interrupted"
 	}
-	if !a.l.IsLevelEnabled(level) {
-		return
-	}
 	e := errnoName(o.errno)
 	if o.gone {
 		e = "(no answer: interrupted)"
+	}
+	a.sum.add(summaryKey{Dst: c.req.Dest(), Verdict: verdict, Errno: e})
+	if !a.l.IsLevelEnabled(level) {
+		return
 	}
 	a.send(logRec{
 		level: level, syscall: c.name, pid: c.n.Pid, fd: c.fd,
 		family: c.req.Family.String(), typ: c.req.Type.String(), dst: c.req.Dest(),
 		verdict: verdict, rule: c.dec.Rule, errno: e, latency: time.Since(c.start), msg: msg,
+		suggest: c.dec.Suggest,
 	})
 }
 

@@ -87,7 +87,10 @@ func TestDecodeRequest(t *testing.T) {
 		{"inet", unix.AF_INET, unix.SOCK_STREAM, in4, "tcp:127.0.0.1:8080"},
 		{"inet udp", unix.AF_INET, unix.SOCK_DGRAM, in4, "udp:127.0.0.1:8080"},
 		{"inet short", unix.AF_INET, unix.SOCK_STREAM, in4[:15], "tcp:invalid AddrPort"},
-		{"v4 address on inet6 socket", unix.AF_INET6, unix.SOCK_STREAM, in4, "tcp:127.0.0.1:8080"},
+		// tcp_v6_connect rejects AF_INET (EAFNOSUPPORT); UDPv6 takes it.
+		{"v4 address on inet6 tcp socket", unix.AF_INET6, unix.SOCK_STREAM, in4, "tcp:invalid AddrPort"},
+		{"v4 address on inet6 udp socket", unix.AF_INET6, unix.SOCK_DGRAM, in4, "udp:127.0.0.1:8080"},
+		{"v6 address on inet socket", unix.AF_INET, unix.SOCK_DGRAM, in6, "udp:invalid AddrPort"},
 		{"inet6 rfc2133 length", unix.AF_INET6, unix.SOCK_STREAM, in6, "tcp:[fe80::1]:80"},
 		{"inet6 scoped", unix.AF_INET6, unix.SOCK_STREAM, in6scoped, "tcp:[fe80::1%7]:80"},
 		{"unspec", unix.AF_INET, unix.SOCK_STREAM, sockaddr(unix.AF_UNSPEC), "unspec"},

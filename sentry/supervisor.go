@@ -7,6 +7,7 @@ package sentry
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"time"
 
@@ -21,6 +22,10 @@ import (
 type Config struct {
 	Decider netstack.Decider
 	Log     *logrus.Logger
+	// Summary prints a table of destination, count, verdict and errno to
+	// stderr when PROGRAM ends; SummaryJSON writes it to that file.
+	Summary     bool
+	SummaryJSON string
 }
 
 // Supervisor answers the notifications of one listener.
@@ -31,7 +36,12 @@ type Supervisor struct {
 	tracees  *tracees
 	waiter   *waiter
 	log      *auditLog
+	cfg      Config
+	sinks    sinks
 	self     status // the supervisor's own credentials
+	// tree answers whether a destination belongs to the sandboxed tree,
+	// for the "self" default.
+	tree *tree
 }
 
 // New prepares a supervisor for listener lis.
@@ -55,7 +65,9 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		decider:  cfg.Decider,
 		dispatch: d,
 		tracees:  newTracees(),
+		tree:     newTree(),
 		log:      newAuditLog(cfg.Log),
+		cfg:      cfg,
 		self:     self,
 	}
 	s.waiter, err = newWaiter(s)
@@ -91,6 +103,9 @@ type call struct {
 	unix *unixTarget
 	// st caches the caller's credentials (read at most once per call).
 	st *status
+	// restoreUserTimeout, when >= 0, is the caller's TCP_USER_TIMEOUT, to
+	// put back once a timeout verdict's attempt has ended.
+	restoreUserTimeout int
 }
 
 // outcome is a handler's result.
@@ -117,7 +132,7 @@ func (s *Supervisor) Serve() error {
 	runtime.LockOSThread()
 	go s.waiter.run()
 	for {
-		c := &call{sock: -1}
+		c := &call{sock: -1, restoreUserTimeout: -1}
 		if err := s.lis.Receive(&c.n); err != nil {
 			return err
 		}
@@ -154,10 +169,20 @@ func (s *Supervisor) finish(c *call, o outcome) {
 		}
 	}
 	s.log.record(c, o)
-	c.release()
+	s.release(c)
 }
 
-func (c *call) release() {
+func (s *Supervisor) release(c *call) {
+	if c.sock >= 0 && c.restoreUserTimeout >= 0 {
+		if tcpState(c.sock) == tcpSynSent {
+			// Still trying (a send timeout, or a non-blocking caller): the
+			// waiter restores it when the attempt ends, and closes.
+			s.waiter.watch(c.sock, c.restoreUserTimeout)
+			c.sock = -1
+		} else {
+			unix.SetsockoptInt(c.sock, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, c.restoreUserTimeout)
+		}
+	}
 	if c.sock >= 0 {
 		unix.Close(c.sock)
 		c.sock = -1
@@ -167,8 +192,17 @@ func (c *call) release() {
 	}
 }
 
-// Close flushes the audit log. Calls still parked are left unanswered: the
-// listener closes with the process, and the kernel then fails them (ENOSYS).
+// Close flushes the audit log and writes the summary. Calls still parked
+// are left unanswered: the listener closes with the process, and the kernel
+// then fails them (ENOSYS).
 func (s *Supervisor) Close() {
 	s.log.Close()
+	if s.cfg.Summary {
+		s.log.sum.writeTable(os.Stderr)
+	}
+	if s.cfg.SummaryJSON != "" {
+		if err := s.log.sum.writeJSON(s.cfg.SummaryJSON); err != nil {
+			s.cfg.Log.WithField("error", err).Error("write --summary-json")
+		}
+	}
 }

@@ -37,6 +37,12 @@ const (
 	// kindRetry retries a Unix connect refused with EAGAIN (full backlog);
 	// no readiness event exists for "the peer's backlog has room".
 	kindRetry
+	// kindAfter answers a fixed errno once its deadline passes (a verdict
+	// that shows after a delay).
+	kindAfter
+	// kindWatch holds no call: it waits for a socket's connect attempt to
+	// end, then restores the caller's TCP_USER_TIMEOUT and closes our fd.
+	kindWatch
 )
 
 // The kernel keeps received, unanswered notifications on a list that
@@ -54,8 +60,9 @@ const (
 type waitItem struct {
 	c        *call
 	kind     waitKind
-	first    unix.Errno // what the call returns if its send timeout expires
-	deadline time.Time  // from SO_SNDTIMEO; zero when none
+	first    unix.Errno // what the call returns when its deadline passes
+	deadline time.Time  // from SO_SNDTIMEO (or the verdict's delay); zero when none
+	restore  int        // kindWatch: the TCP_USER_TIMEOUT to put back
 	next     time.Time  // next validity check, or next retry
 	backoff  time.Duration
 	index    int // in the timer heap
@@ -125,6 +132,32 @@ func (w *waiter) waitConnected(c *call, first unix.Errno) outcome {
 	return pending
 }
 
+// after parks c and answers e once d has passed.
+func (w *waiter) after(c *call, d time.Duration, e unix.Errno) outcome {
+	it := w.newItem(c, kindAfter, e)
+	it.deadline = time.Now().Add(d)
+	w.mu.Lock()
+	w.byTid[c.n.Pid] = it
+	w.schedule(it)
+	w.mu.Unlock()
+	return pending
+}
+
+// watch takes ownership of fd, a socket whose connect attempt is under way
+// with a verdict's TCP_USER_TIMEOUT, and restores the caller's value once
+// the attempt ends.
+func (w *waiter) watch(fd, restore int) {
+	it := &waitItem{c: &call{sock: fd, restoreUserTimeout: -1}, kind: kindWatch, restore: restore, index: -1}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}); err != nil {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, restore)
+		unix.Close(fd)
+		return
+	}
+	w.byFD[fd] = it
+}
+
 // retryLater parks a blocking Unix connect that met a full backlog.
 func (w *waiter) retryLater(c *call) outcome {
 	it := w.newItem(c, kindRetry, unix.EAGAIN)
@@ -163,7 +196,7 @@ func (w *waiter) interrupted(c *call) bool {
 	if !ok {
 		return false
 	}
-	same := sameFile(old.c.sock, c.sock) && !old.deadline.IsZero()
+	same := old.kind != kindAfter && sameFile(old.c.sock, c.sock) && !old.deadline.IsZero()
 	w.s.finish(old.c, gone)
 	return same
 }
@@ -240,6 +273,11 @@ func (w *waiter) run() {
 // settle finishes a call whose socket turned writable.
 func (w *waiter) settle(it *waitItem) {
 	c := it.c
+	if it.kind == kindWatch {
+		unix.SetsockoptInt(c.sock, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, it.restore)
+		unix.Close(c.sock)
+		return
+	}
 	if !w.s.lis.Valid(c.n.ID) {
 		// Interrupted meanwhile: leave the socket to the caller's next call.
 		w.s.finish(c, gone)

@@ -14,7 +14,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
-	"sandbox/netstack"
 	"sandbox/sentry"
 )
 
@@ -73,7 +72,7 @@ program sees a real, working connection.`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{runCommand()},
+		Commands:        []*cli.Command{runCommand(), policyCommand()},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return &exitError{code: exitSandbox, err: fmt.Errorf("%v (see 'sandbox %s --help')", err, c.Command.Name)}
 		},
@@ -81,6 +80,7 @@ program sees a real, working connection.`,
 }
 
 func runCommand() *cli.Command {
+	rules := &ruleFlags{fromEnv: map[string]bool{}}
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run PROGRAM under the supervisor",
@@ -97,22 +97,36 @@ Exit status:
 Signals SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent
 to the sandbox are forwarded to PROGRAM.
 
+Policy: with no --policy and no rule flags, PROGRAM may connect only to
+sockets its own process tree listens on or has bound (loopback TCP and UDP,
+Unix paths and abstract names); every other connect is denied with EACCES
+and logged at warning level with the flag that would allow it. Rule flags
+are checked first, in the order given, then the policy file's rules.
+DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets),
+unix:PATH-GLOB or unix:@ABSTRACT-GLOB.
+
 Every connect is logged (level info) with the fields pid, fd, family, type,
 dst, verdict, errno and latency. Every flag can also be set through the
-environment variable named after it.`,
-		Flags: []cli.Flag{
+environment variable SANDBOX_<FLAG> (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...;
+rule variables take comma-separated lists); a flag given on the command
+line wins over its variable.`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SANDBOX_LOG_LEVEL"},
 				Usage: "log level: panic, fatal, error, warn, info, debug or trace"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SANDBOX_LOG_FORMAT"},
 				Usage: "log format: text or json (one object per line)"},
 			&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"},
 				Usage: "append logs to `FILE` instead of stderr"},
-		},
-		Action: runAction,
+			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"},
+				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr"},
+			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"},
+				Usage: "when PROGRAM ends, write the summary as one JSON object to `FILE`"},
+		}, policyFlags(rules)...),
+		Action: func(c *cli.Context) error { return runAction(c, rules) },
 	}
 }
 
-func runAction(c *cli.Context) error {
+func runAction(c *cli.Context, rules *ruleFlags) error {
 	argv := c.Args().Slice()
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]
@@ -126,6 +140,10 @@ func runAction(c *cli.Context) error {
 	}
 	defer closeLog()
 
+	policy, err := loadPolicy(c, rules)
+	if err != nil {
+		return &exitError{code: exitSandbox, err: err}
+	}
 	path, err := lookPath(argv[0])
 	if err != nil {
 		return err
@@ -137,7 +155,8 @@ func runAction(c *cli.Context) error {
 		FailAt:     os.Getenv("SANDBOX_TEST_FAIL_AT"),
 		Foreground: isTerminal(0),
 	}
-	code, err := sentry.Run(spec, sentry.Config{Decider: netstack.AllowAll{}, Log: log})
+	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json")}
+	code, err := sentry.Run(spec, cfg)
 	if err != nil {
 		return &exitError{code: code, err: err}
 	}
