@@ -113,6 +113,11 @@ func (s *Supervisor) identifySocket(c *call) (outcome, bool) {
 	c.domain, c.typ = domain, typ
 	c.req = decodeRequest(domain, typ, c.addr[:c.alen])
 	c.req.PID = int(c.n.Pid)
+	if typ == unix.SOCK_DGRAM && (domain == unix.AF_INET || domain == unix.AF_INET6) {
+		// A topology denies a subnet broadcast without SO_BROADCAST (EACCES).
+		b, _ := unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BROADCAST)
+		c.req.Broadcast = b != 0
+	}
 	return outcome{}, true
 }
 
