@@ -78,11 +78,24 @@ func (l *Listener) Receive(n *Notif) error {
 		case unix.EINTR:
 			continue
 		case unix.ENOENT:
-			// The caller was interrupted between poll and receive.
+			// A caller was interrupted between wake-up and receive, or no
+			// task uses the filter any more: then the listener hangs up.
+			if l.hungUp() {
+				return ErrNoTracees
+			}
 			continue
 		}
 		return err
 	}
+}
+
+// ErrNoTracees means no task uses the filter any more.
+var ErrNoTracees = errors.New("no task uses the filter any more")
+
+func (l *Listener) hungUp() bool {
+	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&unix.POLLHUP != 0
 }
 
 // Valid reports whether notification id is still pending. Call it after

@@ -293,6 +293,10 @@ func (s *Supervisor) netlinkAutobind(c *call) {
 	if err != nil || st.NSTgid == 0 {
 		return
 	}
-	// EADDRINUSE: the kernel would fall back to a random id; so do we.
-	_ = unix.Bind(c.sock, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: uint32(st.NSTgid)})
+	err = unix.Bind(c.sock, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: uint32(st.NSTgid)})
+	// When the caller's pid is taken (its second socket), Linux picks a
+	// negative id from a rover below -4096: take the first free one.
+	for id := int32(-4096); err == unix.EADDRINUSE && id > -4096-1024; id-- {
+		err = unix.Bind(c.sock, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: uint32(id)})
+	}
 }

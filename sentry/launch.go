@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +42,14 @@ type Spec struct {
 	FailAt string
 	// Foreground gives PROGRAM the terminal's foreground process group.
 	Foreground bool
+	// SignalGroup forwards signals to PROGRAM's whole process group.
+	SignalGroup bool
+	// Grace is how long PROGRAM has after the first forwarded SIGTERM
+	// before everything left is killed (0: no limit).
+	Grace time.Duration
+	// WaitAll waits for every descendant once PROGRAM exits, instead of
+	// killing them.
+	WaitAll bool
 }
 
 // SetupError is a failure of the sandbox itself: exit status 125.

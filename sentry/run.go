@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/seccomp"
 )
 
 // Forwarded are the signals the supervisor passes on to PROGRAM. PROGRAM has
@@ -57,6 +59,9 @@ func Run(spec Spec, cfg Config) (int, error) {
 	}
 	go func() {
 		err := sup.Serve()
+		if errors.Is(err, seccomp.ErrNoTracees) {
+			return // PROGRAM's whole tree is gone
+		}
 		cfg.Log.WithField("error", err).Error("notification loop stopped; trapped calls now fail")
 	}()
 	if err := ch.Release(spec.Path); err != nil {
@@ -68,36 +73,64 @@ func Run(spec Spec, cfg Config) (int, error) {
 		reapAll(ch.Pid)
 		return code, err
 	}
-	status := wait(ch.Pid, sigc, spec.Foreground)
+	status := wait(ch.Pid, sigc, spec)
+	// What remains of the tree is killed: daemons PROGRAM left behind must
+	// not outlive the sandbox unsupervised.
 	killLeftovers()
 	return status, nil
 }
 
-// wait forwards signals until PROGRAM ends, reaping every child meanwhile.
-func wait(pid int, sigc <-chan os.Signal, foreground bool) int {
-	for sig := range sigc {
-		if sig != unix.SIGCHLD {
-			unix.Kill(pid, sig.(syscall.Signal))
-			continue
-		}
-		for {
-			var ws unix.WaitStatus
-			p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if err == unix.EINTR {
+// wait forwards signals until PROGRAM ends, reaping every child meanwhile,
+// and returns PROGRAM's status. With WaitAll it goes on until no
+// descendant is left.
+func wait(pid int, sigc <-chan os.Signal, spec Spec) int {
+	var grace <-chan time.Time
+	status, done := 0, false
+	for {
+		select {
+		case <-grace:
+			// The grace period after SIGTERM is over: kill what remains.
+			// Reaping stays below, so that PROGRAM's status is seen.
+			unix.Kill(-pid, unix.SIGKILL)
+			killTree()
+			grace = nil
+		case sig := <-sigc:
+			if sig != unix.SIGCHLD {
+				s := sig.(syscall.Signal)
+				if spec.SignalGroup {
+					unix.Kill(-pid, s)
+				} else {
+					unix.Kill(pid, s)
+				}
+				if s == unix.SIGTERM && spec.Grace > 0 && grace == nil {
+					grace = time.After(spec.Grace)
+				}
 				continue
 			}
-			if p <= 0 || err != nil {
-				break
-			}
-			if p == pid {
-				if foreground {
-					reclaimTerminal()
+			for {
+				var ws unix.WaitStatus
+				p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
 				}
-				return exitStatus(ws)
+				if err == unix.ECHILD && done {
+					return status // WaitAll: the last descendant is gone
+				}
+				if p <= 0 || err != nil {
+					break
+				}
+				if p == pid {
+					if spec.Foreground {
+						reclaimTerminal()
+					}
+					status, done = exitStatus(ws), true
+					if !spec.WaitAll {
+						return status
+					}
+				}
 			}
 		}
 	}
-	return 125
 }
 
 func exitStatus(ws unix.WaitStatus) int {
@@ -125,18 +158,22 @@ func reapAll(pid int) {
 	}
 }
 
+// killTree sends SIGKILL to every descendant, without reaping.
+func killTree() int {
+	pids := descendants(os.Getpid())
+	for _, p := range pids {
+		unix.Kill(p, unix.SIGKILL)
+	}
+	return len(pids)
+}
+
 // killLeftovers kills what remains of PROGRAM's tree once PROGRAM itself has
 // ended, and reaps it. As a subreaper, every orphaned descendant is our
 // child, so the tree is found through /proc parent links.
 func killLeftovers() {
-	self := os.Getpid()
 	for round := 0; round < 50; round++ {
-		pids := descendants(self)
-		if len(pids) == 0 {
+		if killTree() == 0 {
 			return
-		}
-		for _, p := range pids {
-			unix.Kill(p, unix.SIGKILL)
 		}
 		deadline := time.Now().Add(100 * time.Millisecond)
 		for time.Now().Before(deadline) {

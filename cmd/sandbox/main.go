@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
@@ -95,7 +96,12 @@ Exit status:
   127  PROGRAM was not found.
 
 Signals SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent
-to the sandbox are forwarded to PROGRAM.
+to the sandbox are forwarded to PROGRAM (to its process group with
+--signal-group). After the first SIGTERM, PROGRAM has --grace to exit, then
+everything left is killed. As PID 1 (a container's ENTRYPOINT) or not, the
+sandbox reaps every orphan of PROGRAM's tree; when PROGRAM exits, whatever it
+left running is killed, unless --wait-all. With a terminal on stdin, PROGRAM
+gets the foreground process group (docker run -it).
 
 Policy: with no --policy and no rule flags, PROGRAM may connect only to
 sockets its own process tree listens on or has bound (loopback TCP and UDP,
@@ -117,6 +123,12 @@ line wins over its variable.`,
 				Usage: "log format: text or json (one object per line)"},
 			&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"},
 				Usage: "append logs to `FILE` instead of stderr"},
+			&cli.BoolFlag{Name: "signal-group", EnvVars: []string{"SANDBOX_SIGNAL_GROUP"}, Category: "Process",
+				Usage: "forward signals to PROGRAM's whole process group, not only PROGRAM"},
+			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, EnvVars: []string{"SANDBOX_GRACE"}, Category: "Process",
+				Usage: "after the first SIGTERM, wait this long, then SIGKILL whatever remains (0: wait forever)"},
+			&cli.BoolFlag{Name: "wait-all", EnvVars: []string{"SANDBOX_WAIT_ALL"}, Category: "Process",
+				Usage: "when PROGRAM exits, wait for its remaining descendants instead of killing them (the default)"},
 			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"},
 				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr"},
 			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"},
@@ -149,11 +161,14 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 		return err
 	}
 	spec := sentry.Spec{
-		Path:       path,
-		Argv:       argv,
-		Env:        os.Environ(),
-		FailAt:     os.Getenv("SANDBOX_TEST_FAIL_AT"),
-		Foreground: isTerminal(0),
+		Path:        path,
+		Argv:        argv,
+		Env:         os.Environ(),
+		FailAt:      os.Getenv("SANDBOX_TEST_FAIL_AT"),
+		Foreground:  isTerminal(0),
+		SignalGroup: c.Bool("signal-group"),
+		Grace:       c.Duration("grace"),
+		WaitAll:     c.Bool("wait-all"),
 	}
 	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json")}
 	code, err := sentry.Run(spec, cfg)
