@@ -38,7 +38,7 @@ func TestExitStatus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := run(t, "", sb, c.args...)
+			r := run(t, sb, c.args...)
 			if r.code != c.code {
 				t.Fatalf("exit %d, want %d (stderr %q)", r.code, c.code, r.stderr)
 			}
@@ -151,7 +151,7 @@ func TestSetupFailureNeverRunsProgram(t *testing.T) {
 func TestConnectLogJSON(t *testing.T) {
 	sb := sandbox(t)
 	logf := filepath.Join(t.TempDir(), "log.json")
-	r := run(t, "", sb, "run", "--log-format", "json", "--log-file", logf, "--",
+	r := run(t, sb, "run", "--allow", "tcp:127.0.0.1:1", "--log-format", "json", "--log-file", logf, "--",
 		"python3", "-c", "import socket\ntry: socket.create_connection(('127.0.0.1', 1))\nexcept OSError as e: print(e.errno)")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)

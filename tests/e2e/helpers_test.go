@@ -1,60 +1,22 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"sandbox/tests/internal/nettest"
 )
 
-var (
-	buildOnce  sync.Once
-	sandboxBin string
-	buildErr   error
-)
+func TestMain(m *testing.M) { os.Exit(nettest.Main(m)) }
 
-// sandbox returns the path of a freshly built sandbox binary ($SANDBOX_BIN
-// overrides). A build failure fails the test: it never skips.
-func sandbox(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv("SANDBOX_BIN"); p != "" {
-			sandboxBin = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "sandbox-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		sandboxBin = filepath.Join(dir, "sandbox")
-		out, err := exec.Command("go", "build", "-o", sandboxBin, "sandbox/cmd/sandbox").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build sandbox: %v", buildErr)
-	}
-	return sandboxBin
-}
+// sandbox returns the sandbox binary, built once ($SANDBOX_BIN overrides).
+func sandbox(t *testing.T) string { return nettest.BuildSandbox(t) }
 
 // cc compiles a C file from testdata at test time.
-func cc(t *testing.T, name string, extra ...string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), strings.TrimSuffix(name, ".c"))
-	args := append([]string{"-O1", "-Wall", "-pthread", "-o", out, filepath.Join("testdata", name)}, extra...)
-	if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %s: %v\n%s", name, err, b)
-	}
-	return out
+func cc(t *testing.T, name string) string {
+	return nettest.CompileC(t, filepath.Join("testdata", name), false)
 }
 
 type result struct {
@@ -62,34 +24,19 @@ type result struct {
 	code           int
 }
 
-// run runs a command to completion (at most a minute) and returns its
-// output and exit status.
-func run(t *testing.T, stdin string, name string, args ...string) result {
+// run runs a command to completion (at most a minute). A sandbox killed by
+// a signal shows as 128+N, as a shell would report it.
+func run(t *testing.T, name string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-		if ws := ee.Sys().(syscall.WaitStatus); ws.Signaled() {
-			code = 128 + int(ws.Signal()) // the sandbox itself was killed
-		}
-	case err != nil:
-		t.Fatalf("%s: %v", name, err)
+	r := nettest.Run(time.Minute, append([]string{name}, args...)...)
+	if r.ExitCode == -1 && r.Signal == 0 {
+		t.Fatalf("%v", r)
 	}
-	return result{out.String(), errb.String(), code}
+	code := r.ExitCode
+	if r.Signal != 0 {
+		code = 128 + r.Signal
+	}
+	return result{r.Stdout, r.Stderr, code}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, credentials); CI runs as root")
-	}
-}
+func requireRoot(t *testing.T) { nettest.RequireRoot(t) }

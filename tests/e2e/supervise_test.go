@@ -24,11 +24,12 @@ func TestCurlLocalServer(t *testing.T) {
 		io.WriteString(w, "hello from the host\n")
 	}))
 	defer srv.Close()
-	r := run(t, "", sb, "run", "--", "curl", "-s", srv.URL+"/")
+	hostport := strings.TrimPrefix(srv.URL, "http://")
+	r := run(t, sb, "run", "--allow", "tcp:"+hostport, "--", "curl", "-s", srv.URL+"/")
 	if r.code != 0 || r.stdout != "hello from the host\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	dst := "dst=\"tcp:" + strings.TrimPrefix(srv.URL, "http://") + "\""
+	dst := "dst=\"tcp:" + hostport + "\""
 	if !strings.Contains(r.stderr, dst) || !strings.Contains(r.stderr, "verdict=allow") {
 		t.Errorf("the connect was not logged with %s:\n%s", dst, r.stderr)
 	}
@@ -62,7 +63,7 @@ func TestTenThousandPendingConnects(t *testing.T) {
 	const n = 10000
 	sb := sandbox(t)
 	prog := cc(t, "tarpit.c")
-	cmd := exec.Command(sb, "run", "--log-level", "warn", "--", prog, strconv.Itoa(n))
+	cmd := exec.Command(sb, "run", "--allow", "tcp:127.0.0.1", "--log-level", "warn", "--", prog, strconv.Itoa(n))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
@@ -111,8 +112,8 @@ func TestPeerCredIsTheOnlyDivergence(t *testing.T) {
 	requireRoot(t)
 	sb := sandbox(t)
 	prog := cc(t, "peercred.c")
-	native := run(t, "", prog)
-	boxed := run(t, "", sb, "run", "--log-level", "error", "--", prog)
+	native := run(t, prog)
+	boxed := run(t, sb, "run", "--allow-all", "--log-level", "error", "--", prog)
 	if native.code != 0 || boxed.code != 0 {
 		t.Fatalf("native exit %d (%s), sandboxed exit %d (%s)", native.code, native.stderr, boxed.code, boxed.stderr)
 	}
@@ -145,7 +146,7 @@ func TestForeignABIsAreKilled(t *testing.T) {
 	sb := sandbox(t)
 	prog := cc(t, "abi.c")
 	for _, abi := range []string{"x32", "i386"} {
-		r := run(t, "", sb, "run", "--", prog, abi)
+		r := run(t, sb, "run", "--", prog, abi)
 		if r.code != 128+31 { // SIGSYS
 			t.Errorf("%s: exit %d, want 159 (SIGSYS); stdout %q", abi, r.code, r.stdout)
 		}
@@ -156,7 +157,7 @@ func TestForeignABIsAreKilled(t *testing.T) {
 func TestDeadSupervisorFailsClosed(t *testing.T) {
 	sb := sandbox(t)
 	prog := cc(t, "orphaned.c")
-	r := run(t, "", sb, "run", "--log-level", "error", "--", prog)
+	r := run(t, sb, "run", "--allow-all", "--log-level", "error", "--", prog)
 	if r.code != 137 {
 		t.Errorf("sandbox exit %d, want 137 (killed by its tracee)", r.code)
 	}

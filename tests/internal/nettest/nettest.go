@@ -195,6 +195,7 @@ type Result struct {
 	Stdout   string
 	Stderr   string
 	ExitCode int  // -1 when the command did not exit normally
+	Signal   int  // the signal that killed it, or 0
 	TimedOut bool // killed at the timeout
 	Err      error
 }
@@ -236,6 +237,10 @@ func Run(timeout time.Duration, argv ...string) Result {
 		r.ExitCode = 0
 	case errors.As(err, &exit) && exit.Exited():
 		r.ExitCode = exit.ExitCode()
+	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.Signal = int(ws.Signal())
+		}
 	}
 	r.TimedOut = ctx.Err() != nil
 	return r
