@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -22,13 +23,24 @@ import (
 // It asks the kernel at decision time instead of tracking bind, listen and
 // close: the caller's /proc/TID/net tables (its own network namespace) name
 // the sockets at the destination, and the descriptor tables of the tree's
-// processes say who holds them. Nothing is cached, so a port the tree closed
-// and an outside process took is never mistaken for the tree's.
+// processes say who holds them.
+//
+// The sockets at a destination are looked up anew every time, so a port the
+// tree closed and an outside process took is never mistaken for the tree's.
+// What is cached is which socket inodes the tree was seen to hold: an inode
+// names one socket for that socket's whole life, so scanning the tree's
+// descriptors (10,000 of them, for a busy program) is paid once per
+// listener, not once per connect.
 type tree struct {
 	self int
+
+	mu    sync.Mutex
+	owned map[uint64]bool
 }
 
-func newTree() *tree { return &tree{self: os.Getpid()} }
+const maxOwnedCache = 1 << 16
+
+func newTree() *tree { return &tree{self: os.Getpid(), owned: map[uint64]bool{}} }
 
 // owns reports whether c's destination belongs to the tree.
 func (t *tree) owns(c *call) bool {
@@ -42,8 +54,22 @@ func (t *tree) owns(c *call) bool {
 	if len(inodes) == 0 {
 		return false
 	}
+	t.mu.Lock()
+	for ino := range inodes {
+		if t.owned[ino] {
+			t.mu.Unlock()
+			return true
+		}
+	}
+	t.mu.Unlock()
 	for _, pid := range descendants(t.self) {
-		if holdsAny(pid, inodes) {
+		if ino, ok := holdsAny(pid, inodes); ok {
+			t.mu.Lock()
+			if len(t.owned) >= maxOwnedCache {
+				clear(t.owned)
+			}
+			t.owned[ino] = true
+			t.mu.Unlock()
 			return true
 		}
 	}
@@ -174,12 +200,12 @@ func unixSockets(c *call) map[uint64]bool {
 	return out
 }
 
-// holdsAny reports whether process pid has a descriptor for one of inodes.
-func holdsAny(pid int, inodes map[uint64]bool) bool {
+// holdsAny reports which of inodes process pid holds a descriptor for.
+func holdsAny(pid int, inodes map[uint64]bool) (uint64, bool) {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	for _, e := range ents {
 		link, err := os.Readlink(dir + "/" + e.Name())
@@ -187,8 +213,8 @@ func holdsAny(pid int, inodes map[uint64]bool) bool {
 			continue
 		}
 		if ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 64); err == nil && inodes[ino] {
-			return true
+			return ino, true
 		}
 	}
-	return false
+	return 0, false
 }
