@@ -3,6 +3,7 @@ package sentry
 import (
 	"encoding/binary"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -150,5 +151,17 @@ func TestReadableChecksEveryPage(t *testing.T) {
 	}
 	if readable(tid, base+uint64(page), 1) {
 		t.Error("a PROT_NONE page must not be readable")
+	}
+}
+
+// The README's support matrix is generated from the table; this keeps the
+// two from drifting.
+func TestReadmeSupportMatrix(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), SupportMatrix()) {
+		t.Errorf("README.md's support matrix is stale; it must contain, verbatim:\n%s", SupportMatrix())
 	}
 }
