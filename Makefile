@@ -1,0 +1,119 @@
+# sandbox: build, test, bench, static build and demo.
+#
+# Quick start:  make deps demo   then   make test
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-print-directory
+
+# Go lives in /usr/local/go on the project machines; find it even when the
+# calling shell's PATH lacks it.
+export PATH := $(PATH):/usr/local/go/bin
+
+GO      ?= go
+GOFMT   ?= gofmt
+BIN     := bin
+SANDBOX := $(BIN)/sandbox
+SANDBOX_STATIC := $(BIN)/sandbox-static
+
+# Extra flags for `sandbox run` in the demo, e.g. SANDBOX_FLAGS='--log-level debug'.
+SANDBOX_FLAGS ?=
+# Extra flags for the bench runner, e.g. BENCH_FLAGS='-modes native,strace'.
+BENCH_FLAGS ?=
+
+# Debian packages the project needs (build, tests, bench, demo).
+DEB_PACKAGES := libseccomp-dev pkg-config gcc iproute2 iptables strace curl python3 make
+ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
+DEB_PACKAGES += gcc-multilib
+endif
+
+GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*')
+
+.PHONY: all help build test fmt fmt-check vet bench static check-static demo deps clean
+
+all: build
+
+help:
+	@echo 'targets:'
+	@echo '  build         go build -o $(SANDBOX) ./cmd/sandbox'
+	@echo '  test          gofmt check, go vet ./..., go test -count=1 -timeout 20m ./...'
+	@echo '  bench         native vs sandbox vs strace benchmark (BENCH_FLAGS=...)'
+	@echo '  static        fully static $(SANDBOX_STATIC) against libseccomp.a (as in the Dockerfile)'
+	@echo '  check-static  static, then verify ldd says "not a dynamic executable"'
+	@echo '  demo          curl a loopback HTTP server under the sandbox'
+	@echo '  deps          apt-get install the missing Debian packages (as root)'
+	@echo '  fmt vet clean'
+
+build:
+	$(GO) build -o $(SANDBOX) ./cmd/sandbox
+
+# The single test command: formatting, vet, then every package's tests.
+test:
+	@$(MAKE) fmt-check
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+fmt:
+	$(GOFMT) -w $(GO_FILES)
+
+fmt-check:
+	@out="$$($(GOFMT) -l $(GO_FILES) </dev/null)"; \
+	if [ -n "$$out" ]; then \
+		echo "gofmt: these files are not formatted (run 'make fmt'):" >&2; \
+		echo "$$out" >&2; exit 1; \
+	fi; \
+	echo "gofmt: ok"
+
+vet:
+	$(GO) vet ./...
+
+bench:
+	$(GO) run ./bench/run $(BENCH_FLAGS)
+
+# The exact static build the Docker image uses. libseccomp-golang links
+# -lseccomp (via pkg-config); with -extldflags -static the linker takes
+# libseccomp.a from libseccomp-dev. netgo,osusergo keep glibc's NSS
+# (dlopen-based, unusable in a static binary) out of the link.
+static:
+	@lib="$$($(CC) -print-file-name=libseccomp.a)"; \
+	if [ "$$lib" = libseccomp.a ] || [ ! -e "$$lib" ]; then \
+		echo "static: libseccomp.a not found; install libseccomp-dev (make deps)" >&2; exit 1; \
+	fi
+	@mkdir -p $(BIN)
+	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '-s -w -linkmode external -extldflags "-static"' -tags netgo,osusergo -o $(SANDBOX_STATIC) ./cmd/sandbox
+
+check-static: static
+	@out="$$(ldd $(SANDBOX_STATIC) 2>&1 || true)"; \
+	echo "ldd $(SANDBOX_STATIC): $$out"; \
+	if ! grep -q 'not a dynamic executable' <<<"$$out"; then \
+		echo "check-static: $(SANDBOX_STATIC) is dynamically linked" >&2; exit 1; \
+	fi; \
+	echo "check-static: ok"
+
+demo: build
+	SANDBOX_FLAGS='$(SANDBOX_FLAGS)' bash bench/demo.sh $(SANDBOX)
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+		echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "deps: missing:$$missing" >&2; \
+		echo "deps: as root run: apt-get update && apt-get install -y$$missing" >&2; \
+		exit 1; \
+	else \
+		echo "deps: installing:$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi; \
+	if ! command -v $(GO) >/dev/null; then \
+		echo "deps: Go not found (expected in /usr/local/go/bin); install Go matching go.mod" >&2; exit 1; \
+	fi; \
+	echo "deps: $$($(GO) version)"
+
+clean:
+	rm -rf $(BIN)
