@@ -86,8 +86,24 @@ func inetSockets(tid uint32, r netstack.Request, typ int) map[uint64]bool {
 	}
 	dst := r.Addr.Addr().Unmap()
 	port := r.Addr.Port()
-	local := isLocal(dst)
 	out := map[uint64]bool{}
+	// A wildcard bind is reached through any local address; whether dst is
+	// one is asked only when such a bind is found.
+	local := func() bool { return isLocal(dst) }
+	if sameNetns(tid) {
+		p, states := uint8(unix.IPPROTO_TCP), uint32(1<<10) // TCP_LISTEN
+		if proto == "udp" {
+			p, states = unix.IPPROTO_UDP, ^uint32(0)
+		}
+		if socks, err := diagSockets(p, states, port); err == nil {
+			for ap, ino := range socks {
+				if a := ap.Addr().Unmap(); ino != 0 && (a == dst || a.IsUnspecified() && local()) {
+					out[ino] = true
+				}
+			}
+			return out
+		}
+	}
 	for _, file := range []string{proto, proto + "6"} {
 		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", tid, file))
 		if err != nil {
@@ -108,7 +124,7 @@ func inetSockets(tid uint32, r netstack.Request, typ int) map[uint64]bool {
 				continue
 			}
 			a := addr.Addr().Unmap()
-			if a != dst && !(a.IsUnspecified() && local) {
+			if a != dst && !(a.IsUnspecified() && local()) {
 				continue
 			}
 			if ino, err := strconv.ParseUint(fields[9], 10, 64); err == nil && ino != 0 {
