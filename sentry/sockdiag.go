@@ -91,4 +91,3 @@ func sameNetns(tid uint32) bool {
 	return unix.Stat("/proc/"+strconv.Itoa(int(tid))+"/ns/net", &a) == nil &&
 		unix.Stat("/proc/self/ns/net", &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
 }
-
