@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -42,6 +43,9 @@ type Supervisor struct {
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
 	tree *tree
+	// finishing counts calls between their answer and their log record:
+	// the answer may let PROGRAM exit, and Close must not drop the record.
+	finishing atomic.Int64
 }
 
 // New prepares a supervisor for listener lis.
@@ -160,6 +164,8 @@ func (s *Supervisor) serveOne(c *call) {
 // finish answers the call (unless it vanished), logs it and releases what it
 // held. Every call ends here exactly once.
 func (s *Supervisor) finish(c *call, o outcome) {
+	s.finishing.Add(1)
+	defer s.finishing.Add(-1)
 	if !o.gone {
 		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
 			if !errors.Is(err, seccomp.ErrGone) {
@@ -196,6 +202,11 @@ func (s *Supervisor) release(c *call) {
 // are left unanswered: the listener closes with the process, and the kernel
 // then fails them (ENOSYS).
 func (s *Supervisor) Close() {
+	// A call answered just before PROGRAM exited may still be on its way to
+	// the log.
+	for deadline := time.Now().Add(time.Second); s.finishing.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	s.log.Close()
 	if s.cfg.Summary {
 		s.log.sum.writeTable(os.Stderr)
