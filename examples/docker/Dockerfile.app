@@ -1,5 +1,5 @@
 # Dockerfile.app: an application image with the sandbox as its entrypoint.
-# See docs/container.md.
+# See README.md, "Use as a container entrypoint".
 #
 #   docker build -t sandbox .                                  # the sandbox image (repository root)
 #   docker build -t myapp-sandboxed -f examples/docker/Dockerfile.app \

@@ -201,7 +201,7 @@ var capabilityRules = map[string][]string{
 }
 
 // addedComment marks the rule --add appends, in the JSON.
-const addedComment = "not in Docker's default profile: added for the sandbox, see docs/container.md"
+const addedComment = "not in Docker's default profile: added for the sandbox, see the README section Use as a container entrypoint"
 
 // SandboxAdd are the syscalls the sandbox needs beyond Docker's default
 // profile, all of which default.json allows only with CAP_SYS_PTRACE:
