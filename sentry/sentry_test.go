@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
+	"sandbox/seccomp"
 )
 
 // The filter, the dispatcher and the support matrix come from one table.
@@ -19,13 +20,24 @@ func TestTableDrivesFilterAndDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := FilterRules()
-	if len(rules) != len(table) || len(d) != len(table) {
-		t.Fatalf("table has %d rows, filter %d rules, dispatch %d entries", len(table), len(rules), len(d))
+	trapped := 0
+	for _, e := range table {
+		if e.handler != nil {
+			trapped++
+		} else if e.errno == 0 {
+			t.Errorf("%s has neither a handler nor an errno", e.name)
+		}
+	}
+	if len(rules) != len(table) || len(d) != trapped {
+		t.Fatalf("table has %d rows (%d trapped), filter %d rules, dispatch %d entries", len(table), trapped, len(rules), len(d))
 	}
 	matrix := SupportMatrix()
 	for i, r := range rules {
 		if r.Syscall != table[i].name {
 			t.Errorf("rule %d is %s, table says %s", i, r.Syscall, table[i].name)
+		}
+		if (r.Action == seccomp.Notify) != (table[i].handler != nil) || r.Action == seccomp.Errno && r.Errno != table[i].errno {
+			t.Errorf("rule %s: action %v errno %v does not follow the table", r.Syscall, r.Action, r.Errno)
 		}
 		if !strings.Contains(matrix, "`"+r.Syscall+"`") {
 			t.Errorf("support matrix misses %s", r.Syscall)

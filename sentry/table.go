@@ -3,6 +3,8 @@ package sentry
 import (
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"sandbox/seccomp"
 )
 
@@ -10,10 +12,13 @@ import (
 // there is no way for a handler to let the kernel run the call unchecked.
 type handler func(s *Supervisor, c *call) outcome
 
-// entry is one row of the syscall table.
+// entry is one row of the syscall table: either a handler (the call is
+// trapped and decided by the supervisor) or an errno (the filter fails the
+// call at once, in the kernel).
 type entry struct {
 	name    string
 	handler handler
+	errno   unix.Errno
 	// doc is one line for the README's support matrix.
 	doc string
 }
@@ -23,6 +28,12 @@ type entry struct {
 var table = []entry{
 	{name: "connect", handler: (*Supervisor).handleConnect,
 		doc: "decided by the netstack; allowed calls are performed by the supervisor on the caller's own socket"},
+	// io_uring's IORING_OP_CONNECT and IORING_OP_SENDMSG never pass through
+	// seccomp. ENOSYS, as on a kernel without io_uring, makes libraries
+	// (liburing, tokio, libuv) fall back to plain syscalls.
+	{name: "io_uring_setup", errno: unix.ENOSYS, doc: "ENOSYS: io_uring operations would bypass the filter"},
+	{name: "io_uring_enter", errno: unix.ENOSYS, doc: "ENOSYS"},
+	{name: "io_uring_register", errno: unix.ENOSYS, doc: "ENOSYS"},
 }
 
 // FilterRules is the seccomp filter the init stage installs, derived from
@@ -30,7 +41,11 @@ var table = []entry{
 func FilterRules() []seccomp.Rule {
 	rules := make([]seccomp.Rule, 0, len(table))
 	for _, e := range table {
-		rules = append(rules, seccomp.Rule{Syscall: e.name, Action: seccomp.Notify, ArgNonZero: -1})
+		r := seccomp.Rule{Syscall: e.name, Action: seccomp.Notify, ArgNonZero: -1}
+		if e.handler == nil {
+			r.Action, r.Errno = seccomp.Errno, e.errno
+		}
+		rules = append(rules, r)
 	}
 	return rules
 }
@@ -41,6 +56,9 @@ type dispatchTable map[int32]*entry
 func newDispatchTable() (dispatchTable, error) {
 	d := make(dispatchTable, len(table))
 	for i := range table {
+		if table[i].handler == nil {
+			continue // decided in the filter: never reaches the supervisor
+		}
 		nr, err := seccomp.SyscallNumber(table[i].name)
 		if err != nil {
 			return nil, fmt.Errorf("syscall table: %w", err)

@@ -1,0 +1,60 @@
+// Package security holds the attack suite: programs that try to get around
+// the supervisor, each of which must fail.
+package security
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sandbox/tests/internal/nettest"
+)
+
+func TestMain(m *testing.M) { os.Exit(nettest.Main(m)) }
+
+// The program runs as the same unprivileged user as its supervisor, the
+// case the supervisor's own defences are for: a root program with
+// CAP_SYS_PTRACE can ptrace anything and is out of scope (README).
+func TestAttacksOnTheSupervisorFail(t *testing.T) {
+	nettest.RequireRoot(t) // to run the whole sandbox as nobody
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "attacks.c"), false)
+	// Built binaries live under a private temporary directory: make them
+	// reachable for nobody.
+	for _, p := range []string{sb, prog} {
+		for d := filepath.Dir(p); d != "/" && d != "/tmp"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+	}
+	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}
+	r := nettest.Run(time.Minute, append(asNobody, sb, "run", "--log-level", "error", "--", prog)...)
+	native := nettest.Run(time.Minute, append(asNobody, prog)...)
+	if r.ExitCode != 0 || native.ExitCode != 0 {
+		t.Fatalf("sandboxed: %v\nnative: %v", r, native)
+	}
+	want := map[string]string{
+		"io_uring_setup":              "ENOSYS",
+		"ptrace_attach_supervisor":    "EPERM",
+		"process_vm_readv_supervisor": "EPERM",
+		"pidfd_getfd_supervisor":      "EPERM",
+		"open_supervisor_mem":         "EACCES",
+	}
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			got[k] = v
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q\nfull output:\n%s", k, got[k], v, r.Stdout)
+		}
+	}
+	// Descriptors: exactly what the program holds natively.
+	nativeFds := native.Stdout[strings.Index(native.Stdout, "fds:"):]
+	if got["fds"] == "" || "fds: "+got["fds"]+"\n" != nativeFds {
+		t.Errorf("descriptors under the sandbox %q differ from native %q", "fds: "+got["fds"], nativeFds)
+	}
+}
