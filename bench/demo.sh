@@ -74,10 +74,18 @@ fi
 echo "demo: $server HTTP server on 127.0.0.1:$port (pid $server_pid)"
 
 url="http://127.0.0.1:$port/"
-echo "+ $sandbox run ${flags[*]:+${flags[*]} }-- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' $url"
-# The sandbox's log (stderr) goes to the terminal; curl's status code is
-# captured to check the request went through.
-code=$("$sandbox" run "${flags[@]}" -- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$url")
+# 1. The default policy: the program may talk only to itself, and this
+#    server is not its own. The denial is logged with the flag to allow it.
+echo "+ $sandbox run ${flags[*]:+${flags[*]} }-- curl -sS --max-time 10 -o /dev/null $url"
+if "$sandbox" run "${flags[@]}" -- curl -sS --max-time 10 -o /dev/null "$url"; then
+	echo "demo: expected the default policy to deny the connect" >&2
+	exit 1
+fi
+echo "demo: denied by the default policy, as expected"
+# 2. Allowed: a real connection. The log (stderr) shows the trapped connect;
+#    curl's status code shows the request went through.
+echo "+ $sandbox run --allow tcp:127.0.0.1:$port ${flags[*]:+${flags[*]} }-- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' $url"
+code=$("$sandbox" run --allow "tcp:127.0.0.1:$port" "${flags[@]}" -- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$url")
 echo "$code"
 if [[ $code != 200 ]]; then
 	echo "demo: expected HTTP 200 through the sandbox, got '$code'" >&2

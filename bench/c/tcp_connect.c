@@ -78,6 +78,23 @@ static void cycle_thread(const struct sockaddr_in *addr)
 	close_reset(s);
 }
 
+/*
+ * refused: a connect that fails at once. Natively the port is closed
+ * (bound, not listening): ECONNREFUSED from the loopback RST. Under the
+ * sandbox the bench passes --deny for it: EACCES from the supervisor. The
+ * two are compared: what a denial costs against what a refusal costs.
+ */
+static void cycle_refused(const struct sockaddr_in *addr)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		bench_die("socket");
+	if (connect(s, (const struct sockaddr *)addr, sizeof *addr) == 0 ||
+	    (errno != ECONNREFUSED && errno != EACCES))
+		bench_die("connect (expected ECONNREFUSED or EACCES)");
+	close(s);
+}
+
 static void cycle_inline(const struct sockaddr_in *addr)
 {
 	int s = connect_one(addr);
@@ -89,16 +106,18 @@ static void cycle_inline(const struct sockaddr_in *addr)
 int main(int argc, char **argv)
 {
 	long n = bench_iters(argc, argv, 2000);
-	int inl = 0;
+	int inl = 0, refused = 0;
 	if (argc > 2) {
 		if (strcmp(argv[2], "inline") == 0)
 			inl = 1;
+		else if (strcmp(argv[2], "refused") == 0)
+			refused = 1;
 		else if (strcmp(argv[2], "thread") != 0) {
-			fprintf(stderr, "usage: %s [ITERATIONS] [thread|inline]\n", argv[0]);
+			fprintf(stderr, "usage: %s [ITERATIONS] [thread|inline|refused]\n", argv[0]);
 			return 2;
 		}
 	}
-	void (*cycle)(const struct sockaddr_in *) = inl ? cycle_inline : cycle_thread;
+	void (*cycle)(const struct sockaddr_in *) = refused ? cycle_refused : inl ? cycle_inline : cycle_thread;
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
@@ -112,10 +131,10 @@ int main(int argc, char **argv)
 	socklen_t alen = sizeof addr;
 	if (getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0)
 		bench_die("getsockname");
-	if (listen(lfd, 1024) != 0)
+	if (!refused && listen(lfd, 1024) != 0)
 		bench_die("listen");
 
-	if (!inl) {
+	if (!inl && !refused) {
 		pthread_t th;
 		if ((errno = pthread_create(&th, NULL, acceptor, NULL)) != 0)
 			bench_die("pthread_create");
@@ -129,7 +148,7 @@ int main(int argc, char **argv)
 		cycle(&addr);
 	long long t1 = bench_now_ns();
 
-	bench_report(inl ? "tcp_connect_inline" : "tcp_connect", n, t0, t1);
+	bench_report(refused ? "tcp_denied" : inl ? "tcp_connect_inline" : "tcp_connect", n, t0, t1);
 	/* exit() ends the listener thread too. */
 	exit(0);
 }

@@ -51,11 +51,15 @@ var allModes = []string{modeNative, modeSandbox, modeStrace}
 
 // bench is one C program and the targets it is held to.
 type bench struct {
-	Name        string
-	Source      string   // file in bench/c
-	Args        []string // after the iteration count
-	Desc        string
-	Iters       *int
+	Name   string
+	Source string   // file in bench/c
+	Args   []string // after the iteration count
+	Desc   string
+	Iters  *int
+	// Policy is what `sandbox run` is given for this benchmark, before
+	// -sandbox-flags: the pass-through benchmarks allow their loopback
+	// destinations explicitly, so that they measure an allowed connect.
+	Policy      []string
 	RatioTarget float64 // sandbox/native must be <= this
 	// SpeedupTarget is the minimum strace/sandbox ratio; 0 when it does not
 	// apply (strace --seccomp-bpf does not stop getpid either).
@@ -76,6 +80,7 @@ type config struct {
 	UDPIters     int
 	GetpidIters  int
 	Timeout      time.Duration
+	Budget       time.Duration
 	JSON         string
 	FailOnTarget bool
 }
@@ -95,6 +100,7 @@ func main() {
 	flag.IntVar(&c.UDPIters, "udp-iters", 10000, "iterations of the UDP connect per run")
 	flag.IntVar(&c.GetpidIters, "getpid-iters", 2000000, "iterations of getpid per run")
 	flag.DurationVar(&c.Timeout, "timeout", 60*time.Second, "limit for one run of one program")
+	flag.DurationVar(&c.Budget, "budget", 150*time.Second, "stop starting new rounds when the next would end past this (at least one round runs); 0: no limit")
 	flag.StringVar(&c.JSON, "json", "bench/results.json", "write results as JSON to this file (relative to the repository root); empty to skip")
 	flag.BoolVar(&c.FailOnTarget, "fail-on-target", false, "exit 3 when a target is missed")
 	flag.Parse()
@@ -123,13 +129,16 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
+	allowTCP := []string{"--allow", "tcp:127.0.0.1"}
 	benches := []bench{
-		{Name: "tcp_connect", Source: "tcp_connect.c", Iters: &c.TCPIters, RatioTarget: 1.30, SpeedupTarget: 2.5,
+		{Name: "tcp_connect", Source: "tcp_connect.c", Iters: &c.TCPIters, Policy: allowTCP, RatioTarget: 1.30, SpeedupTarget: 2.5,
 			Desc: "loopback TCP cycle: socket, connect, accept (listener thread), close"},
-		{Name: "tcp_connect_inline", Source: "tcp_connect.c", Args: []string{"inline"}, Iters: &c.TCPIters, RatioTarget: 1.30, SpeedupTarget: 2.5,
+		{Name: "tcp_connect_inline", Source: "tcp_connect.c", Args: []string{"inline"}, Iters: &c.TCPIters, Policy: allowTCP, RatioTarget: 1.30, SpeedupTarget: 2.5,
 			Desc: "loopback TCP cycle, accept in the connecting thread: no scheduler wakeups"},
-		{Name: "udp_connect", Source: "udp_connect.c", Iters: &c.UDPIters, RatioTarget: 2.0, SpeedupTarget: 2.5,
+		{Name: "udp_connect", Source: "udp_connect.c", Iters: &c.UDPIters, Policy: []string{"--allow", "udp:127.0.0.1"}, RatioTarget: 2.0, SpeedupTarget: 2.5,
 			Desc: "loopback UDP: socket, connect 127.0.0.1:port, close"},
+		{Name: "tcp_denied", Source: "tcp_connect.c", Args: []string{"refused"}, Iters: &c.TCPIters, Policy: []string{"--deny", "tcp:127.0.0.1"}, RatioTarget: 1.10,
+			Desc: "a denied connect (sandbox: --deny, EACCES) against a refused one (native: closed port, ECONNREFUSED)"},
 		{Name: "getpid", Source: "getpid.c", Iters: &c.GetpidIters, RatioTarget: 1.10,
 			Desc: "syscall(SYS_getpid): an untrapped syscall"},
 	}
@@ -219,13 +228,24 @@ func run(c config) error {
 		}
 	}
 	start := time.Now()
+	rounds := 0
 	for r := 0; r < c.Rounds; r++ {
+		if el := time.Since(start); r > 0 && c.Budget > 0 && el+el/time.Duration(r) > c.Budget {
+			logf("budget: stopping after %d of %d rounds (%v elapsed, -budget %v)", r, c.Rounds, el.Round(time.Second), c.Budget)
+			break
+		}
+		rounds++
 		order := rotate(modes, r)
 		for _, p := range placements {
 			for _, b := range benches {
 				line := []string{}
 				for _, m := range order {
-					argv := append(append(p.prefix(), prefix[m]...), progs[b.Source], strconv.Itoa(*b.Iters))
+					wrap := prefix[m]
+					if m == modeSandbox {
+						// sandbox run POLICY -sandbox-flags -- PROGRAM
+						wrap = append(append(append([]string{sandboxBin, "run"}, b.Policy...), strings.Fields(c.SandboxFlags)...), "--")
+					}
+					argv := append(append(p.prefix(), wrap...), progs[b.Source], strconv.Itoa(*b.Iters))
 					argv = append(argv, b.Args...)
 					ns, err := measure(argv, b.Name, c.Timeout)
 					if err != nil {
@@ -245,6 +265,7 @@ func run(c config) error {
 	elapsed := time.Since(start)
 
 	res := buildResults(c, modes, placements, benches, samples, elapsed, root)
+	res.RoundsRun = rounds
 	printTables(os.Stdout, res)
 	if c.JSON != "" {
 		p := c.JSON
@@ -468,6 +489,7 @@ type results struct {
 	Host       hostInfo          `json:"host"`
 	Modes      []string          `json:"modes"`
 	Rounds     int               `json:"rounds"`
+	RoundsRun  int               `json:"rounds_run"`
 	Statistic  string            `json:"statistic"`
 	ElapsedSec float64           `json:"elapsed_seconds"`
 	Placements []placementResult `json:"placements"`
@@ -623,7 +645,10 @@ func firstLine(name string, args ...string) string {
 // ----- tables -----
 
 func printTables(w io.Writer, res *results) {
-	fmt.Fprintf(w, "\nsandbox benchmark: median of %d interleaved rounds, ns/op (lower is better)\n", res.Rounds)
+	fmt.Fprintf(w, "\nsandbox benchmark: median of %d interleaved rounds, ns/op (lower is better)\n", res.RoundsRun)
+	if res.RoundsRun < res.Rounds {
+		fmt.Fprintf(w, "WARNING: only %d of %d rounds ran within -budget\n", res.RoundsRun, res.Rounds)
+	}
 	fmt.Fprintf(w, "host: %s, %d CPUs, kernel %s\n", res.Host.CPU, res.Host.CPUs, res.Host.Kernel)
 	for _, p := range res.Placements {
 		if p.CPUs == "" {
