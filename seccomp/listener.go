@@ -102,7 +102,7 @@ func (l *Listener) hungUp() bool {
 // reading tracee memory: a false answer means the pid may have been reused.
 func (l *Listener) Valid(id uint64) bool {
 	for {
-		err := ioctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+		err := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
 		if err != unix.EINTR {
 			return err == nil
 		}
@@ -118,7 +118,7 @@ func (l *Listener) Respond(id uint64, val int64, errno unix.Errno) error {
 		r.Val = 0
 	}
 	for {
-		err := ioctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
+		err := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
 		switch err {
 		case nil:
 			return nil
@@ -133,6 +133,16 @@ func (l *Listener) Respond(id uint64, val int64, errno unix.Errno) error {
 
 func ioctl(fd int, req uint, arg uintptr) error {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), arg)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// rawIoctl skips the Go scheduler's syscall bookkeeping. Only for ioctls
+// that return at once (ID_VALID, SEND): RECV blocks and must use ioctl.
+func rawIoctl(fd int, req uint, arg uintptr) error {
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), arg)
 	if e != 0 {
 		return e
 	}

@@ -63,7 +63,10 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	return s.act(c)
 }
 
-// takeFD duplicates the caller's fd into the supervisor (pidfd_getfd).
+// takeFD duplicates the caller's fd into the supervisor (pidfd_getfd) and
+// reads the socket's family, which also tells an O_PATH descriptor (EBADF,
+// as Linux) and a non-socket (ENOTSOCK, which Linux reports only after the
+// address checks: kept in c.notSock).
 func (s *Supervisor) takeFD(c *call) (outcome, bool) {
 	sock, err := s.tracees.getfd(c.n.Pid, c.fd)
 	switch err {
@@ -85,35 +88,44 @@ func (s *Supervisor) takeFD(c *call) (outcome, bool) {
 		return ret(unix.EPERM), false
 	}
 	c.sock = sock
-	flags, err := unix.FcntlInt(uintptr(sock), unix.F_GETFL, 0)
-	if err != nil {
+	domain, e := rawGetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	switch e {
+	case 0:
+		c.domain = domain
+	case unix.EBADF: // an O_PATH descriptor is not open, for connect
 		return ret(unix.EBADF), false
+	case unix.ENOTSOCK:
+		c.notSock = true
+	default:
+		return ret(e), false
 	}
-	if flags&unix.O_PATH != 0 {
-		return ret(unix.EBADF), false
-	}
-	c.flags = flags
 	return outcome{}, true
 }
 
-// identifySocket reads the socket's own family and type (from the kernel's
-// socket, never from tracee memory) and decodes the copied address.
+// identifySocket reads the socket's type (from the kernel's socket, never
+// from tracee memory) and decodes the copied address.
 func (s *Supervisor) identifySocket(c *call) (outcome, bool) {
-	domain, err := unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	if err != nil {
-		if err == unix.ENOTSOCK {
-			return ret(unix.ENOTSOCK), false
+	if c.notSock {
+		return ret(unix.ENOTSOCK), false
+	}
+	typ, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_TYPE)
+	if e != 0 {
+		return ret(e), false
+	}
+	if typ != unix.SOCK_DGRAM {
+		// Only a stream connect can block; its file flags say whether.
+		flags, e := rawFcntl(c.sock, unix.F_GETFL, 0)
+		if e != 0 {
+			return ret(unix.EBADF), false
 		}
-		return ret(err.(unix.Errno)), false
+		c.flags = flags
+	} else {
+		c.flags = unix.O_NONBLOCK // never read: a datagram connect never blocks
 	}
-	typ, err := unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return ret(err.(unix.Errno)), false
-	}
-	c.domain, c.typ = domain, typ
-	c.req = decodeRequest(domain, typ, c.addr[:c.alen])
+	c.typ = typ
+	c.req = decodeRequest(c.domain, typ, c.addr[:c.alen])
 	c.req.PID = int(c.n.Pid)
-	if typ == unix.SOCK_DGRAM && (domain == unix.AF_INET || domain == unix.AF_INET6) {
+	if s.topology && typ == unix.SOCK_DGRAM && (c.domain == unix.AF_INET || c.domain == unix.AF_INET6) {
 		// A topology denies a subnet broadcast without SO_BROADCAST (EACCES).
 		b, _ := unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BROADCAST)
 		c.req.Broadcast = b != 0
@@ -257,10 +269,10 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 // loopback handshake has usually completed by the time connect returns.
 func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 	if nonblock {
-		if err := setFlags(c.sock, c.flags|unix.O_NONBLOCK); err != nil {
-			return err.(unix.Errno)
+		if _, e := rawFcntl(c.sock, unix.F_SETFL, c.flags|unix.O_NONBLOCK); e != 0 {
+			return e
 		}
-		defer setFlags(c.sock, c.flags)
+		defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
 	}
 	e := s.connectOnce(c)
 	if nonblock && e == unix.EINPROGRESS {
@@ -269,11 +281,6 @@ func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 		}
 	}
 	return e
-}
-
-func setFlags(fd, flags int) error {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
-	return err
 }
 
 // connectOnce is the raw connect(2) on the duplicate, with the copied bytes
@@ -293,6 +300,8 @@ func rawConnect(fd int, addr []byte) unix.Errno {
 	if len(addr) > 0 {
 		p = unsafe.Pointer(&addr[0])
 	}
-	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
+	// Never blocks here: the socket is non-blocking, a datagram socket, or
+	// the call runs on a throw-away thread (asCaller).
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
 	return e
 }

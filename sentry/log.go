@@ -19,7 +19,10 @@ type auditLog struct {
 	// mu orders sends against Close: senders hold it shared.
 	mu     sync.RWMutex
 	closed bool
-	sum    summary
+	// summarize is set when a summary was asked for: building its key
+	// costs a string per call.
+	summarize bool
+	sum       summary
 }
 
 // logRec is a finished call, with the fixed field names of the log.
@@ -116,7 +119,9 @@ func (a *auditLog) record(c *call, o outcome) {
 	if o.gone {
 		e = "(no answer: interrupted)"
 	}
-	a.sum.add(summaryKey{Dst: c.req.Dest(), Verdict: verdict, Errno: e})
+	if a.summarize {
+		a.sum.add(summaryKey{Dst: c.req.Dest(), Verdict: verdict, Errno: e})
+	}
 	if !a.l.IsLevelEnabled(level) {
 		return
 	}

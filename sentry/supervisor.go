@@ -43,6 +43,9 @@ type Supervisor struct {
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
 	tree *tree
+	// topology is set when the decider models a network, which needs the
+	// socket's SO_BROADCAST.
+	topology bool
 	// finishing counts calls between their answer and their log record:
 	// the answer may let PROGRAM exit, and Close must not drop the record.
 	finishing atomic.Int64
@@ -74,6 +77,10 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		cfg:      cfg,
 		self:     self,
 	}
+	if t, ok := cfg.Decider.(interface{ Network() *netstack.Network }); ok {
+		s.topology = t.Network() != nil
+	}
+	s.log.summarize = cfg.Summary || cfg.SummaryJSON != ""
 	s.waiter, err = newWaiter(s)
 	if err != nil {
 		return nil, err
@@ -99,6 +106,7 @@ type call struct {
 	alen int
 
 	domain, typ int
+	notSock     bool // the fd is not a socket: ENOTSOCK after the address checks
 	req         netstack.Request
 	dec         netstack.Decision
 	decided     bool
@@ -190,7 +198,7 @@ func (s *Supervisor) release(c *call) {
 		}
 	}
 	if c.sock >= 0 {
-		unix.Close(c.sock)
+		rawClose(c.sock)
 		c.sock = -1
 	}
 	if c.unix != nil {

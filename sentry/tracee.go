@@ -116,7 +116,7 @@ func (t *tracees) sameFiles(tgid int, tid uint32) bool {
 }
 
 func pidfdGetfd(pidfd int, fd int32) (int, error) {
-	r, _, e := unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0)
+	r, _, e := unix.RawSyscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0) // never blocks
 	if e != 0 {
 		return -1, e
 	}
@@ -202,18 +202,16 @@ func (t *tracees) read(tid uint32, addr uint64, buf []byte) error {
 		return nil
 	}
 	if t.vmRead {
-		local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
-		remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
-		n, err := unix.ProcessVMReadv(int(tid), local, remote, 0)
+		n, e := rawReadMem(tid, addr, buf)
 		switch {
-		case err == nil && n == len(buf):
+		case e == 0 && n == len(buf):
 			return nil
-		case err == nil, err == unix.EFAULT:
+		case e == 0, e == unix.EFAULT:
 			return unix.EFAULT
-		case err == unix.EPERM || err == unix.ENOSYS:
+		case e == unix.EPERM || e == unix.ENOSYS:
 			t.vmRead = false
 		default:
-			return err
+			return e
 		}
 	}
 	if !readable(tid, addr, uint64(len(buf))) {
