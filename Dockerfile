@@ -43,6 +43,10 @@ COPY --from=builder /src/bin/sandbox-static /usr/local/bin/sandbox
 # Numeric, so runAsNonRoot checks can verify it: 65532 is distroless's nonroot.
 USER 65532:65532
 ENTRYPOINT ["sandbox", "run", "--"]
+# No HEALTHCHECK: the sandbox is a transparent wrapper. It is healthy
+# exactly as long as the program it runs (it exits with the program's
+# status), so health is the application's to define, in its own image:
+#   HEALTHCHECK CMD ["/usr/local/bin/myapp", "healthcheck"]
 # No CMD: the program to run is the container's arguments, e.g.
 #   docker run --rm sandbox /path/to/program args...
 # This image holds no other program; put it in front of an application as below.

@@ -183,3 +183,20 @@ func TestConnectLogJSON(t *testing.T) {
 		t.Fatalf("no log entry for the connect in %q", data)
 	}
 }
+
+// With a terminal on stdin (docker run -it), PROGRAM gets the terminal's
+// foreground process group, so Ctrl-C reaches it directly; the sandbox
+// takes the terminal back afterwards.
+func TestTerminalForeground(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("skipping: script(1) from util-linux is needed for a pseudo-terminal")
+	}
+	sb := sandbox(t)
+	// script runs the command on a new pseudo-terminal.
+	inner := sb + ` run --log-level error -- python3 -c 'import os; print("foreground", os.getpgrp() == os.tcgetpgrp(0))'; ` +
+		`python3 -c 'import os; print("reclaimed", os.getpgrp() == os.tcgetpgrp(0))'`
+	r := run(t, "script", "-qec", inner, "/dev/null")
+	if !strings.Contains(r.stdout, "foreground True") || !strings.Contains(r.stdout, "reclaimed True") {
+		t.Errorf("exit %d, output %q: PROGRAM should own the terminal's foreground group, and the shell get it back", r.code, r.stdout)
+	}
+}
