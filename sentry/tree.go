@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -36,11 +37,20 @@ type tree struct {
 
 	mu    sync.Mutex
 	owned map[uint64]bool
+	// notOwned remembers, for notOwnedTTL, sockets seen held only outside
+	// the tree. It can only make the oracle deny, which fails closed; the
+	// TTL bounds how long a socket passed into the tree (SCM_RIGHTS) stays
+	// unrecognised.
+	notOwned map[uint64]time.Time
 }
+
+const notOwnedTTL = time.Second
 
 const maxOwnedCache = 1 << 16
 
-func newTree() *tree { return &tree{self: os.Getpid(), owned: map[uint64]bool{}} }
+func newTree() *tree {
+	return &tree{self: os.Getpid(), owned: map[uint64]bool{}, notOwned: map[uint64]time.Time{}}
+}
 
 // owns reports whether c's destination belongs to the tree.
 func (t *tree) owns(c *call) bool {
@@ -54,14 +64,34 @@ func (t *tree) owns(c *call) bool {
 	if len(inodes) == 0 {
 		return false
 	}
+	now := time.Now()
 	t.mu.Lock()
+	known := 0
 	for ino := range inodes {
 		if t.owned[ino] {
 			t.mu.Unlock()
 			return true
 		}
+		if at, ok := t.notOwned[ino]; ok && now.Sub(at) < notOwnedTTL {
+			known++
+		}
 	}
 	t.mu.Unlock()
+	if known == len(inodes) {
+		return false
+	}
+	defer func() {
+		t.mu.Lock()
+		if len(t.notOwned) >= maxOwnedCache {
+			clear(t.notOwned)
+		}
+		for ino := range inodes {
+			if !t.owned[ino] {
+				t.notOwned[ino] = now
+			}
+		}
+		t.mu.Unlock()
+	}()
 	for _, pid := range descendants(t.self) {
 		if ino, ok := holdsAny(pid, inodes); ok {
 			t.mu.Lock()

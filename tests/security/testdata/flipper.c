@@ -1,0 +1,56 @@
+// flipper: one thread flips a shared sockaddr between an allowed and a
+// denied port while another connects in a loop. Under the sandbox, no
+// connect may reach the denied port: the supervisor decides on its own copy
+// of the address and connects with that copy.
+//
+// usage: flipper ALLOWED_PORT DENIED_PORT ATTEMPTS
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static struct sockaddr_in addr;
+static atomic_int stop;
+static uint16_t ports[2];
+
+static void *flip(void *arg) {
+	(void)arg;
+	for (unsigned i = 0; !atomic_load_explicit(&stop, memory_order_relaxed); i++)
+		*(volatile uint16_t *)&addr.sin_port = ports[i & 1];
+	return NULL;
+}
+
+int main(int argc, char **argv) {
+	if (argc != 4)
+		return 2;
+	ports[0] = htons(atoi(argv[1]));
+	ports[1] = htons(atoi(argv[2]));
+	long n = atol(argv[3]);
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = ports[0];
+	pthread_t t;
+	pthread_create(&t, NULL, flip, NULL);
+	long ok = 0, denied = 0, other = 0;
+	struct linger reset = {1, 0};
+	for (long i = 0; i < n; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(s, (void *)&addr, sizeof addr) == 0)
+			ok++;
+		else if (errno == EACCES)
+			denied++;
+		else
+			other++;
+		setsockopt(s, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+		close(s);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(t, NULL);
+	printf("connected=%ld denied=%ld other=%ld\n", ok, denied, other);
+	return 0;
+}

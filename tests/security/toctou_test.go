@@ -1,0 +1,68 @@
+package security
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sandbox/tests/internal/nettest"
+)
+
+// countingListener accepts on loopback and counts connections.
+func countingListener(t *testing.T) (port int, accepted *atomic.Int64) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	accepted = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// A thread flips the address between an allowed and a denied port while
+// another connects in a loop: 1,000,000 attempts, and not one may reach the
+// denied port. Both listeners are outside the sandbox.
+func TestTOCTOUAddressFlip(t *testing.T) {
+	attempts := 1000000
+	if testing.Short() {
+		attempts = 20000
+	}
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "flipper.c"), false)
+	allowed, okCount := countingListener(t)
+	denied, leaked := countingListener(t)
+	r := nettest.Run(10*time.Minute, sb, "run", "--log-level", "error",
+		"--allow", fmt.Sprintf("tcp:127.0.0.1:%d", allowed), "--deny", fmt.Sprintf("tcp:127.0.0.1:%d", denied), "--",
+		prog, strconv.Itoa(allowed), strconv.Itoa(denied), strconv.Itoa(attempts))
+	if r.ExitCode != 0 {
+		t.Fatalf("%v", r)
+	}
+	m := regexp.MustCompile(`connected=(\d+) denied=(\d+) other=(\d+)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("unexpected output %q", r.Stdout)
+	}
+	time.Sleep(200 * time.Millisecond) // let the accept loops drain
+	t.Logf("%d attempts: %s connected, %s denied, %s other; %d accepted on the allowed port, %d on the denied one",
+		attempts, m[1], m[2], m[3], okCount.Load(), leaked.Load())
+	if leaked.Load() != 0 {
+		t.Errorf("%d connections reached the denied port", leaked.Load())
+	}
+	if m[1] == "0" || m[2] == "0" {
+		t.Errorf("the flip did not exercise both outcomes: %s", r.Stdout)
+	}
+}
