@@ -32,9 +32,28 @@ type Rule struct {
 	Syscall string
 	Action  Action
 	Errno   unix.Errno // for Errno
-	// ArgNonZero, when >= 0, restricts the rule to calls whose argument with
-	// this index is non-zero: all 64 bits are compared.
-	ArgNonZero int
+	// Conds restrict the rule to calls whose arguments match all of them.
+	// Comparisons cover all 64 bits of an argument.
+	Conds []Cond
+}
+
+// Cond compares one syscall argument: (arg & Mask) == Value when Mask is
+// non-zero, else arg != Value when NotEqual, else arg == Value.
+type Cond struct {
+	Arg      uint
+	Value    uint64
+	Mask     uint64
+	NotEqual bool
+}
+
+func (c Cond) scmp() (libseccomp.ScmpCondition, error) {
+	switch {
+	case c.Mask != 0:
+		return libseccomp.MakeCondition(c.Arg, libseccomp.CompareMaskedEqual, c.Mask, c.Value)
+	case c.NotEqual:
+		return libseccomp.MakeCondition(c.Arg, libseccomp.CompareNotEqual, c.Value)
+	}
+	return libseccomp.MakeCondition(c.Arg, libseccomp.CompareEqual, c.Value)
 }
 
 // SyscallNumber resolves a syscall name for the native architecture.
@@ -80,13 +99,17 @@ func build(rules []Rule) (*libseccomp.ScmpFilter, error) {
 			f.Release()
 			return nil, err
 		}
-		if r.ArgNonZero >= 0 {
-			cond, cerr := libseccomp.MakeCondition(uint(r.ArgNonZero), libseccomp.CompareNotEqual, 0)
-			if cerr != nil {
-				f.Release()
-				return nil, cerr
+		if len(r.Conds) > 0 {
+			conds := make([]libseccomp.ScmpCondition, 0, len(r.Conds))
+			for _, c := range r.Conds {
+				sc, cerr := c.scmp()
+				if cerr != nil {
+					f.Release()
+					return nil, fmt.Errorf("rule %s: %w", r.Syscall, cerr)
+				}
+				conds = append(conds, sc)
 			}
-			err = f.AddRuleConditionalExact(nr, act, []libseccomp.ScmpCondition{cond})
+			err = f.AddRuleConditionalExact(nr, act, conds)
 		} else {
 			err = f.AddRuleExact(nr, act)
 		}

@@ -59,9 +59,11 @@ func nr(t *testing.T, name string) int32 {
 
 func TestMainFilter(t *testing.T) {
 	rules := []Rule{
-		{Syscall: "connect", Action: Notify, ArgNonZero: -1},
-		{Syscall: "io_uring_setup", Action: Errno, Errno: unix.ENOSYS, ArgNonZero: -1},
-		{Syscall: "sendto", Action: Notify, ArgNonZero: 4},
+		{Syscall: "connect", Action: Notify},
+		{Syscall: "io_uring_setup", Action: Errno, Errno: unix.ENOSYS},
+		{Syscall: "sendto", Action: Notify, Conds: []Cond{{Arg: 4, Value: 0, NotEqual: true}}},
+		{Syscall: "socket", Action: Errno, Errno: unix.EPERM, Conds: []Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_PACKET}}},
+		{Syscall: "socket", Action: Errno, Errno: unix.EPERM, Conds: []Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_RAW}}},
 	}
 	prog, err := ExportBPF(rules)
 	if err != nil {
@@ -82,6 +84,13 @@ func TestMainFilter(t *testing.T) {
 		{"sendto with low address traps", Data{Nr: nr(t, "sendto"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{4: 0x1000}}, retNotify},
 		// A pointer whose low 32 bits are zero is still a pointer.
 		{"sendto with high-only address traps", Data{Nr: nr(t, "sendto"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{4: 1 << 32}}, retNotify},
+		{"packet socket denied", Data{Nr: nr(t, "socket"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{unix.AF_PACKET, unix.SOCK_RAW}}, retErrnoBase | uint32(unix.EPERM)},
+		{"raw inet socket with flags denied", Data{Nr: nr(t, "socket"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{unix.AF_INET, unix.SOCK_RAW | unix.SOCK_CLOEXEC}}, retErrnoBase | uint32(unix.EPERM)},
+		{"tcp socket passes", Data{Nr: nr(t, "socket"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{unix.AF_INET, unix.SOCK_STREAM}}, retAllow},
+		{"raw inet6 passes this rule set", Data{Nr: nr(t, "socket"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{unix.AF_INET6, unix.SOCK_RAW}}, retAllow},
+		// socket() takes an int: the kernel ignores the upper 32 bits, so
+		// the rule must too, or high garbage would smuggle AF_PACKET through.
+		{"family with high bits is still packet", Data{Nr: nr(t, "socket"), Arch: unix.AUDIT_ARCH_X86_64, Args: [6]uint64{1<<32 | unix.AF_PACKET, unix.SOCK_RAW}}, retErrnoBase | uint32(unix.EPERM)},
 	}
 	for _, c := range cases {
 		if got := run(t, prog, c.d); got != c.want {
@@ -114,10 +123,10 @@ func TestX32Guard(t *testing.T) {
 }
 
 func TestUnknownSyscallIsAnError(t *testing.T) {
-	if _, err := ExportBPF([]Rule{{Syscall: "no_such_call", Action: Notify, ArgNonZero: -1}}); err == nil {
+	if _, err := ExportBPF([]Rule{{Syscall: "no_such_call", Action: Notify}}); err == nil {
 		t.Fatal("want an error for an unknown syscall name")
 	}
-	if _, err := ExportBPF([]Rule{{Syscall: "connect", ArgNonZero: -1}}); err == nil {
+	if _, err := ExportBPF([]Rule{{Syscall: "connect"}}); err == nil {
 		t.Fatal("want an error for a rule without an action")
 	}
 }

@@ -50,6 +50,8 @@ type Spec struct {
 	// WaitAll waits for every descendant once PROGRAM exits, instead of
 	// killing them.
 	WaitAll bool
+	// Filter shapes the seccomp filter.
+	Filter FilterOptions
 }
 
 // SetupError is a failure of the sandbox itself: exit status 125.
@@ -98,7 +100,11 @@ func Start(spec Spec) (*Child, error) {
 		ours.Close()
 		return nil, &SetupError{fmt.Errorf("find own executable: %w", err)}
 	}
-	argv := append([]string{"sandbox-init", InitArg, spec.FailAt, spec.Path}, spec.Argv...)
+	raw := "0"
+	if spec.Filter.RawSockets {
+		raw = "1"
+	}
+	argv := append([]string{"sandbox-init", InitArg, spec.FailAt, raw, spec.Path}, spec.Argv...)
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if spec.Foreground {
 		sys.Foreground = true
@@ -199,11 +205,11 @@ func InitMain(args []string) {
 		unix.Sendmsg(conn, msg, nil, nil, 0)
 		os.Exit(code)
 	}
-	if len(args) < 3 {
+	if len(args) < 4 {
 		fail(125, "init stage: bad arguments")
 	}
-	failAt, path, argv := args[0], args[1], args[2:]
-	lfd, err := seccomp.Install(FilterRules(), failAt)
+	failAt, opts, path, argv := args[0], FilterOptions{RawSockets: args[1] == "1"}, args[2], args[3:]
+	lfd, err := seccomp.Install(FilterRules(opts), failAt)
 	if err != nil {
 		fail(125, "install seccomp filter: %v", err)
 	}

@@ -19,7 +19,7 @@ func TestTableDrivesFilterAndDispatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := FilterRules()
+	rules := FilterRules(FilterOptions{})
 	trapped := 0
 	for _, e := range table {
 		if e.handler != nil {
@@ -27,6 +27,9 @@ func TestTableDrivesFilterAndDispatch(t *testing.T) {
 		} else if e.errno == 0 {
 			t.Errorf("%s has neither a handler nor an errno", e.name)
 		}
+	}
+	if raw := len(FilterRules(FilterOptions{RawSockets: true})); raw >= len(rules) {
+		t.Errorf("--raw-sockets should drop the raw socket rules: %d rules either way", raw)
 	}
 	if len(rules) != len(table) || len(d) != trapped {
 		t.Fatalf("table has %d rows (%d trapped), filter %d rules, dispatch %d entries", len(table), trapped, len(rules), len(d))

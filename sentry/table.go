@@ -19,6 +19,10 @@ type entry struct {
 	name    string
 	handler handler
 	errno   unix.Errno
+	conds   []seccomp.Cond // the rule applies only to calls matching these
+	// raw marks rules that refuse raw and packet sockets, unless the run
+	// allows them (--raw-sockets).
+	raw bool
 	// doc is one line for the README's support matrix.
 	doc string
 }
@@ -34,14 +38,30 @@ var table = []entry{
 	{name: "io_uring_setup", errno: unix.ENOSYS, doc: "ENOSYS: io_uring operations would bypass the filter"},
 	{name: "io_uring_enter", errno: unix.ENOSYS, doc: "ENOSYS"},
 	{name: "io_uring_register", errno: unix.ENOSYS, doc: "ENOSYS"},
+	// Raw and packet sockets reach any peer without connect. EPERM is what
+	// a missing CAP_NET_RAW gives. Families are ints: compare 32 bits.
+	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_PACKET}},
+		doc: "AF_PACKET: EPERM unless --raw-sockets"},
+	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_RAW}},
+		doc: "AF_INET SOCK_RAW: EPERM unless --raw-sockets"},
+	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET6}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_RAW}},
+		doc: "AF_INET6 SOCK_RAW: EPERM unless --raw-sockets"},
+}
+
+// FilterOptions are the run's choices that shape the filter.
+type FilterOptions struct {
+	RawSockets bool // allow raw and packet sockets
 }
 
 // FilterRules is the seccomp filter the init stage installs, derived from
 // the table.
-func FilterRules() []seccomp.Rule {
+func FilterRules(opts FilterOptions) []seccomp.Rule {
 	rules := make([]seccomp.Rule, 0, len(table))
 	for _, e := range table {
-		r := seccomp.Rule{Syscall: e.name, Action: seccomp.Notify, ArgNonZero: -1}
+		if e.raw && opts.RawSockets {
+			continue
+		}
+		r := seccomp.Rule{Syscall: e.name, Action: seccomp.Notify, Conds: e.conds}
 		if e.handler == nil {
 			r.Action, r.Errno = seccomp.Errno, e.errno
 		}
@@ -62,6 +82,9 @@ func newDispatchTable() (dispatchTable, error) {
 		nr, err := seccomp.SyscallNumber(table[i].name)
 		if err != nil {
 			return nil, fmt.Errorf("syscall table: %w", err)
+		}
+		if _, dup := d[nr]; dup {
+			return nil, fmt.Errorf("syscall table: %s has two handlers", table[i].name)
 		}
 		d[nr] = &table[i]
 	}

@@ -129,6 +129,8 @@ line wins over its variable.`,
 				Usage: "after the first SIGTERM, wait this long, then SIGKILL whatever remains (0: wait forever)"},
 			&cli.BoolFlag{Name: "wait-all", EnvVars: []string{"SANDBOX_WAIT_ALL"}, Category: "Process",
 				Usage: "when PROGRAM exits, wait for its remaining descendants instead of killing them (the default)"},
+			&cli.BoolFlag{Name: "raw-sockets", EnvVars: []string{"SANDBOX_RAW_SOCKETS"}, Category: "Policy",
+				Usage: "allow raw and packet sockets (refused with EPERM by default: they reach peers without connect)"},
 			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"},
 				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr"},
 			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"},
@@ -169,6 +171,7 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 		SignalGroup: c.Bool("signal-group"),
 		Grace:       c.Duration("grace"),
 		WaitAll:     c.Bool("wait-all"),
+		Filter:      sentry.FilterOptions{RawSockets: c.Bool("raw-sockets")},
 	}
 	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json")}
 	code, err := sentry.Run(spec, cfg)

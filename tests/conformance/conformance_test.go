@@ -208,14 +208,15 @@ func TestProbesDeterministic(t *testing.T) {
 // TestProbesUnderSandbox runs every probe natively and then under `sandbox
 // run`, in the same fresh network, and compares their stdout case by case.
 // The sandbox logs to stderr, which is not compared. The sandbox runs with
-// --allow-all, pass-through, where it must be indistinguishable from
+// --allow-all --raw-sockets, full pass-through (the probes open raw ICMP and
+// packet sockets on purpose), where it must be indistinguishable from
 // native; $SANDBOX_RUN_FLAGS, when set, replaces that.
 func TestProbesUnderSandbox(t *testing.T) {
 	nettest.RequireRoot(t)
 	sandbox := nettest.BuildSandbox(t)
 	flags, ok := os.LookupEnv("SANDBOX_RUN_FLAGS")
 	if !ok {
-		flags = "--allow-all"
+		flags = "--allow-all --raw-sockets"
 	}
 	runArgs := append([]string{sandbox, "run"}, strings.Fields(flags)...)
 	for _, p := range probes(t, true) {

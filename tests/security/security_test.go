@@ -36,6 +36,8 @@ func TestAttacksOnTheSupervisorFail(t *testing.T) {
 	}
 	want := map[string]string{
 		"io_uring_setup":              "ENOSYS",
+		"raw_icmp_socket":             "EPERM", // nobody natively too: the test below runs as root
+		"packet_socket":               "EPERM",
 		"ptrace_attach_supervisor":    "EPERM",
 		"process_vm_readv_supervisor": "EPERM",
 		"pidfd_getfd_supervisor":      "EPERM",
@@ -56,5 +58,28 @@ func TestAttacksOnTheSupervisorFail(t *testing.T) {
 	nativeFds := native.Stdout[strings.Index(native.Stdout, "fds:"):]
 	if got["fds"] == "" || "fds: "+got["fds"]+"\n" != nativeFds {
 		t.Errorf("descriptors under the sandbox %q differ from native %q", "fds: "+got["fds"], nativeFds)
+	}
+}
+
+// Raw and packet sockets are refused at socket() with the errno a missing
+// CAP_NET_RAW gives, even to a root program that has it; --raw-sockets
+// allows them.
+func TestRawSocketsRefused(t *testing.T) {
+	nettest.RequireRoot(t)
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "attacks.c"), false)
+	native := nettest.Run(time.Minute, prog, "sockets")
+	denied := nettest.Run(time.Minute, sb, "run", "--log-level", "error", "--", prog, "sockets")
+	allowed := nettest.Run(time.Minute, sb, "run", "--log-level", "error", "--raw-sockets", "--", prog, "sockets")
+	for _, line := range []string{"raw_icmp_socket: ", "packet_socket: "} {
+		if !strings.Contains(native.Stdout, line+"succeeded") {
+			t.Fatalf("natively, root should get %q:\n%s", line, native.Stdout)
+		}
+		if !strings.Contains(denied.Stdout, line+"EPERM") {
+			t.Errorf("under the sandbox: want %sEPERM:\n%s", line, denied.Stdout)
+		}
+		if !strings.Contains(allowed.Stdout, line+"succeeded") {
+			t.Errorf("with --raw-sockets: want %ssucceeded:\n%s", line, allowed.Stdout)
+		}
 	}
 }

@@ -11,14 +11,19 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void report(const char *name, long r) {
 	printf("%s: %s\n", name, r < 0 ? strerrorname_np(errno) : "succeeded");
 }
 
-int main(void) {
+// usage: attacks [sockets]   ("sockets": only the socket attempts, safe to
+// run natively as root: the other attacks target the parent process)
+int main(int argc, char **argv) {
 	pid_t sup = getppid(); // the supervisor is the program's parent
+	int sockets_only = argc > 1 && strcmp(argv[1], "sockets") == 0;
 
 	// io_uring would carry IORING_OP_CONNECT past seccomp.
 	char params[120] = {0};
@@ -26,6 +31,18 @@ int main(void) {
 	report("io_uring_setup", ring);
 	if (ring >= 0)
 		close(ring);
+
+	// Raw and packet sockets reach any peer without connect.
+	long rs = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	report("raw_icmp_socket", rs);
+	if (rs >= 0)
+		close(rs);
+	long ps = socket(AF_PACKET, SOCK_RAW, 0);
+	report("packet_socket", ps);
+	if (ps >= 0)
+		close(ps);
+	if (sockets_only)
+		return 0;
 
 	report("ptrace_attach_supervisor", ptrace(PTRACE_ATTACH, sup, 0, 0));
 	char buf[16];
