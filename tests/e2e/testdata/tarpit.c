@@ -1,7 +1,8 @@
 // tarpit: N threads each make a blocking connect to a loopback listener
 // whose accept queue is full, so their SYNs are dropped and the connects
 // stay pending. It prints "ready" once every thread is started, then, on a
-// line from stdin, connects to a live listener and prints the result.
+// line from stdin, connects to a live listener, prints the result, and
+// waits to be killed.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -73,6 +74,6 @@ int main(int argc, char **argv) {
 	int r = connect(fd, (void *)&live, sizeof live);
 	printf("probe=%d errno=%d\n", r, r ? errno : 0);
 	fflush(stdout);
-	close(lfd);
-	_exit(0);
+	pause(); // until the test kills us, connects still pending
+	return 0;
 }
