@@ -31,7 +31,7 @@ endif
 
 GO_FILES = $(shell find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*')
 
-.PHONY: all help build test fmt fmt-check vet bench static check-static demo deps clean
+.PHONY: all help build test fuzz-smoke fmt fmt-check vet bench static check-static demo deps clean
 
 all: build
 
@@ -54,6 +54,19 @@ test:
 	@$(MAKE) fmt-check
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	@$(MAKE) fuzz-smoke
+
+# Each fuzz target runs briefly beyond its seed corpus (which plain `go test`
+# already replays): the sockaddr decoder, the DEST and policy parsers, and
+# the verdict lookup against a linear scan. FUZZTIME=10m for a real session.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := sentry:FuzzDecodeRequest netstack:FuzzParseDest netstack:FuzzParsePolicy netstack:FuzzDecide
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz: $$name ($$pkg, $(FUZZTIME))"; \
+		out=$$($(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) 2>&1) || { echo "$$out"; exit 1; }; \
+	done; echo "fuzz: ok"
 
 fmt:
 	$(GOFMT) -w $(GO_FILES)
