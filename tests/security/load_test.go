@@ -115,4 +115,3 @@ func TestForkBomb(t *testing.T) {
 		t.Errorf("every child must be denied (EACCES) and the parent's own connect succeed: %s", r.Stdout)
 	}
 }
-
