@@ -65,7 +65,7 @@ static void close_reset(int s)
 	close(s);
 }
 
-static void cycle_thread(const struct sockaddr_in *addr)
+static void cycle_thread(const void *addr)
 {
 	int s = connect_one(addr);
 	char b;
@@ -84,8 +84,9 @@ static void cycle_thread(const struct sockaddr_in *addr)
  * sandbox the bench passes --deny for it: EACCES from the supervisor. The
  * two are compared: what a denial costs against what a refusal costs.
  */
-static void cycle_refused(const struct sockaddr_in *addr)
+static void cycle_refused(const void *arg)
 {
+	const struct sockaddr_in *addr = arg;
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		bench_die("socket");
@@ -95,7 +96,7 @@ static void cycle_refused(const struct sockaddr_in *addr)
 	close(s);
 }
 
-static void cycle_inline(const struct sockaddr_in *addr)
+static void cycle_inline(const void *addr)
 {
 	int s = connect_one(addr);
 	int c = accept_one();
@@ -117,7 +118,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	void (*cycle)(const struct sockaddr_in *) = refused ? cycle_refused : inl ? cycle_inline : cycle_thread;
+	void (*cycle)(const void *) = refused ? cycle_refused : inl ? cycle_inline : cycle_thread;
 
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
@@ -140,15 +141,7 @@ int main(int argc, char **argv)
 			bench_die("pthread_create");
 	}
 
-	for (long i = bench_warmup(n); i > 0; i--)
-		cycle(&addr);
-
-	long long t0 = bench_now_ns();
-	for (long i = 0; i < n; i++)
-		cycle(&addr);
-	long long t1 = bench_now_ns();
-
-	bench_report(refused ? "tcp_denied" : inl ? "tcp_connect_inline" : "tcp_connect", n, t0, t1);
+	bench_run(refused ? "tcp_denied" : inl ? "tcp_connect_inline" : "tcp_connect", n, cycle, &addr);
 	/* exit() ends the listener thread too. */
 	exit(0);
 }

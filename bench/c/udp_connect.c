@@ -10,8 +10,9 @@
 
 #include "bench.h"
 
-static void cycle(const struct sockaddr_in *addr)
+static void cycle(const void *arg)
 {
+	const struct sockaddr_in *addr = arg;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		bench_die("socket");
@@ -35,15 +36,7 @@ int main(int argc, char **argv)
 	if (getsockname(rfd, (struct sockaddr *)&addr, &alen) != 0)
 		bench_die("getsockname");
 
-	for (long i = bench_warmup(n); i > 0; i--)
-		cycle(&addr);
-
-	long long t0 = bench_now_ns();
-	for (long i = 0; i < n; i++)
-		cycle(&addr);
-	long long t1 = bench_now_ns();
-
-	bench_report("udp_connect", n, t0, t1);
+	bench_run("udp_connect", n, cycle, &addr);
 	close(rfd);
 	return 0;
 }
