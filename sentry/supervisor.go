@@ -118,6 +118,13 @@ type call struct {
 	// restoreUserTimeout, when >= 0, is the caller's TCP_USER_TIMEOUT, to
 	// put back once a timeout verdict's attempt has ended.
 	restoreUserTimeout int
+
+	// sendto: the caller's flags and the supervisor's copy of its data.
+	sendFlags int
+	data      []byte
+	// retry, when set, is what the waiter runs once the socket is writable
+	// (nil: finish a connect).
+	retry func(*Supervisor, *call) outcome
 }
 
 // outcome is a handler's result.

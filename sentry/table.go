@@ -32,6 +32,10 @@ type entry struct {
 var table = []entry{
 	{name: "connect", handler: (*Supervisor).handleConnect,
 		doc: "decided by the netstack; allowed calls are performed by the supervisor on the caller's own socket"},
+	// Only a sendto that carries an address is trapped (the pointer is
+	// compared on all 64 bits); a send on a connected socket runs natively.
+	{name: "sendto", handler: (*Supervisor).handleSendto, conds: []seccomp.Cond{{Arg: 4, Value: 0, NotEqual: true}},
+		doc: "with an address only: decided like connect; the supervisor sends its own copies of the data and the address"},
 	// io_uring's IORING_OP_CONNECT and IORING_OP_SENDMSG never pass through
 	// seccomp. ENOSYS, as on a kernel without io_uring, makes libraries
 	// (liburing, tokio, libuv) fall back to plain syscalls.

@@ -283,6 +283,19 @@ func (w *waiter) settle(it *waitItem) {
 		w.s.finish(c, gone)
 		return
 	}
+	if !it.deadline.IsZero() && !time.Now().Before(it.deadline) {
+		// A socket that keeps polling ready must not starve its deadline.
+		w.s.finish(c, ret(it.first))
+		return
+	}
+	if c.retry != nil {
+		if o := c.retry(w.s, c); o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS {
+			w.requeue(it)
+		} else {
+			w.s.finish(c, o)
+		}
+		return
+	}
 	e := w.s.attempt(c, true)
 	if e == unix.EALREADY || e == unix.EINPROGRESS {
 		w.requeue(it) // spurious wake-up
@@ -305,7 +318,12 @@ func (w *waiter) tick(it *waitItem, now time.Time) {
 	limit := maxCheck
 	if it.kind == kindRetry {
 		limit = maxUnixRetry
-		if e := w.s.attempt(c, true); e != unix.EAGAIN {
+		if c.retry != nil {
+			if o := c.retry(w.s, c); o.errno != unix.EAGAIN {
+				w.s.finish(c, o)
+				return
+			}
+		} else if e := w.s.attempt(c, true); e != unix.EAGAIN {
 			w.s.finish(c, ret(e))
 			return
 		}

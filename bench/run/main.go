@@ -137,6 +137,8 @@ func run(c config) error {
 			Desc: "loopback TCP cycle, accept in the connecting thread: no scheduler wakeups"},
 		{Name: "udp_connect", Source: "udp_connect.c", Iters: &c.UDPIters, Policy: []string{"--allow", "udp:127.0.0.1"}, RatioTarget: 2.0, SpeedupTarget: 2.5,
 			Desc: "loopback UDP: socket, connect 127.0.0.1:port, close"},
+		{Name: "udp_send", Source: "udp_connect.c", Args: []string{"send"}, Iters: &c.UDPIters, Policy: []string{"--allow", "udp:127.0.0.1"}, RatioTarget: 1.10,
+			Desc: "send() on a connected UDP socket: no address, never trapped"},
 		{Name: "tcp_denied", Source: "tcp_connect.c", Args: []string{"refused"}, Iters: &c.TCPIters, Policy: []string{"--deny", "tcp:127.0.0.1"}, RatioTarget: 1.10,
 			Desc: "a denied connect (sandbox: --deny, EACCES) against a refused one (native: closed port, ECONNREFUSED)"},
 		{Name: "getpid", Source: "getpid.c", Iters: &c.GetpidIters, RatioTarget: 1.10,

@@ -66,3 +66,58 @@ func TestTOCTOUAddressFlip(t *testing.T) {
 		t.Errorf("the flip did not exercise both outcomes: %s", r.Stdout)
 	}
 }
+
+// udpCounter counts datagrams received on a loopback port.
+func udpCounter(t *testing.T) (port int, got *atomic.Int64) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadBuffer(8 << 20)
+	t.Cleanup(func() { c.Close() })
+	got = new(atomic.Int64)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	return c.LocalAddr().(*net.UDPAddr).Port, got
+}
+
+// The same attack through sendto(2): the address flips between an allowed
+// and a denied receiver while datagrams are sent; none reaches the denied
+// one. (The allowed receiver may drop datagrams under load: only the denied
+// count matters.)
+func TestTOCTOUSendtoFlip(t *testing.T) {
+	attempts := 200000
+	if testing.Short() {
+		attempts = 20000
+	}
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "flipper.c"), false)
+	allowed, okCount := udpCounter(t)
+	denied, leaked := udpCounter(t)
+	r := nettest.Run(10*time.Minute, sb, "run", "--log-level", "error",
+		"--allow", fmt.Sprintf("udp:127.0.0.1:%d", allowed), "--", prog,
+		strconv.Itoa(allowed), strconv.Itoa(denied), strconv.Itoa(attempts), "sendto")
+	if r.ExitCode != 0 {
+		t.Fatalf("%v", r)
+	}
+	m := regexp.MustCompile(`connected=(\d+) denied=(\d+) other=(\d+)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("unexpected output %q", r.Stdout)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("%d sendto: %s sent, %s denied, %s other; %d received by the allowed receiver, %d by the denied one",
+		attempts, m[1], m[2], m[3], okCount.Load(), leaked.Load())
+	if leaked.Load() != 0 {
+		t.Errorf("%d datagrams reached the denied receiver", leaked.Load())
+	}
+	if m[1] == "0" || m[2] == "0" || okCount.Load() == 0 {
+		t.Errorf("the flip did not exercise both outcomes: %s", r.Stdout)
+	}
+}

@@ -3,7 +3,8 @@
 // connect may reach the denied port: the supervisor decides on its own copy
 // of the address and connects with that copy.
 //
-// usage: flipper ALLOWED_PORT DENIED_PORT ATTEMPTS
+// usage: flipper ALLOWED_PORT DENIED_PORT ATTEMPTS [sendto]
+// With "sendto", the loop sends UDP datagrams with sendto(2) instead.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,11 +27,12 @@ static void *flip(void *arg) {
 }
 
 int main(int argc, char **argv) {
-	if (argc != 4)
+	if (argc < 4)
 		return 2;
 	ports[0] = htons(atoi(argv[1]));
 	ports[1] = htons(atoi(argv[2]));
 	long n = atol(argv[3]);
+	int udp = argc > 4;
 	addr.sin_family = AF_INET;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	addr.sin_port = ports[0];
@@ -38,7 +40,16 @@ int main(int argc, char **argv) {
 	pthread_create(&t, NULL, flip, NULL);
 	long ok = 0, denied = 0, other = 0;
 	struct linger reset = {1, 0};
-	for (long i = 0; i < n; i++) {
+	int us = socket(AF_INET, SOCK_DGRAM, 0);
+	for (long i = 0; udp && i < n; i++) {
+		if (sendto(us, "x", 1, 0, (void *)&addr, sizeof addr) == 1)
+			ok++;
+		else if (errno == EACCES)
+			denied++;
+		else
+			other++;
+	}
+	for (long i = 0; !udp && i < n; i++) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		if (connect(s, (void *)&addr, sizeof addr) == 0)
 			ok++;
