@@ -54,9 +54,6 @@ type Listener struct {
 // NewListener wraps a listener fd received from the init stage.
 func NewListener(fd int) *Listener { return &Listener{fd: fd} }
 
-// FD returns the underlying descriptor.
-func (l *Listener) FD() int { return l.fd }
-
 // Close closes the listener. Every call still trapped afterwards fails with
 // ENOSYS in the tracee: that is the fail-closed end state.
 func (l *Listener) Close() error { return unix.Close(l.fd) }

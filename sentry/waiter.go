@@ -345,13 +345,6 @@ func (w *waiter) requeue(it *waitItem) {
 	w.schedule(it)
 }
 
-// pendingCount reports how many calls are parked, for tests and metrics.
-func (w *waiter) pendingCount() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.timer)
-}
-
 // timerHeap orders waitItems by due time.
 type timerHeap []*waitItem
 

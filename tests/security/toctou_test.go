@@ -34,6 +34,28 @@ func countingListener(t *testing.T) (port int, accepted *atomic.Int64) {
 	return l.Addr().(*net.TCPAddr).Port, accepted
 }
 
+// runFlipper runs testdata/flipper.c under the sandbox with policy and
+// returns how many of its calls succeeded and how many were denied. It waits
+// briefly afterwards so that the receivers have drained.
+func runFlipper(t *testing.T, policy []string, allowed, denied, attempts int, mode ...string) (ok, refused string) {
+	t.Helper()
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "flipper.c"), false)
+	args := append(append([]string{sb, "run", "--log-level", "error"}, policy...), "--",
+		prog, strconv.Itoa(allowed), strconv.Itoa(denied), strconv.Itoa(attempts))
+	r := nettest.Run(10*time.Minute, append(args, mode...)...)
+	if r.ExitCode != 0 {
+		t.Fatalf("%v", r)
+	}
+	m := regexp.MustCompile(`connected=(\d+) denied=(\d+) other=(\d+)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("unexpected output %q", r.Stdout)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("%d attempts: %s succeeded, %s denied, %s other", attempts, m[1], m[2], m[3])
+	return m[1], m[2]
+}
+
 // A thread flips the address between an allowed and a denied port while
 // another connects in a loop: 1,000,000 attempts, and not one may reach the
 // denied port. Both listeners are outside the sandbox.
@@ -42,28 +64,16 @@ func TestTOCTOUAddressFlip(t *testing.T) {
 	if testing.Short() {
 		attempts = 20000
 	}
-	sb := nettest.BuildSandbox(t)
-	prog := nettest.CompileC(t, filepath.Join("testdata", "flipper.c"), false)
 	allowed, okCount := countingListener(t)
 	denied, leaked := countingListener(t)
-	r := nettest.Run(10*time.Minute, sb, "run", "--log-level", "error",
-		"--allow", fmt.Sprintf("tcp:127.0.0.1:%d", allowed), "--deny", fmt.Sprintf("tcp:127.0.0.1:%d", denied), "--",
-		prog, strconv.Itoa(allowed), strconv.Itoa(denied), strconv.Itoa(attempts))
-	if r.ExitCode != 0 {
-		t.Fatalf("%v", r)
-	}
-	m := regexp.MustCompile(`connected=(\d+) denied=(\d+) other=(\d+)`).FindStringSubmatch(r.Stdout)
-	if m == nil {
-		t.Fatalf("unexpected output %q", r.Stdout)
-	}
-	time.Sleep(200 * time.Millisecond) // let the accept loops drain
-	t.Logf("%d attempts: %s connected, %s denied, %s other; %d accepted on the allowed port, %d on the denied one",
-		attempts, m[1], m[2], m[3], okCount.Load(), leaked.Load())
+	ok, refused := runFlipper(t, []string{"--allow", fmt.Sprintf("tcp:127.0.0.1:%d", allowed),
+		"--deny", fmt.Sprintf("tcp:127.0.0.1:%d", denied)}, allowed, denied, attempts)
+	t.Logf("%d accepted on the allowed port, %d on the denied one", okCount.Load(), leaked.Load())
 	if leaked.Load() != 0 {
 		t.Errorf("%d connections reached the denied port", leaked.Load())
 	}
-	if m[1] == "0" || m[2] == "0" {
-		t.Errorf("the flip did not exercise both outcomes: %s", r.Stdout)
+	if ok == "0" || refused == "0" {
+		t.Errorf("the flip did not exercise both outcomes: %s connected, %s denied", ok, refused)
 	}
 }
 
@@ -97,27 +107,15 @@ func TestTOCTOUSendtoFlip(t *testing.T) {
 	if testing.Short() {
 		attempts = 20000
 	}
-	sb := nettest.BuildSandbox(t)
-	prog := nettest.CompileC(t, filepath.Join("testdata", "flipper.c"), false)
 	allowed, okCount := udpCounter(t)
 	denied, leaked := udpCounter(t)
-	r := nettest.Run(10*time.Minute, sb, "run", "--log-level", "error",
-		"--allow", fmt.Sprintf("udp:127.0.0.1:%d", allowed), "--", prog,
-		strconv.Itoa(allowed), strconv.Itoa(denied), strconv.Itoa(attempts), "sendto")
-	if r.ExitCode != 0 {
-		t.Fatalf("%v", r)
-	}
-	m := regexp.MustCompile(`connected=(\d+) denied=(\d+) other=(\d+)`).FindStringSubmatch(r.Stdout)
-	if m == nil {
-		t.Fatalf("unexpected output %q", r.Stdout)
-	}
-	time.Sleep(200 * time.Millisecond)
-	t.Logf("%d sendto: %s sent, %s denied, %s other; %d received by the allowed receiver, %d by the denied one",
-		attempts, m[1], m[2], m[3], okCount.Load(), leaked.Load())
+	ok, refused := runFlipper(t, []string{"--allow", fmt.Sprintf("udp:127.0.0.1:%d", allowed)},
+		allowed, denied, attempts, "sendto")
+	t.Logf("%d received by the allowed receiver, %d by the denied one", okCount.Load(), leaked.Load())
 	if leaked.Load() != 0 {
 		t.Errorf("%d datagrams reached the denied receiver", leaked.Load())
 	}
-	if m[1] == "0" || m[2] == "0" || okCount.Load() == 0 {
-		t.Errorf("the flip did not exercise both outcomes: %s", r.Stdout)
+	if ok == "0" || refused == "0" || okCount.Load() == 0 {
+		t.Errorf("the flip did not exercise both outcomes: %s sent, %s denied", ok, refused)
 	}
 }
