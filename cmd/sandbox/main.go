@@ -65,11 +65,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "sandbox",
 		Usage: "run a program under a supervisor that decides every connect(2)",
-		Description: `sandbox starts PROGRAM under a seccomp filter that traps connect(2) with
-user notification. The sandbox process is the supervisor: it decides each
-call against its netstack and answers exactly as Linux would. Allowed
-connects are performed by the supervisor on the program's own socket, so the
-program sees a real, working connection.`,
+		Description: `sandbox starts PROGRAM under a seccomp filter that traps connect(2), and
+sendto(2) with an address, with user notification. The sandbox process is
+the supervisor: it decides each call against its netstack and answers
+exactly as Linux would. Allowed calls are performed by the supervisor on
+the program's own socket, so the program sees a real, working connection.
+
+Start with: sandbox run --help`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
