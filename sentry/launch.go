@@ -18,11 +18,15 @@ import (
 //
 //  1. The supervisor re-executes its own binary in init mode (InitArg) with
 //     one end of a SOCK_SEQPACKET socketpair as fd 3.
-//  2. The init stage sets PR_SET_NO_NEW_PRIVS, loads the filter and sends
-//     the listener fd over the socketpair (SCM_RIGHTS) in an "L" message.
-//  3. The supervisor takes the listener, starts serving, and answers "G".
+//  2. The init stage sets PR_SET_NO_NEW_PRIVS, loads the filter and writes
+//     the listener's descriptor number in an "L" message.
+//  3. The supervisor takes the listener with pidfd_getfd, starts serving,
+//     and answers "G".
 //  4. The init stage execs PROGRAM. Its end of the pair is close-on-exec: a
 //     successful exec shows up as EOF. A failed exec sends "X" and errno.
+//
+// The init stage only ever writes to the pair: sendmsg is trapped once the
+// filter is loaded, and nobody answers before the listener is handed over.
 //
 // Any failure before "G" stops the init stage before PROGRAM runs: "E" and a
 // message, or EOF if it died. Nothing runs unsupervised.
@@ -124,14 +128,17 @@ func Start(spec Spec) (*Child, error) {
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", err)}
 	}
 	ch := &Child{Pid: proc.Pid, conn: ours}
-	kind, payload, fd, err := recvMsg(ours)
+	kind, payload, err := recvMsg(ours)
+	fd := -1
 	switch {
 	case err != nil:
 		err = fmt.Errorf("receive listener: %w", err)
 	case kind == 'E':
 		err = errors.New(string(payload))
-	case kind != 'L' || fd < 0:
+	case kind != 'L' || len(payload) != 4:
 		err = errors.New("init stage ended before handing over the listener")
+	default:
+		fd, err = takeListener(proc.Pid, int(binary.NativeEndian.Uint32(payload)))
 	}
 	if err != nil {
 		proc.Kill()
@@ -148,7 +155,7 @@ func (ch *Child) Release(path string) error {
 	if _, err := ch.conn.Write([]byte{'G'}); err != nil {
 		return &SetupError{fmt.Errorf("release program: %w", err)}
 	}
-	kind, payload, _, err := recvMsg(ch.conn)
+	kind, payload, err := recvMsg(ch.conn)
 	if err != nil {
 		return &SetupError{fmt.Errorf("wait for exec: %w", err)}
 	}
@@ -165,31 +172,35 @@ func (ch *Child) Release(path string) error {
 	return &SetupError{errors.New("unexpected message from init stage")}
 }
 
+// takeListener duplicates the init stage's listener descriptor.
+func takeListener(pid, fd int) (int, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("take listener: pidfd_open: %w", err)
+	}
+	defer unix.Close(pidfd)
+	lfd, err := unix.PidfdGetfd(pidfd, fd, 0) // close-on-exec, always
+	if err != nil {
+		return -1, fmt.Errorf("take listener: pidfd_getfd: %w", err)
+	}
+	return lfd, nil
+}
+
 // recvMsg reads one message; kind 0 means EOF.
-func recvMsg(f *os.File) (kind byte, payload []byte, fd int, err error) {
+func recvMsg(f *os.File) (kind byte, payload []byte, err error) {
 	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	fd = -1
 	for {
-		n, oobn, _, _, e := unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, e := unix.Read(int(f.Fd()), buf)
 		if e == unix.EINTR {
 			continue
 		}
 		if e != nil {
-			return 0, nil, -1, e
-		}
-		if oobn > 0 {
-			msgs, perr := unix.ParseSocketControlMessage(oob[:oobn])
-			if perr == nil && len(msgs) == 1 {
-				if fds, rerr := unix.ParseUnixRights(&msgs[0]); rerr == nil && len(fds) == 1 {
-					fd = fds[0]
-				}
-			}
+			return 0, nil, e
 		}
 		if n == 0 {
-			return 0, nil, fd, nil
+			return 0, nil, nil
 		}
-		return buf[0], buf[1:n], fd, nil
+		return buf[0], buf[1:n], nil
 	}
 }
 
@@ -201,8 +212,7 @@ func InitMain(args []string) {
 	runtime.LockOSThread() // the filter goes on this thread; exec from it
 	conn := initFD
 	fail := func(code int, format string, a ...any) {
-		msg := append([]byte{'E'}, fmt.Sprintf(format, a...)...)
-		unix.Sendmsg(conn, msg, nil, nil, 0)
+		unix.Write(conn, append([]byte{'E'}, fmt.Sprintf(format, a...)...))
 		os.Exit(code)
 	}
 	if len(args) < 4 {
@@ -216,10 +226,12 @@ func InitMain(args []string) {
 	if failAt == "handoff" {
 		fail(125, "hand over listener: %v", seccomp.ErrInjected)
 	}
-	if err := unix.Sendmsg(conn, []byte{'L'}, unix.UnixRights(lfd), nil, 0); err != nil {
+	var l [5]byte
+	l[0] = 'L'
+	binary.NativeEndian.PutUint32(l[1:], uint32(lfd))
+	if _, err := unix.Write(conn, l[:]); err != nil {
 		fail(125, "hand over listener: %v", err)
 	}
-	unix.Close(lfd)
 	var b [1]byte
 	for {
 		n, err := unix.Read(conn, b[:])
@@ -231,12 +243,13 @@ func InitMain(args []string) {
 		}
 		break
 	}
+	unix.Close(lfd) // taken: PROGRAM must not inherit it
 	unix.CloseOnExec(conn)
 	err = unix.Exec(path, argv, os.Environ())
 	e, _ := err.(unix.Errno)
 	var p [4]byte
 	binary.NativeEndian.PutUint32(p[:], uint32(e))
-	unix.Sendmsg(conn, append([]byte{'X'}, p[:]...), nil, nil, 0)
+	unix.Write(conn, append([]byte{'X'}, p[:]...))
 	if e == unix.ENOENT {
 		os.Exit(127)
 	}

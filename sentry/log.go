@@ -156,11 +156,18 @@ func (a *auditLog) record(c *call, o outcome) {
 		level = logrus.DebugLevel
 		msg = c.name + " interrupted"
 	}
+	// A sendmsg that named no destination is routine traffic on a
+	// connected socket, trapped only because the filter cannot see
+	// msg_name: debug level, and not in the summary.
+	routine := !c.decided && (c.name == "sendmsg" || c.name == "sendmmsg")
+	if routine {
+		level = logrus.DebugLevel
+	}
 	e := errnoName(o.errno)
 	if o.gone {
 		e = "(no answer: interrupted)"
 	}
-	if a.summarize {
+	if a.summarize && !routine {
 		a.sum.add(summaryKey{Dst: c.req.Dest(), Verdict: verdict, Errno: e})
 	}
 	if !a.l.IsLevelEnabled(level) {

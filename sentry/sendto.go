@@ -1,37 +1,72 @@
 package sentry
 
 import (
-	"unsafe"
-
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
 )
 
-// maxSend bounds the data the supervisor copies for one sendto. A datagram
-// larger than this is answered EMSGSIZE (Linux's own limits are lower:
-// 65,507 bytes for UDP, the send buffer for Unix datagrams); a stream send
-// (TCP Fast Open) may be short, as stream sends may.
+// The send family: sendto with an address, and every sendmsg and sendmmsg
+// (whose address sits behind a pointer the filter cannot follow). All three
+// end in sendMessage: decide on the supervisor's copy of the address, then
+// send the supervisor's copies of the data and control messages on the
+// caller's own socket. Changing any of them in the tracee after the check
+// changes nothing.
+
+// maxSend bounds the data the supervisor copies at once. A datagram larger
+// than this is answered EMSGSIZE (Linux's own limits are lower: 65,507 bytes
+// for UDP, the send buffer for Unix datagrams); a stream send is copied and
+// sent in pieces of this size.
 const maxSend = 8 << 20
 
-// userSpaceEnd is the end of x86_64 user space (TASK_SIZE_MAX): import_ubuf
-// answers EFAULT for a range beyond it before anything else.
+// userSpaceEnd is the end of x86_64 user space (TASK_SIZE_MAX): access_ok
+// fails for a range beyond it before anything is copied.
 const userSpaceEnd = 0x00007ffffffff000
+
+// maxRWCount is MAX_RW_COUNT (INT_MAX & PAGE_MASK): the kernel clamps the
+// length of one send to it.
+const maxRWCount = 0x7ffff000
+
+// span is one range of the caller's data, in its address space.
+type span struct{ base, len uint64 }
+
+// message is the state of one message being sent.
+type message struct {
+	spans []span // the caller's data
+	one   [1]span
+	total uint64 // bytes across spans, clamped to maxRWCount
+	sent  uint64 // bytes sent so far (a stream send goes in pieces)
+	off   uint64 // bytes of the caller's data copied so far
+	data  []byte // the supervisor's copy of the current piece
+	// zc: data is a private mapping (MSG_ZEROCOPY), unmapped once sent: the
+	// kernel keeps the pages it pinned, and Go never reuses them.
+	zc      bool
+	control []byte // the supervisor's copy of the control messages
+	passed  []int  // the supervisor's duplicates of SCM_RIGHTS descriptors
+}
+
+// release frees what the message holds.
+func (m *message) release() {
+	for _, fd := range m.passed {
+		rawClose(fd)
+	}
+	if m.zc && m.data != nil {
+		unix.Munmap(m.data)
+	}
+	*m = message{}
+}
 
 // handleSendto decides sendto(fd, buf, len, flags, addr, addrlen) with an
 // address (the filter traps no other). Linux checks (net/socket.c
 // __sys_sendto): the buffer's range (EFAULT), the fd (EBADF, ENOTSOCK), then
 // addrlen (EINVAL) and the copy of addr (EFAULT), then the protocol.
-//
-// The supervisor sends its own copies of the data and the address on the
-// caller's socket: changing either after the check changes nothing.
 func (s *Supervisor) handleSendto(c *call) outcome {
 	args := &c.n.Data.Args
 	c.fd = int32(args[0])
-	buf, size := args[1], args[2]
+	buf, size := args[1], min(args[2], maxRWCount)
 	c.sendFlags = int(uint32(args[3]))
 	alen := int32(args[5])
-	if buf+size < buf || buf+size > userSpaceEnd {
+	if !accessOK(buf, size) {
 		return ret(unix.EFAULT)
 	}
 	if o, ok := s.takeFD(c); !ok {
@@ -47,32 +82,53 @@ func (s *Supervisor) handleSendto(c *call) outcome {
 	if err := s.tracees.read(c.n.Pid, args[4], c.addr[:c.alen]); err != nil {
 		return ret(unix.EFAULT)
 	}
-	typ, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_TYPE)
-	if e != 0 {
-		return ret(e)
+	c.msg.one[0] = span{buf, size}
+	c.msg.spans = c.msg.one[:]
+	c.msg.total = size
+	return s.sendMessage(c)
+}
+
+// accessOK is the kernel's access_ok: the range lies in user space.
+func accessOK(base, n uint64) bool {
+	return base+n >= base && base+n <= userSpaceEnd
+}
+
+// sendMessage decides and performs a send whose address (c.addr), data
+// spans and control messages have been read. What is left to check in the
+// kernel's order: the data (EMSGSIZE, EFAULT), the SCM_RIGHTS descriptors
+// (EBADF), then the protocol's own checks, which the kernel makes when the
+// supervisor sends.
+func (s *Supervisor) sendMessage(c *call) outcome {
+	if c.typ == 0 {
+		typ, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_TYPE)
+		if e != 0 {
+			return ret(e)
+		}
+		flags, e := rawFcntl(c.sock, unix.F_GETFL, 0)
+		if e != 0 {
+			return ret(unix.EBADF)
+		}
+		c.typ, c.flags = typ, flags
 	}
-	if (typ == unix.SOCK_DGRAM || typ == unix.SOCK_RAW) && size > maxSend {
+	if c.typ != unix.SOCK_STREAM && c.msg.total > maxSend {
 		return ret(unix.EMSGSIZE)
 	}
-	c.data = make([]byte, min(size, maxSend))
-	if len(c.data) > 0 {
-		if err := s.tracees.read(c.n.Pid, buf, c.data); err != nil {
-			return ret(unix.EFAULT)
+	if err := s.readPiece(c); err != nil {
+		return ret(unix.EFAULT)
+	}
+	if c.domain == unix.AF_UNIX {
+		if e := s.passRights(c); e != 0 {
+			return ret(e)
 		}
 	}
 	if !s.lis.Valid(c.n.ID) {
 		return gone
 	}
-	flags, e := rawFcntl(c.sock, unix.F_GETFL, 0)
-	if e != 0 {
-		return ret(unix.EBADF)
-	}
-	c.flags, c.typ = flags, typ
-	c.req = decodeRequest(c.domain, typ, c.addr[:c.alen])
+	c.req = decodeRequest(c.domain, c.typ, c.addr[:c.alen])
 	c.req.Op, c.req.PID = netstack.OpSend, int(c.n.Pid)
-	if !addressUsed(typ, c.sendFlags) || !c.hasDest() {
-		// The kernel ignores the address here (a stream socket without
-		// MSG_FASTOPEN, a seqpacket socket), or rejects it itself.
+	if c.alen == 0 || !addressUsed(c.typ, c.sendFlags) || !c.hasDest() {
+		// No address, or one the kernel ignores here (a stream socket
+		// without MSG_FASTOPEN, a seqpacket socket) or rejects itself.
 		return s.send(c)
 	}
 	if c.isUnixPath() {
@@ -93,7 +149,7 @@ func (s *Supervisor) handleSendto(c *call) outcome {
 		return s.send(c)
 	}
 	inet := c.domain == unix.AF_INET || c.domain == unix.AF_INET6
-	if inet && typ == unix.SOCK_DGRAM && (c.dec.Action == netstack.Refuse || c.dec.Action == netstack.Timeout) {
+	if inet && c.typ == unix.SOCK_DGRAM && (c.dec.Action == netstack.Refuse || c.dec.Action == netstack.Timeout) {
 		// A datagram to a closed port or a silent host leaves as usual;
 		// only the sink sees it.
 		if sink := s.sinkFor(c, true, c.dec.Action == netstack.Timeout); sink != nil {
@@ -102,16 +158,16 @@ func (s *Supervisor) handleSendto(c *call) outcome {
 			return s.send(c)
 		}
 	}
-	if c.dec.Action == netstack.Timeout && typ == unix.SOCK_DGRAM {
-		return outcome{val: int64(len(c.data))} // a datagram nobody reads
+	if c.dec.Action == netstack.Timeout && c.typ == unix.SOCK_DGRAM {
+		return outcome{val: int64(c.msg.total)} // a datagram nobody reads
 	}
 	return ret(errnoFor(c.dec))
 }
 
-// addressUsed reports whether sendto's address decides where data goes.
+// addressUsed reports whether a send's address decides where data goes.
 func addressUsed(typ, flags int) bool {
 	switch typ {
-	case unix.SOCK_DGRAM, unix.SOCK_RAW:
+	case unix.SOCK_DGRAM, unix.SOCK_RAW, unix.SOCK_RDM:
 		return true
 	case unix.SOCK_STREAM:
 		return flags&unix.MSG_FASTOPEN != 0 // Fast Open connects to it
@@ -119,14 +175,57 @@ func addressUsed(typ, flags int) bool {
 	return false
 }
 
-// send performs the caller's sendto with the supervisor's copies. It never
+// readPiece copies the next piece of the caller's data: all of it for a
+// datagram, at most maxSend bytes of a stream.
+func (s *Supervisor) readPiece(c *call) error {
+	m := &c.msg
+	if m.zc && m.data != nil {
+		unix.Munmap(m.data)
+	}
+	n := min(m.total-m.off, maxSend)
+	if c.sendFlags&unix.MSG_ZEROCOPY != 0 && n > 0 {
+		b, err := unix.Mmap(-1, 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return err
+		}
+		m.data, m.zc = b, true
+	} else if uint64(cap(m.data)) >= n && !m.zc {
+		m.data = m.data[:n]
+	} else {
+		m.data, m.zc = make([]byte, n), false
+	}
+	// Walk the spans to the piece's start, then copy span by span.
+	at, done := uint64(0), uint64(0)
+	for _, sp := range m.spans {
+		if done == n {
+			break
+		}
+		if at+sp.len <= m.off {
+			at += sp.len
+			continue
+		}
+		skip := max(m.off, at) - at
+		k := min(sp.len-skip, n-done)
+		if err := s.tracees.read(c.n.Pid, sp.base+skip, m.data[done:done+k]); err != nil {
+			return err
+		}
+		done += k
+		at += sp.len
+	}
+	m.off += n
+	return nil
+}
+
+// send performs the caller's send with the supervisor's copies. It never
 // blocks: a blocking caller whose socket is full (or, with MSG_FASTOPEN,
 // still connecting) waits in the waiter, as it would in the kernel.
 func (s *Supervisor) send(c *call) outcome {
 	o := s.sendOnce(c)
-	blocking := c.flags&unix.O_NONBLOCK == 0 && c.sendFlags&unix.MSG_DONTWAIT == 0
+	blocking := c.flags&unix.O_NONBLOCK == 0 && c.sendFlags&unix.MSG_DONTWAIT == 0 && !c.noWait
 	if blocking && (o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS) {
-		c.retry = (*Supervisor).sendOnce
+		if c.retry == nil {
+			c.retry = (*Supervisor).sendOnce
+		}
 		if c.domain == unix.AF_UNIX {
 			// A Unix sender polls writable while its peer's queue is full:
 			// no event says when there is room, so retry with a backoff.
@@ -137,18 +236,62 @@ func (s *Supervisor) send(c *call) outcome {
 	return o
 }
 
+// sendOnce sends what is left of the message, without blocking.
+//
+// Invariant: once any byte has left, the call is answered with the count
+// and never parked. A signal may tear a parked notification down, and the
+// caller would then send again what the supervisor had already sent. So a
+// blocking stream send that finds its buffer full part-way returns a short
+// count, as an interrupted one would (a documented divergence).
 func (s *Supervisor) sendOnce(c *call) outcome {
+	m := &c.msg
+	for {
+		n, e := s.sendPiece(c)
+		if e != 0 {
+			if m.sent > 0 {
+				return outcome{val: int64(m.sent)}
+			}
+			if e == unix.EPIPE && c.sendFlags&unix.MSG_NOSIGNAL == 0 {
+				s.sigpipe(c)
+			}
+			return ret(e)
+		}
+		m.control = nil // descriptors and options travel with the first piece
+		m.sent += uint64(n)
+		if c.typ != unix.SOCK_STREAM {
+			return outcome{val: int64(n)}
+		}
+		if m.off >= m.total || n < len(m.data) {
+			return outcome{val: int64(m.sent)}
+		}
+		if err := s.readPiece(c); err != nil {
+			return outcome{val: int64(m.sent)}
+		}
+	}
+}
+
+// sendPiece sends the current piece once.
+func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	addr := c.addr[:c.alen]
 	if c.unix != nil {
 		addr = c.unix.addr
 	}
 	// MSG_NOSIGNAL: a broken pipe must not signal the supervisor; the
-	// caller gets its SIGPIPE below, as it would natively.
+	// caller gets its SIGPIPE in sendOnce, as it would natively.
 	flags := c.sendFlags | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+	control := c.msg.control
+	if c.domain == unix.AF_UNIX && s.speaksFor {
+		control = s.withCallerCreds(c, control)
+	}
 	var n int
 	var e unix.Errno
 	do := func() unix.Errno {
-		n, e = rawSendto(c.sock, c.data, flags, addr)
+		n, e = rawSendmsg(c.sock, addr, c.msg.data, control, flags)
+		if (e == unix.EPERM || e == unix.ESRCH) && len(control) != len(c.msg.control) {
+			// The credentials added for the caller were refused: send as
+			// Linux would from the supervisor.
+			n, e = rawSendmsg(c.sock, addr, c.msg.data, c.msg.control, flags)
+		}
 		return e
 	}
 	if c.unix != nil {
@@ -156,27 +299,30 @@ func (s *Supervisor) sendOnce(c *call) outcome {
 	} else {
 		do()
 	}
-	if e == unix.EPIPE && c.sendFlags&unix.MSG_NOSIGNAL == 0 {
-		if st, err := c.callerStatus(); err == nil {
-			unix.Tgkill(st.Tgid, int(c.n.Pid), unix.SIGPIPE)
-		}
-	}
-	if e != 0 {
-		return ret(e)
-	}
-	return outcome{val: int64(n)}
+	return n, e
 }
 
-func rawSendto(fd int, data []byte, flags int, addr []byte) (int, unix.Errno) {
-	var p, a unsafe.Pointer
-	if len(data) > 0 {
-		p = unsafe.Pointer(&data[0])
+// sigpipe gives the caller the SIGPIPE that Linux sends with EPIPE. Linux
+// queues it before the call returns; here, a signal that arrives while the
+// notification is pending tears it down, and a handler would run and the
+// call restart (or fail with EINTR). So:
+//   - ignored: nothing to send;
+//   - blocked, or default (fatal): sent before the answer, exactly as Linux
+//     (it stays pending, or the process dies without seeing EPIPE);
+//   - caught: sent just after the answer, so the handler runs right after
+//     the call returns EPIPE rather than right before (documented).
+func (s *Supervisor) sigpipe(c *call) {
+	st, err := c.callerStatus()
+	if err != nil {
+		return
 	}
-	if len(addr) > 0 {
-		a = unsafe.Pointer(&addr[0])
+	const bit = 1 << (unix.SIGPIPE - 1)
+	kill := func() { unix.Tgkill(st.Tgid, int(c.n.Pid), unix.SIGPIPE) }
+	switch {
+	case st.SigIgn&bit != 0:
+	case st.SigBlk&bit != 0 || st.SigCgt&bit == 0:
+		kill()
+	default:
+		c.afterAnswer = kill
 	}
-	// Never blocks: MSG_DONTWAIT.
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)),
-		uintptr(flags), uintptr(a), uintptr(len(addr)))
-	return int(r), e
 }

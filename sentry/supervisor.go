@@ -9,6 +9,8 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +48,13 @@ type Supervisor struct {
 	// topology is set when the decider models a network, which needs the
 	// socket's SO_BROADCAST.
 	topology bool
+	// speaksFor: the supervisor may name the caller in SCM_CREDENTIALS
+	// (CAP_SYS_ADMIN), so Unix peers of the sends it performs see the
+	// caller, not the supervisor.
+	speaksFor bool
+	// optmemMax is net.core.optmem_max: longer control buffers fail with
+	// ENOBUFS before they are copied.
+	optmemMax uint64
 	// finishing counts calls between their answer and their log record:
 	// the answer may let PROGRAM exit, and Close must not drop the record.
 	finishing atomic.Int64
@@ -77,6 +86,8 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		cfg:      cfg,
 		self:     self,
 	}
+	s.speaksFor = self.CapEff&(1<<unix.CAP_SYS_ADMIN) != 0
+	s.optmemMax = readSysctl("/proc/sys/net/core/optmem_max", 20480)
 	if t, ok := cfg.Decider.(interface{ Network() *netstack.Network }); ok {
 		s.topology = t.Network() != nil
 	}
@@ -119,9 +130,15 @@ type call struct {
 	// put back once a timeout verdict's attempt has ended.
 	restoreUserTimeout int
 
-	// sendto: the caller's flags and the supervisor's copy of its data.
+	// The send family (sendto.go, sendmsg.go): the caller's flags, the
+	// message being sent, sendmmsg's progress, and whether the call may
+	// still wait for room (not once a sendmmsg message has left).
 	sendFlags int
-	data      []byte
+	msg       message
+	mm        *mmsgState
+	noWait    bool
+	// afterAnswer, when set, runs once the answer has been given.
+	afterAnswer func()
 	// retry, when set, is what the waiter runs once the socket is writable
 	// (nil: finish a connect).
 	retry func(*Supervisor, *call) outcome
@@ -189,6 +206,9 @@ func (s *Supervisor) finish(c *call, o outcome) {
 			o.gone = true
 		}
 	}
+	if !o.gone && c.afterAnswer != nil {
+		c.afterAnswer()
+	}
 	s.log.record(c, o)
 	s.release(c)
 }
@@ -211,6 +231,7 @@ func (s *Supervisor) release(c *call) {
 	if c.unix != nil {
 		c.unix.close()
 	}
+	c.msg.release()
 }
 
 // Close flushes the audit log and writes the summary. Calls still parked
@@ -231,4 +252,17 @@ func (s *Supervisor) Close() {
 			s.cfg.Log.WithField("error", err).Error("write --summary-json")
 		}
 	}
+}
+
+// readSysctl reads a numeric sysctl, or returns def.
+func readSysctl(path string, def uint64) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return def
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return def
+	}
+	return v
 }

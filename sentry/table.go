@@ -36,6 +36,12 @@ var table = []entry{
 	// compared on all 64 bits); a send on a connected socket runs natively.
 	{name: "sendto", handler: (*Supervisor).handleSendto, conds: []seccomp.Cond{{Arg: 4, Value: 0, NotEqual: true}},
 		doc: "with an address only: decided like connect; the supervisor sends its own copies of the data and the address"},
+	// sendmsg's and sendmmsg's address sits behind a pointer the filter
+	// cannot follow: every call is trapped and performed by the supervisor.
+	{name: "sendmsg", handler: (*Supervisor).handleSendmsg,
+		doc: "always trapped (the address is behind a pointer): decided like sendto when it names an address; the supervisor sends its own copies of the address, data and control messages (SCM_RIGHTS descriptors included)"},
+	{name: "sendmmsg", handler: (*Supervisor).handleSendmmsg,
+		doc: "always trapped: each message as sendmsg; the count and msg_len as Linux gives them"},
 	// io_uring's IORING_OP_CONNECT and IORING_OP_SENDMSG never pass through
 	// seccomp. ENOSYS, as on a kernel without io_uring, makes libraries
 	// (liburing, tokio, libuv) fall back to plain syscalls.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -230,7 +232,11 @@ func (t *tracees) read(tid uint32, addr uint64, buf []byte) error {
 
 // readable checks /proc/TID/maps: every byte of [addr, addr+n) must lie in a
 // readable mapping.
-func readable(tid uint32, addr, n uint64) bool {
+func readable(tid uint32, addr, n uint64) bool { return mapped(tid, addr, n, 'r') }
+
+// mapped checks /proc/TID/maps: every byte of [addr, addr+n) must lie in a
+// mapping with permission perm ('r' or 'w').
+func mapped(tid uint32, addr, n uint64, perm byte) bool {
 	if addr+n < addr {
 		return false
 	}
@@ -247,7 +253,7 @@ func readable(tid uint32, addr, n uint64) bool {
 			continue
 		}
 		if addr >= lo && addr < hi {
-			if perms[0] != 'r' {
+			if !strings.ContainsRune(perms[:3], rune(perm)) {
 				return false
 			}
 			addr = hi
@@ -265,6 +271,9 @@ type status struct {
 	Gid    [4]uint32
 	Groups []uint32
 	CapEff uint64
+	// Signal masks: the thread's blocked set, the process's ignored and
+	// caught sets (bit n-1 for signal n).
+	SigBlk, SigIgn, SigCgt uint64
 }
 
 func readStatus(path string) (status, error) {
@@ -302,6 +311,12 @@ func readStatus(path string) (status, error) {
 			}
 		case "CapEff":
 			st.CapEff, _ = strconv.ParseUint(string(f[0]), 16, 64)
+		case "SigBlk":
+			st.SigBlk, _ = strconv.ParseUint(string(f[0]), 16, 64)
+		case "SigIgn":
+			st.SigIgn, _ = strconv.ParseUint(string(f[0]), 16, 64)
+		case "SigCgt":
+			st.SigCgt, _ = strconv.ParseUint(string(f[0]), 16, 64)
 		}
 	}
 	return st, nil
@@ -318,4 +333,36 @@ func sameCreds(a, b status) bool {
 		}
 	}
 	return true
+}
+
+// write copies buf to addr in thread tid, as the kernel's put_user would:
+// a page the thread could not write makes it fail with EFAULT.
+func (t *tracees) write(tid uint32, addr uint64, buf []byte) error {
+	if t.vmRead {
+		local := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+		remote := unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
+		n, _, e := unix.RawSyscall6(unix.SYS_PROCESS_VM_WRITEV, uintptr(tid),
+			uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
+		switch {
+		case e == 0 && int(n) == len(buf):
+			return nil
+		case e == 0, e == unix.EFAULT:
+			return unix.EFAULT
+		case e != unix.EPERM && e != unix.ENOSYS:
+			return e
+		}
+	}
+	// /proc/PID/mem writes even read-only pages: check them first.
+	if !mapped(tid, addr, uint64(len(buf)), 'w') {
+		return unix.EFAULT
+	}
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tid), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if n, err := f.WriteAt(buf, int64(addr)); err != nil || n != len(buf) {
+		return unix.EFAULT
+	}
+	return nil
 }

@@ -1,0 +1,332 @@
+package sentry
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
+)
+
+// sendmsg and sendmmsg are trapped whole: their address sits behind the
+// msghdr pointer, which a seccomp filter cannot follow. Answering CONTINUE
+// after reading msg_name would let another thread change it before the
+// kernel reads it again, so the supervisor performs every call itself, with
+// address, data and control messages copied once.
+
+const (
+	uioMaxIOV     = 1024       // UIO_MAXIOV: the most iovecs, and sendmmsg's most messages
+	scmMaxFD      = 253        // SCM_MAX_FD: the most descriptors one message passes
+	msgCmsgCompat = 0x80000000 // MSG_CMSG_COMPAT: refused from 64-bit callers
+	sizeofMsghdr  = 56         // struct user_msghdr on x86_64
+	sizeofMmsghdr = 64         // struct mmsghdr: a msghdr and msg_len, padded
+	// ctlOnStack is the control length ____sys_sendmsg copies without
+	// sock_kmalloc: only longer buffers can fail with ENOBUFS.
+	ctlOnStack = unix.SizeofCmsghdr + 20
+)
+
+// handleSendmsg decides sendmsg(fd, msg, flags). Linux checks
+// (net/socket.c __sys_sendmsg): MSG_CMSG_COMPAT (EINVAL), the fd (EBADF,
+// ENOTSOCK), then the msghdr (see readMsghdr), then the protocol.
+func (s *Supervisor) handleSendmsg(c *call) outcome {
+	args := &c.n.Data.Args
+	flags := uint32(args[2])
+	if flags&msgCmsgCompat != 0 {
+		return ret(unix.EINVAL)
+	}
+	c.fd = int32(args[0])
+	c.sendFlags = int(flags)
+	if o, ok := s.takeFD(c); !ok {
+		return o
+	}
+	if c.notSock {
+		return ret(unix.ENOTSOCK)
+	}
+	if e := s.readMsghdr(c, args[1]); e != 0 {
+		return ret(e)
+	}
+	return s.sendMessage(c)
+}
+
+// readMsghdr copies the msghdr at addr and what it points to, with the
+// errors of copy_msghdr_from_user, import_iovec and ____sys_sendmsg in
+// their order: the msghdr (EFAULT), msg_namelen (EINVAL when negative;
+// clamped to sockaddr_storage), the name (EFAULT), msg_iovlen (EMSGSIZE),
+// the iovec array (EFAULT, then EINVAL for a negative length, then EFAULT
+// for a range outside user space), msg_controllen (ENOBUFS), the control
+// buffer (EFAULT).
+func (s *Supervisor) readMsghdr(c *call, addr uint64) unix.Errno {
+	var h [sizeofMsghdr]byte
+	if s.tracees.read(c.n.Pid, addr, h[:]) != nil {
+		return unix.EFAULT
+	}
+	le := binary.LittleEndian
+	name, namelen := le.Uint64(h[0:]), int32(le.Uint32(h[8:]))
+	iov, iovlen := le.Uint64(h[16:]), le.Uint64(h[24:])
+	ctl, ctllen := le.Uint64(h[32:]), le.Uint64(h[40:])
+	if name == 0 {
+		namelen = 0
+	}
+	if namelen < 0 {
+		return unix.EINVAL
+	}
+	c.alen = int(min(namelen, sockaddrStorage))
+	if s.tracees.read(c.n.Pid, name, c.addr[:c.alen]) != nil {
+		return unix.EFAULT
+	}
+	if iovlen > uioMaxIOV {
+		return unix.EMSGSIZE
+	}
+	if e := s.readIovecs(c, iov, int(iovlen)); e != 0 {
+		return e
+	}
+	if ctllen > 1<<31-1 || ctllen > ctlOnStack && ctllen >= s.optmemMax {
+		return unix.ENOBUFS
+	}
+	if ctllen > 0 {
+		c.msg.control = make([]byte, ctllen)
+		if s.tracees.read(c.n.Pid, ctl, c.msg.control) != nil {
+			return unix.EFAULT
+		}
+	}
+	return 0
+}
+
+// readIovecs copies n iovecs at addr into c.msg.spans, as import_iovec
+// checks them. One iovec is clamped before its range is checked, several
+// after (__import_iovec_ubuf and __import_iovec differ here).
+func (s *Supervisor) readIovecs(c *call, addr uint64, n int) unix.Errno {
+	m := &c.msg
+	if n == 0 {
+		m.spans = nil
+		return 0
+	}
+	raw := make([]byte, 16*n)
+	if s.tracees.read(c.n.Pid, addr, raw) != nil {
+		return unix.EFAULT
+	}
+	if n == 1 {
+		m.spans = m.one[:]
+	} else {
+		m.spans = make([]span, n)
+	}
+	for i := range m.spans {
+		base, l := binary.LittleEndian.Uint64(raw[16*i:]), binary.LittleEndian.Uint64(raw[16*i+8:])
+		if int64(l) < 0 {
+			return unix.EINVAL
+		}
+		m.spans[i] = span{base, l}
+	}
+	m.total = 0
+	for i, sp := range m.spans {
+		if n == 1 {
+			sp.len = min(sp.len, maxRWCount)
+		}
+		if !accessOK(sp.base, sp.len) {
+			return unix.EFAULT
+		}
+		sp.len = min(sp.len, maxRWCount-m.total)
+		m.spans[i] = sp
+		m.total += sp.len
+	}
+	return 0
+}
+
+// mmsgState is sendmmsg's progress through its vector.
+type mmsgState struct {
+	base  uint64 // the caller's mmsghdr array
+	vlen  int
+	i     int        // the message being sent
+	count int        // messages sent and counted
+	err   unix.Errno // what stopped the loop
+}
+
+// handleSendmmsg decides sendmmsg(fd, msgvec, vlen, flags): each message is
+// one sendmsg, and the result is the number sent, or the first message's
+// error (net/socket.c __sys_sendmmsg).
+func (s *Supervisor) handleSendmmsg(c *call) outcome {
+	args := &c.n.Data.Args
+	flags := uint32(args[3])
+	if flags&msgCmsgCompat != 0 {
+		return ret(unix.EINVAL)
+	}
+	c.fd = int32(args[0])
+	c.sendFlags = int(flags)
+	if o, ok := s.takeFD(c); !ok {
+		return o
+	}
+	if c.notSock {
+		return ret(unix.ENOTSOCK)
+	}
+	c.mm = &mmsgState{base: args[1], vlen: int(min(uint32(args[2]), uioMaxIOV))}
+	return s.mmsgLoop(c)
+}
+
+// mmsgLoop sends messages from c.mm.i on. Only the first may wait for room
+// (see sendOnce's invariant): once one has left, a full socket ends the
+// call with the count.
+func (s *Supervisor) mmsgLoop(c *call) outcome {
+	m := c.mm
+	for ; m.i < m.vlen; m.i++ {
+		if m.i > 0 {
+			c.resetMessage()
+		}
+		c.noWait = m.count > 0
+		c.retry = (*Supervisor).mmsgResume
+		var o outcome
+		if e := s.readMsghdr(c, m.base+uint64(m.i)*sizeofMmsghdr); e != 0 {
+			o = ret(e)
+		} else {
+			o = s.sendMessage(c)
+		}
+		if o.pending || o.gone {
+			return o
+		}
+		if !s.mmsgDone(c, o) {
+			break
+		}
+	}
+	return m.result()
+}
+
+// mmsgResume finishes a first message that waited for room, then goes on.
+func (s *Supervisor) mmsgResume(c *call) outcome {
+	o := s.sendOnce(c)
+	if o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS {
+		return o // still no room: the waiter tries again
+	}
+	if !s.mmsgDone(c, o) {
+		return c.mm.result()
+	}
+	c.mm.i++
+	return s.mmsgLoop(c)
+}
+
+// mmsgDone accounts for message i's outcome o and reports whether to go
+// on. Like the kernel, it writes msg_len back, and a message whose
+// msg_len cannot be written is sent but not counted.
+func (s *Supervisor) mmsgDone(c *call, o outcome) bool {
+	m := c.mm
+	if o.errno != 0 {
+		m.err = o.errno
+		return false
+	}
+	var l [4]byte
+	binary.LittleEndian.PutUint32(l[:], uint32(o.val))
+	if s.tracees.write(c.n.Pid, m.base+uint64(m.i)*sizeofMmsghdr+sizeofMsghdr, l[:]) != nil {
+		m.err = unix.EFAULT
+		return false
+	}
+	m.count++
+	if c.decided && m.i < m.vlen-1 {
+		s.log.record(c, o) // the call's own record carries the last message
+	}
+	return true
+}
+
+func (m *mmsgState) result() outcome {
+	if m.count > 0 || m.err == 0 {
+		return outcome{val: int64(m.count)}
+	}
+	return ret(m.err)
+}
+
+// resetMessage clears one message's state for the next (sendmmsg).
+func (c *call) resetMessage() {
+	c.msg.release()
+	if c.unix != nil {
+		c.unix.close()
+		c.unix = nil
+	}
+	c.alen, c.decided, c.dec = 0, false, netstack.Decision{}
+	c.st = nil
+}
+
+// passRights replaces the descriptor numbers of SCM_RIGHTS messages in the
+// supervisor's copy of the control buffer with its own duplicates of the
+// same open files (pidfd_getfd takes O_PATH files, as scm_fp_copy's
+// fget_raw does). The buffer is walked as __scm_send walks it; where the
+// kernel will answer EINVAL (a malformed header, more than SCM_MAX_FD
+// descriptors) the rest is left as it is for the kernel to refuse.
+func (s *Supervisor) passRights(c *call) unix.Errno {
+	b := c.msg.control
+	total := 0
+	for off := 0; off+unix.SizeofCmsghdr <= len(b); {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[off]))
+		if h.Len < unix.SizeofCmsghdr || h.Len > uint64(len(b)-off) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS {
+			n := (int(h.Len) - unix.SizeofCmsghdr) / 4
+			if n > 0 && total+n > scmMaxFD {
+				return 0
+			}
+			for i := range max(n, 0) {
+				p := b[off+unix.SizeofCmsghdr+4*i:]
+				fd := int32(binary.LittleEndian.Uint32(p))
+				dup, err := s.tracees.getfd(c.n.Pid, fd)
+				if err != nil {
+					return unix.EBADF
+				}
+				c.msg.passed = append(c.msg.passed, dup)
+				binary.LittleEndian.PutUint32(p, uint32(dup))
+			}
+			total += max(n, 0)
+		}
+		off += cmsgAlign(int(h.Len))
+	}
+	return 0
+}
+
+func cmsgAlign(n int) int { return (n + 7) &^ 7 }
+
+// withCallerCreds returns control with an SCM_CREDENTIALS message naming
+// the caller (its process id, real uid and gid) appended, unless it already
+// carries one or is malformed. Without it, a Unix peer reading
+// SCM_CREDENTIALS or SO_PASSPIDFD would see the supervisor, which sends.
+// The kernel accepts another process's id only from a sender with
+// CAP_SYS_ADMIN (s.speaksFor); sendPiece falls back to plain control if it
+// is refused.
+func (s *Supervisor) withCallerCreds(c *call, control []byte) []byte {
+	for off := 0; off+unix.SizeofCmsghdr <= len(control); {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&control[off]))
+		if h.Len < unix.SizeofCmsghdr || h.Len > uint64(len(control)-off) {
+			return control
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS {
+			return control
+		}
+		off += cmsgAlign(int(h.Len))
+	}
+	st, err := c.callerStatus()
+	if err != nil || uint64(len(control))+64 >= s.optmemMax {
+		return control
+	}
+	pad := cmsgAlign(len(control))
+	out := make([]byte, pad+unix.CmsgSpace(unix.SizeofUcred))
+	copy(out, control)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&out[pad]))
+	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_CREDENTIALS
+	h.SetLen(unix.CmsgLen(unix.SizeofUcred))
+	u := (*unix.Ucred)(unsafe.Pointer(&out[pad+unix.CmsgLen(0)]))
+	u.Pid, u.Uid, u.Gid = int32(st.Tgid), st.Uid[0], st.Gid[0]
+	return out
+}
+
+func rawSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
+	var iov unix.Iovec
+	m := unix.Msghdr{Iov: &iov, Iovlen: 1}
+	if len(data) > 0 {
+		iov.Base, iov.Len = &data[0], uint64(len(data))
+	}
+	if len(name) > 0 {
+		m.Name, m.Namelen = &name[0], uint32(len(name))
+	}
+	if len(control) > 0 {
+		m.Control, m.Controllen = &control[0], uint64(len(control))
+	}
+	// Never blocks: MSG_DONTWAIT.
+	r, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
+	return int(r), e
+}
