@@ -180,6 +180,13 @@ func takeListener(pid, fd int) (int, error) {
 	}
 	defer unix.Close(pidfd)
 	lfd, err := unix.PidfdGetfd(pidfd, fd, 0) // close-on-exec, always
+	if err == unix.EPERM {
+		// The supervisor takes every caller's socket the same way: nothing
+		// could work. Say so now, with the usual cause.
+		return -1, fmt.Errorf("take listener: pidfd_getfd: %w (a seccomp profile refuses it: "+
+			"Docker's default allows pidfd_getfd only with CAP_SYS_PTRACE; use "+
+			"examples/docker/seccomp-sandbox.json or --cap-add SYS_PTRACE)", err)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("take listener: pidfd_getfd: %w", err)
 	}

@@ -432,10 +432,11 @@ func TestJSONLogs(t *testing.T) {
 }
 
 // Under Docker's stock profile, pidfd_getfd is refused (CAP_SYS_PTRACE
-// only): the supervisor cannot take the program's socket, and every connect
-// fails closed with EPERM, whatever the policy says. With pidfd_getfd
-// alone, on a kernel without PIDFD_THREAD (< 6.9, simulated), connects from
-// threads other than the main one fail closed too, unless kcmp is allowed.
+// only): the supervisor could take neither the listener nor any socket, so
+// it refuses to start (125), says why, and the program never runs. With
+// pidfd_getfd alone, on a kernel without PIDFD_THREAD (< 6.9, simulated),
+// connects from threads other than the main one fail closed with EPERM,
+// unless kcmp is allowed.
 func TestStockProfileFailsClosed(t *testing.T) {
 	tl := setup(t)
 	prog := cc(t, "connect.c")
@@ -444,19 +445,24 @@ func TestStockProfileFailsClosed(t *testing.T) {
 		add    string
 		launch []string
 		flags  []string
+		code   int
 		want   string
 	}{
-		{"stock", "", nil, nil, "self: EPERM\nthread: EPERM\n"},
-		{"stock-allow-all", "", nil, []string{"--allow-all"}, "self: EPERM\nthread: EPERM\n"},
-		{"pidfd_getfd", "pidfd_getfd", nil, nil, "self: ok\nthread: ok\n"},
-		{"pidfd_getfd-before-6.9", "pidfd_getfd", []string{"-no-pidfd-thread"}, nil, "self: ok\nthread: EPERM\n"},
-		{"pidfd_getfd,kcmp-before-6.9", "pidfd_getfd,kcmp", []string{"-no-pidfd-thread"}, nil, "self: ok\nthread: ok\n"},
+		{"stock", "", nil, nil, 125, ""},
+		{"stock-allow-all", "", nil, []string{"--allow-all"}, 125, ""},
+		{"pidfd_getfd", "pidfd_getfd", nil, nil, 0, "self: ok\nthread: ok\n"},
+		{"pidfd_getfd-before-6.9", "pidfd_getfd", []string{"-no-pidfd-thread"}, nil, 0, "self: ok\nthread: EPERM\n"},
+		{"pidfd_getfd,kcmp-before-6.9", "pidfd_getfd,kcmp", []string{"-no-pidfd-thread"}, nil, 0, "self: ok\nthread: ok\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			stdout, stderr, code := tl.run(t, container{add: c.add, launchArg: c.launch, flags: c.flags,
 				program: []string{prog, "self", "thread"}})
-			if code != 0 || stdout != c.want {
-				t.Fatalf("exit %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", code, stdout, c.want, stderr)
+			if code != c.code || stdout != c.want {
+				t.Fatalf("exit %d (want %d), stdout:\n%s\nwant:\n%s\nstderr:\n%s", code, c.code, stdout, c.want, stderr)
+			}
+			if c.code == 125 && !strings.Contains(stderr, "pidfd_getfd: operation not permitted") ||
+				c.code == 125 && !strings.Contains(stderr, "seccomp-sandbox.json") {
+				t.Errorf("the sandbox did not say why it refused to start, or how to fix it:\n%s", stderr)
 			}
 			if strings.Contains(c.want, "EPERM") && !strings.Contains(stderr, "pidfd_getfd failed") {
 				t.Errorf("the sandbox did not log why it failed closed:\n%s", stderr)

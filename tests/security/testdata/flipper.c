@@ -3,8 +3,11 @@
 // connect may reach the denied port: the supervisor decides on its own copy
 // of the address and connects with that copy.
 //
-// usage: flipper ALLOWED_PORT DENIED_PORT ATTEMPTS [sendto]
-// With "sendto", the loop sends UDP datagrams with sendto(2) instead.
+// usage: flipper ALLOWED_PORT DENIED_PORT ATTEMPTS [sendto|sendmsg|sendmmsg]
+// With a send mode, the loop sends UDP datagrams instead: with sendto(2),
+// with sendmsg(2) (the flipped address behind msg_name), or with
+// sendmmsg(2) in vectors of 8 messages that all point at it.
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,7 +36,14 @@ int main(int argc, char **argv) {
 	ports[0] = htons(atoi(argv[1]));
 	ports[1] = htons(atoi(argv[2]));
 	long n = atol(argv[3]);
-	int udp = argc > 4;
+	const char *mode = argc > 4 ? argv[4] : "connect";
+	int udp = strcmp(mode, "connect") != 0;
+	int viamsg = strcmp(mode, "sendmsg") == 0, viammsg = strcmp(mode, "sendmmsg") == 0;
+	struct iovec iov = {"x", 1};
+	struct mmsghdr mm[8];
+	memset(mm, 0, sizeof mm);
+	for (int i = 0; i < 8; i++)
+		mm[i].msg_hdr = (struct msghdr){.msg_name = &addr, .msg_namelen = sizeof addr, .msg_iov = &iov, .msg_iovlen = 1};
 	addr.sin_family = AF_INET;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	addr.sin_port = ports[0];
@@ -41,8 +52,22 @@ int main(int argc, char **argv) {
 	long ok = 0, denied = 0, other = 0;
 	struct linger reset = {1, 0};
 	int us = socket(AF_INET, SOCK_DGRAM, 0);
-	for (long i = 0; udp && i < n; i++) {
-		if (sendto(us, "x", 1, 0, (void *)&addr, sizeof addr) == 1)
+	for (long i = 0; viammsg && i < n; i += 8) {
+		int r = sendmmsg(us, mm, 8, 0);
+		if (r > 0)
+			ok += r;
+		/* A short count means message r was refused (its errno is not
+		 * reported); -1, that the first was. */
+		if (r >= 0 && r < 8)
+			denied++;
+		else if (r < 0 && errno == EACCES)
+			denied++;
+		else if (r < 0)
+			other++;
+	}
+	for (long i = 0; udp && !viammsg && i < n; i++) {
+		ssize_t r = viamsg ? sendmsg(us, &mm[0].msg_hdr, 0) : sendto(us, "x", 1, 0, (void *)&addr, sizeof addr);
+		if (r == 1)
 			ok++;
 		else if (errno == EACCES)
 			denied++;
