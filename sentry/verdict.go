@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"net/netip"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -14,8 +15,9 @@ import (
 // anywhere, so the call is passed to it unchanged: its errors, in its order.
 //
 // Invariant: hasDest must never be false for an address the kernel would
-// connect to. It is decided on the supervisor's copy, which is also what
-// the kernel is given, and on the socket's family, which cannot change.
+// connect to, the kernel's own netlink address aside. It is decided on the
+// supervisor's copy, which is also what the kernel is given, and on the
+// socket's family, which cannot change.
 func (c *call) hasDest() bool {
 	switch c.req.Family {
 	case netstack.FamilyInet, netstack.FamilyInet6:
@@ -24,6 +26,14 @@ func (c *call) hasDest() bool {
 		return c.req.Unix.Abstract || c.req.Unix.Path != ""
 	case netstack.FamilyUnspec:
 		return false
+	}
+	if c.domain == unix.AF_NETLINK && c.alen >= unix.SizeofSockaddrNetlink {
+		// The kernel itself (nl_pid 0, no multicast groups) is no peer: it
+		// is how programs read routes and addresses (glibc's getaddrinfo
+		// with AI_ADDRCONFIG does), as local as an ioctl. Other netlink
+		// destinations (processes, groups) are decided.
+		nl := (*unix.RawSockaddrNetlink)(unsafe.Pointer(&c.addr[0]))
+		return nl.Pid != 0 || nl.Groups != 0
 	}
 	return true // other families are decided on the family alone
 }

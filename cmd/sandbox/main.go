@@ -65,8 +65,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "sandbox",
 		Usage: "run a program under a supervisor that decides every connect(2)",
-		Description: `sandbox starts PROGRAM under a seccomp filter that traps connect(2), and
-sendto(2) with an address, with user notification. The sandbox process is
+		Description: `sandbox starts PROGRAM under a seccomp filter that traps connect(2),
+sendto(2) with an address, and every sendmsg(2) and sendmmsg(2) (their
+address is behind a pointer), with user notification. The sandbox process is
 the supervisor: it decides each call against its netstack and answers
 exactly as Linux would. Allowed calls are performed by the supervisor on
 the program's own socket, so the program sees a real, working connection.
