@@ -162,28 +162,3 @@ func TestPeerCredIsTheOnlyDivergence(t *testing.T) {
 		t.Errorf("the unprivileged case did not run as nobody:\n%s", native.stdout)
 	}
 }
-
-// Foreign ABIs never pass unfiltered: x32 and i386 syscalls kill the process.
-func TestForeignABIsAreKilled(t *testing.T) {
-	sb := sandbox(t)
-	prog := cc(t, "abi.c")
-	for _, abi := range []string{"x32", "i386"} {
-		r := run(t, sb, "run", "--", prog, abi)
-		if r.code != 128+31 { // SIGSYS
-			t.Errorf("%s: exit %d, want 159 (SIGSYS); stdout %q", abi, r.code, r.stdout)
-		}
-	}
-}
-
-// If the supervisor dies, trapped calls fail with ENOSYS: they never pass.
-func TestDeadSupervisorFailsClosed(t *testing.T) {
-	sb := sandbox(t)
-	prog := cc(t, "orphaned.c")
-	r := run(t, sb, "run", "--allow-all", "--log-level", "error", "--", prog)
-	if r.code != 137 {
-		t.Errorf("sandbox exit %d, want 137 (killed by its tracee)", r.code)
-	}
-	if r.stdout != "before=0 errno=0\nafter=-1 errno=ENOSYS\n" {
-		t.Errorf("stdout %q", r.stdout)
-	}
-}

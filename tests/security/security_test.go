@@ -83,3 +83,31 @@ func TestRawSocketsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Foreign ABIs never pass unfiltered: x32 and i386 syscalls kill the
+// process.
+func TestForeignABIsAreKilled(t *testing.T) {
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "abi.c"), false)
+	for _, abi := range []string{"x32", "i386"} {
+		r := nettest.Run(time.Minute, sb, "run", "--", prog, abi)
+		if r.Signal != 0 || r.ExitCode != 128+31 { // SIGSYS, reported by the sandbox
+			t.Errorf("%s: %v, want exit 159 (SIGSYS)", abi, r)
+		}
+	}
+}
+
+// If the program kills its supervisor (same uid), every trapped call
+// afterwards fails with ENOSYS: connect, sendmsg and sendto never pass.
+func TestDeadSupervisorFailsClosed(t *testing.T) {
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "orphaned.c"), false)
+	r := nettest.Run(time.Minute, sb, "run", "--allow-all", "--log-level", "error", "--", prog)
+	if r.Signal != 9 {
+		t.Errorf("sandbox %v, want it killed by its tracee (SIGKILL)", r)
+	}
+	want := "before=0 errno=0\nafter=-1 errno=ENOSYS\nsendmsg_after=-1 errno=ENOSYS\nsendto_after=-1 errno=ENOSYS\n"
+	if r.Stdout != want {
+		t.Errorf("stdout %q, want %q", r.Stdout, want)
+	}
+}

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
-// orphaned: connects, kills its supervisor (its parent), then connects
-// again. With no supervisor, a trapped call must fail (ENOSYS), never pass.
+// orphaned: connects, kills its supervisor (its parent), then connects and
+// sends again. With no supervisor, a trapped call must fail (ENOSYS), never
+// pass.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int main(void) {
@@ -26,5 +28,12 @@ int main(void) {
 	int c2 = socket(AF_INET, SOCK_STREAM, 0);
 	r = connect(c2, (void *)&a, sizeof a);
 	printf("after=%d errno=%s\n", r, r ? strerrorname_np(errno) : "0");
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+	struct iovec iov = {"x", 1};
+	struct msghdr m = {.msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &iov, .msg_iovlen = 1};
+	r = sendmsg(u, &m, 0);
+	printf("sendmsg_after=%d errno=%s\n", r, r < 0 ? strerrorname_np(errno) : "0");
+	r = sendto(u, "x", 1, 0, (void *)&a, sizeof a);
+	printf("sendto_after=%d errno=%s\n", r, r < 0 ? strerrorname_np(errno) : "0");
 	return 0;
 }
