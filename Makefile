@@ -57,10 +57,11 @@ test:
 	@$(MAKE) fuzz-smoke
 
 # Each fuzz target runs briefly beyond its seed corpus (which plain `go test`
-# already replays): the sockaddr decoder, the DEST and policy parsers, and
-# the verdict lookup against a linear scan. FUZZTIME=10m for a real session.
+# already replays): the sockaddr decoder, the control-message walker, the
+# DEST and policy parsers, and the verdict lookup against a linear scan.
+# FUZZTIME=10m for a real session.
 FUZZTIME ?= 5s
-FUZZ_TARGETS := sentry:FuzzDecodeRequest netstack:FuzzParseDest netstack:FuzzParsePolicy netstack:FuzzDecide
+FUZZ_TARGETS := sentry:FuzzDecodeRequest sentry:FuzzWalkCmsgs netstack:FuzzParseDest netstack:FuzzParsePolicy netstack:FuzzDecide
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

@@ -53,3 +53,28 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzWalkCmsgs feeds arbitrary control buffers to the walker that finds
+// SCM_RIGHTS and SCM_CREDENTIALS in a copy of the caller's msg_control. It
+// must never panic, never hand out a header that overruns the buffer, and
+// must visit headers in increasing, aligned order.
+func FuzzWalkCmsgs(f *testing.F) {
+	f.Add(unix.UnixRights(3, 4, 5))
+	f.Add(unix.UnixCredentials(&unix.Ucred{Pid: 1}))
+	f.Add(append(unix.UnixRights(7), unix.UnixCredentials(&unix.Ucred{})...))
+	f.Add(make([]byte, 15))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		last := -1
+		walkCmsgs(b, func(off int, h *unix.Cmsghdr) bool {
+			if off <= last || off%8 != 0 {
+				t.Fatalf("header at %d after %d", off, last)
+			}
+			if off+int(h.Len) > len(b) || h.Len < unix.SizeofCmsghdr {
+				t.Fatalf("header at %d with length %d overruns %d bytes", off, h.Len, len(b))
+			}
+			last = off
+			return true
+		})
+	})
+}

@@ -252,31 +252,50 @@ func (c *call) resetMessage() {
 func (s *Supervisor) passRights(c *call) unix.Errno {
 	b := c.msg.control
 	total := 0
+	var e unix.Errno
+	walkCmsgs(b, func(off int, h *unix.Cmsghdr) bool {
+		if h.Level != unix.SOL_SOCKET || h.Type != unix.SCM_RIGHTS {
+			return true
+		}
+		n := max((int(h.Len)-unix.SizeofCmsghdr)/4, 0)
+		if total+n > scmMaxFD {
+			return false
+		}
+		total += n
+		for i := range n {
+			p := b[off+unix.SizeofCmsghdr+4*i:]
+			dup, err := s.tracees.getfd(c.n.Pid, int32(binary.LittleEndian.Uint32(p)))
+			if err != nil {
+				e = unix.EBADF
+				return false
+			}
+			c.msg.passed = append(c.msg.passed, dup)
+			binary.LittleEndian.PutUint32(p, uint32(dup))
+		}
+		return true
+	})
+	return e
+}
+
+// walkCmsgs calls fn for each control message header in b, in the order
+// and with the bounds of the kernel's for_each_cmsghdr and CMSG_OK: it stops
+// at the first malformed header (the kernel answers EINVAL there), or when
+// fn returns false. It reports whether the whole buffer was well formed.
+//
+// Invariant: fn is only called with a header whose cmsg_len lies within b
+// from off.
+func walkCmsgs(b []byte, fn func(off int, h *unix.Cmsghdr) bool) bool {
 	for off := 0; off+unix.SizeofCmsghdr <= len(b); {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[off]))
 		if h.Len < unix.SizeofCmsghdr || h.Len > uint64(len(b)-off) {
-			return 0
+			return false
 		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS {
-			n := (int(h.Len) - unix.SizeofCmsghdr) / 4
-			if n > 0 && total+n > scmMaxFD {
-				return 0
-			}
-			for i := range max(n, 0) {
-				p := b[off+unix.SizeofCmsghdr+4*i:]
-				fd := int32(binary.LittleEndian.Uint32(p))
-				dup, err := s.tracees.getfd(c.n.Pid, fd)
-				if err != nil {
-					return unix.EBADF
-				}
-				c.msg.passed = append(c.msg.passed, dup)
-				binary.LittleEndian.PutUint32(p, uint32(dup))
-			}
-			total += max(n, 0)
+		if !fn(off, h) {
+			return true
 		}
 		off += cmsgAlign(int(h.Len))
 	}
-	return 0
+	return true
 }
 
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }
@@ -289,15 +308,13 @@ func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 // CAP_SYS_ADMIN (s.speaksFor); sendPiece falls back to plain control if it
 // is refused.
 func (s *Supervisor) withCallerCreds(c *call, control []byte) []byte {
-	for off := 0; off+unix.SizeofCmsghdr <= len(control); {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&control[off]))
-		if h.Len < unix.SizeofCmsghdr || h.Len > uint64(len(control)-off) {
-			return control
-		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS {
-			return control
-		}
-		off += cmsgAlign(int(h.Len))
+	has := false
+	ok := walkCmsgs(control, func(_ int, h *unix.Cmsghdr) bool {
+		has = h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS
+		return !has
+	})
+	if has || !ok {
+		return control
 	}
 	st, err := c.callerStatus()
 	if err != nil || uint64(len(control))+64 >= s.optmemMax {
