@@ -29,11 +29,16 @@ func rawFcntl(fd, cmd, arg int) (int, unix.Errno) {
 
 func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
-// rawReadMem is process_vm_readv of one range.
-func rawReadMem(pid uint32, addr uint64, buf []byte) (int, unix.Errno) {
+// rawAccessMem is process_vm_readv (or, to write, process_vm_writev) of one
+// range.
+func rawAccessMem(pid uint32, addr uint64, buf []byte, write bool) (int, unix.Errno) {
+	nr := uintptr(unix.SYS_PROCESS_VM_READV)
+	if write {
+		nr = unix.SYS_PROCESS_VM_WRITEV
+	}
 	local := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
 	remote := unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
-	r, _, e := unix.RawSyscall6(unix.SYS_PROCESS_VM_READV, uintptr(pid),
+	r, _, e := unix.RawSyscall6(nr, uintptr(pid),
 		uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
 	return int(r), e
 }

@@ -31,22 +31,30 @@ const (
 // ENOTSOCK), then the msghdr (see readMsghdr), then the protocol.
 func (s *Supervisor) handleSendmsg(c *call) outcome {
 	args := &c.n.Data.Args
-	flags := uint32(args[2])
-	if flags&msgCmsgCompat != 0 {
-		return ret(unix.EINVAL)
-	}
-	c.fd = int32(args[0])
-	c.sendFlags = int(flags)
-	if o, ok := s.takeFD(c); !ok {
+	if o, ok := s.takeSendmsgSocket(c, args[0], args[2]); !ok {
 		return o
-	}
-	if c.notSock {
-		return ret(unix.ENOTSOCK)
 	}
 	if e := s.readMsghdr(c, args[1]); e != 0 {
 		return ret(e)
 	}
 	return s.sendMessage(c)
+}
+
+// takeSendmsgSocket makes the checks sendmsg and sendmmsg share, in their
+// order: MSG_CMSG_COMPAT (EINVAL), then the fd (EBADF, ENOTSOCK).
+func (s *Supervisor) takeSendmsgSocket(c *call, fd, flags uint64) (outcome, bool) {
+	if uint32(flags)&msgCmsgCompat != 0 {
+		return ret(unix.EINVAL), false
+	}
+	c.fd = int32(fd)
+	c.sendFlags = int(uint32(flags))
+	if o, ok := s.takeFD(c); !ok {
+		return o, false
+	}
+	if c.notSock {
+		return ret(unix.ENOTSOCK), false
+	}
+	return outcome{}, true
 }
 
 // readMsghdr copies the msghdr at addr and what it points to, with the
@@ -147,19 +155,11 @@ type mmsgState struct {
 // error (net/socket.c __sys_sendmmsg).
 func (s *Supervisor) handleSendmmsg(c *call) outcome {
 	args := &c.n.Data.Args
-	flags := uint32(args[3])
-	if flags&msgCmsgCompat != 0 {
-		return ret(unix.EINVAL)
-	}
-	c.fd = int32(args[0])
-	c.sendFlags = int(flags)
-	if o, ok := s.takeFD(c); !ok {
+	if o, ok := s.takeSendmsgSocket(c, args[0], args[3]); !ok {
 		return o
 	}
-	if c.notSock {
-		return ret(unix.ENOTSOCK)
-	}
 	c.mm = &mmsgState{base: args[1], vlen: int(min(uint32(args[2]), uioMaxIOV))}
+	c.retry = (*Supervisor).mmsgResume // what a first message that waited goes on with
 	return s.mmsgLoop(c)
 }
 
@@ -173,7 +173,6 @@ func (s *Supervisor) mmsgLoop(c *call) outcome {
 			c.resetMessage()
 		}
 		c.noWait = m.count > 0
-		c.retry = (*Supervisor).mmsgResume
 		var o outcome
 		if e := s.readMsghdr(c, m.base+uint64(m.i)*sizeofMmsghdr); e != 0 {
 			o = ret(e)

@@ -279,15 +279,16 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	// MSG_NOSIGNAL: a broken pipe must not signal the supervisor; the
 	// caller gets its SIGPIPE in sendOnce, as it would natively.
 	flags := c.sendFlags | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
-	control := c.msg.control
+	control, named := c.msg.control, false
 	if c.domain == unix.AF_UNIX && s.speaksFor {
 		control = s.withCallerCreds(c, control)
+		named = len(control) != len(c.msg.control)
 	}
 	var n int
 	var e unix.Errno
 	do := func() unix.Errno {
 		n, e = rawSendmsg(c.sock, addr, c.msg.data, control, flags)
-		if (e == unix.EPERM || e == unix.ESRCH) && len(control) != len(c.msg.control) {
+		if (e == unix.EPERM || e == unix.ESRCH) && named {
 			// The credentials added for the caller were refused: send as
 			// Linux would from the supervisor.
 			n, e = rawSendmsg(c.sock, addr, c.msg.data, c.msg.control, flags)

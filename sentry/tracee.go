@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -200,11 +199,25 @@ func (t *tracees) forget(tid uint32, tgid int) {
 // thread itself could not read makes it fail with EFAULT, as in the kernel's
 // copy_from_user.
 func (t *tracees) read(tid uint32, addr uint64, buf []byte) error {
+	return t.access(tid, addr, buf, false)
+}
+
+// write copies buf to addr in thread tid, as the kernel's put_user would:
+// a page the thread could not write makes it fail with EFAULT.
+func (t *tracees) write(tid uint32, addr uint64, buf []byte) error {
+	return t.access(tid, addr, buf, true)
+}
+
+// access reads or writes tracee memory with process_vm_readv/writev, which
+// honour page protections as copy_from_user and put_user do, or through
+// /proc/TID/mem once those are refused, checking the protections by hand
+// (/proc/TID/mem reads PROT_NONE pages and writes read-only ones).
+func (t *tracees) access(tid uint32, addr uint64, buf []byte, write bool) error {
 	if len(buf) == 0 {
 		return nil
 	}
 	if t.vmRead {
-		n, e := rawReadMem(tid, addr, buf)
+		n, e := rawAccessMem(tid, addr, buf, write)
 		switch {
 		case e == 0 && n == len(buf):
 			return nil
@@ -216,15 +229,25 @@ func (t *tracees) read(tid uint32, addr uint64, buf []byte) error {
 			return e
 		}
 	}
-	if !readable(tid, addr, uint64(len(buf))) {
+	perm, flag := byte('r'), os.O_RDONLY
+	if write {
+		perm, flag = 'w', os.O_WRONLY
+	}
+	if !mapped(tid, addr, uint64(len(buf)), perm) {
 		return unix.EFAULT
 	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", tid))
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tid), flag, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if n, err := f.ReadAt(buf, int64(addr)); err != nil || n != len(buf) {
+	var n int
+	if write {
+		n, err = f.WriteAt(buf, int64(addr))
+	} else {
+		n, err = f.ReadAt(buf, int64(addr))
+	}
+	if err != nil || n != len(buf) {
 		return unix.EFAULT
 	}
 	return nil
@@ -333,36 +356,4 @@ func sameCreds(a, b status) bool {
 		}
 	}
 	return true
-}
-
-// write copies buf to addr in thread tid, as the kernel's put_user would:
-// a page the thread could not write makes it fail with EFAULT.
-func (t *tracees) write(tid uint32, addr uint64, buf []byte) error {
-	if t.vmRead {
-		local := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
-		remote := unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
-		n, _, e := unix.RawSyscall6(unix.SYS_PROCESS_VM_WRITEV, uintptr(tid),
-			uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
-		switch {
-		case e == 0 && int(n) == len(buf):
-			return nil
-		case e == 0, e == unix.EFAULT:
-			return unix.EFAULT
-		case e != unix.EPERM && e != unix.ENOSYS:
-			return e
-		}
-	}
-	// /proc/PID/mem writes even read-only pages: check them first.
-	if !mapped(tid, addr, uint64(len(buf)), 'w') {
-		return unix.EFAULT
-	}
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tid), os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if n, err := f.WriteAt(buf, int64(addr)); err != nil || n != len(buf) {
-		return unix.EFAULT
-	}
-	return nil
 }

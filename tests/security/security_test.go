@@ -21,16 +21,9 @@ func TestAttacksOnTheSupervisorFail(t *testing.T) {
 	nettest.RequireRoot(t) // to run the whole sandbox as nobody
 	sb := nettest.BuildSandbox(t)
 	prog := nettest.CompileC(t, filepath.Join("testdata", "attacks.c"), false)
-	// Built binaries live under a private temporary directory: make them
-	// reachable for nobody.
-	for _, p := range []string{sb, prog} {
-		for d := filepath.Dir(p); d != "/" && d != "/tmp"; d = filepath.Dir(d) {
-			os.Chmod(d, 0o755)
-		}
-	}
-	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}
-	r := nettest.Run(time.Minute, append(asNobody, sb, "run", "--log-level", "error", "--", prog)...)
-	native := nettest.Run(time.Minute, append(asNobody, prog)...)
+	nobody := asNobody(sb, prog)
+	r := nettest.Run(time.Minute, append(nobody, sb, "run", "--log-level", "error", "--", prog)...)
+	native := nettest.Run(time.Minute, append(nobody, prog)...)
 	if r.ExitCode != 0 || native.ExitCode != 0 {
 		t.Fatalf("sandboxed: %v\nnative: %v", r, native)
 	}

@@ -3,7 +3,6 @@ package security
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -140,19 +139,14 @@ func TestNonDumpableTracee(t *testing.T) {
 	nettest.RequireRoot(t)
 	sb := nettest.BuildSandbox(t)
 	prog := nettest.CompileC(t, filepath.Join("testdata", "sends.c"), false)
-	for _, p := range []string{sb, prog} {
-		for d := filepath.Dir(p); d != "/" && d != "/tmp"; d = filepath.Dir(d) {
-			os.Chmod(d, 0o755)
-		}
-	}
-	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}
+	nobody := asNobody(sb, prog)
 	for _, c := range []struct {
 		name   string
 		prefix []string
 		want   string
 	}{
 		{"root-supervisor", nil, "ok"},
-		{"unprivileged-supervisor", asNobody, "EPERM"},
+		{"unprivileged-supervisor", nobody, "EPERM"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tport, conns, _ := tcpCounter(t)

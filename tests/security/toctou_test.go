@@ -21,8 +21,13 @@ func countingListener(t *testing.T) (port int, accepted *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l.Addr().(*net.TCPAddr).Port, countAccepts(t, l)
+}
+
+// countAccepts accepts on l until the test ends and counts connections.
+func countAccepts(t *testing.T, l net.Listener) *atomic.Int64 {
 	t.Cleanup(func() { l.Close() })
-	accepted = new(atomic.Int64)
+	accepted := new(atomic.Int64)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -33,7 +38,19 @@ func countingListener(t *testing.T) (port int, accepted *atomic.Int64) {
 			c.Close()
 		}
 	}()
-	return l.Addr().(*net.TCPAddr).Port, accepted
+	return accepted
+}
+
+// asNobody prefixes a command line to run it as nobody:nogroup, and makes
+// the given files reachable for nobody (test binaries live under private
+// temporary directories).
+func asNobody(files ...string) []string {
+	for _, p := range files {
+		for d := filepath.Dir(p); d != "/" && d != "/tmp"; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+	}
+	return []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}
 }
 
 // runFlipper runs testdata/flipper.c under the sandbox with policy and
@@ -165,19 +182,7 @@ func unixCounter(t *testing.T, path string) *atomic.Int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	n := new(atomic.Int64)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	return n
+	return countAccepts(t, l)
 }
 
 // A thread swaps a symlink, the last component (link) or a directory on
