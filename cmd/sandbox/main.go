@@ -64,7 +64,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "sandbox",
-		Usage: "run a program under a supervisor that decides every connect(2)",
+		Usage: "run a program under a supervisor that decides every connect(2) and addressed send",
 		Description: `sandbox starts PROGRAM under a seccomp filter that traps connect(2),
 sendto(2) with an address, and every sendmsg(2) and sendmmsg(2) (their
 address is behind a pointer), with user notification. The sandbox process is
@@ -108,15 +108,17 @@ gets the foreground process group (docker run -it).
 
 Policy: with no --policy and no rule flags, PROGRAM may connect only to
 sockets its own process tree listens on or has bound (loopback TCP and UDP,
-Unix paths and abstract names); every other connect is denied with EACCES
-and logged at warning level with the flag that would allow it. Rule flags
-are checked first, in the order given, then the policy file's rules.
+Unix paths and abstract names); every other connect, or send to an address,
+is denied with EACCES and logged at warning level with the flag that would
+allow it. Rule flags are checked first, in the order given, then the policy
+file's rules.
 DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets),
 unix:PATH-GLOB or unix:@ABSTRACT-GLOB.
 
-Every connect is logged (level info) with the fields pid, fd, family, type,
-dst, verdict, errno and latency. Every flag can also be set through the
-environment variable SANDBOX_<FLAG> (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...;
+Every connect, and every send to an address, is logged (level info) with the
+fields pid, fd, family, type, dst, verdict, errno and latency; a sendmsg that
+names no address is logged only at debug level. Every flag can also be set
+through the environment variable SANDBOX_<FLAG> (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...;
 rule variables take comma-separated lists); a flag given on the command
 line wins over its variable.`,
 		Flags: append([]cli.Flag{
