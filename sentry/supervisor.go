@@ -55,6 +55,9 @@ type Supervisor struct {
 	// optmemMax is net.core.optmem_max: longer control buffers fail with
 	// ENOBUFS before they are copied.
 	optmemMax uint64
+	// marks are the TCP sockets answered as connected while the kernel's
+	// socket is not (see settle).
+	marks connectedMarks
 	// finishing counts calls between their answer and their log record:
 	// the answer may let PROGRAM exit, and Close must not drop the record.
 	finishing atomic.Int64
@@ -193,11 +196,17 @@ func (s *Supervisor) serveOne(c *call) {
 	}
 }
 
-// finish answers the call (unless it vanished), logs it and releases what it
-// held. Every call ends here exactly once.
+// finish releases what the call held, answers it (unless it vanished) and
+// logs it. Every call ends here exactly once.
+//
+// Release comes first: once the program sees the result, the supervisor
+// must hold no reference to its socket, or a close() right after connect
+// would not release the socket as it does natively (the peer would not see
+// EOF, a write to the accepted end would not fail with EPIPE).
 func (s *Supervisor) finish(c *call, o outcome) {
 	s.finishing.Add(1)
 	defer s.finishing.Add(-1)
+	s.release(c)
 	if !o.gone {
 		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
 			if !errors.Is(err, seccomp.ErrGone) {
@@ -210,7 +219,6 @@ func (s *Supervisor) finish(c *call, o outcome) {
 		c.afterAnswer()
 	}
 	s.log.record(c, o)
-	s.release(c)
 }
 
 func (s *Supervisor) release(c *call) {

@@ -296,7 +296,7 @@ func (w *waiter) settle(it *waitItem) {
 		}
 		return
 	}
-	e := w.s.attempt(c, true)
+	e := w.s.resume(c)
 	if e == unix.EALREADY || e == unix.EINPROGRESS {
 		w.requeue(it) // spurious wake-up
 		return
