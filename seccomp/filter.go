@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"unsafe"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -160,44 +161,85 @@ var ErrInjected = errors.New("failure injected for testing")
 // failAt names a step to fail on purpose ("" in production): "nnp",
 // "filter", "listener".
 func Install(rules []Rule, failAt string) (int, error) {
+	fd, _, err := InstallListener(rules, failAt)
+	return fd, err
+}
+
+// InstallListener is Install, and also reports whether the listener holds
+// its received calls killably (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+// Linux 5.19): once the supervisor has received a call, only a fatal signal
+// can end the caller's wait, so the supervisor decides how a signal ends a
+// call that waits (see sentry/waiter.go). On older kernels the flag is
+// refused and the filter is loaded without it.
+func InstallListener(rules []Rule, failAt string) (int, bool, error) {
+	fd, killable, err := install(rules, failAt)
+	return fd, killable, err
+}
+
+func install(rules []Rule, failAt string) (int, bool, error) {
 	if runtime.GOARCH != "amd64" {
-		return -1, fmt.Errorf("unsupported architecture %s: only x86_64 (amd64) is supported", runtime.GOARCH)
+		return -1, false, fmt.Errorf("unsupported architecture %s: only x86_64 (amd64) is supported", runtime.GOARCH)
 	}
 	if failAt == "nnp" {
-		return -1, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", ErrInjected)
+		return -1, false, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", ErrInjected)
 	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return -1, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+		return -1, false, fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 	}
 	guard, err := buildX32Guard()
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	defer guard.Release()
 	main, err := build(rules)
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	defer main.Release()
 	if failAt == "filter" {
-		return -1, fmt.Errorf("load filter: %w", ErrInjected)
+		return -1, false, fmt.Errorf("load filter: %w", ErrInjected)
 	}
 	if err := guard.Load(); err != nil {
-		return -1, fmt.Errorf("load x32 guard filter: %w", err)
+		return -1, false, fmt.Errorf("load x32 guard filter: %w", err)
 	}
 	// The main filter is loaded last so that it is the one that owns the
-	// listener (a task may have only one listener-carrying filter).
-	if err := main.Load(); err != nil {
-		return -1, fmt.Errorf("load filter: %w", err)
+	// listener (a task may have only one listener-carrying filter). It is
+	// loaded with seccomp(2) itself: libseccomp 2.5 (Debian 12) cannot set
+	// WAIT_KILLABLE_RECV.
+	prog, err := exportFilter(main)
+	if err != nil {
+		return -1, false, fmt.Errorf("export filter: %w", err)
 	}
-	fd, err := main.GetNotifFd()
-	if err != nil || fd < 0 || failAt == "listener" {
-		if err == nil {
-			err = ErrInjected
+	fd, killable, err := loadListening(prog)
+	if err != nil {
+		return -1, false, fmt.Errorf("load filter: %w", err)
+	}
+	if failAt == "listener" {
+		unix.Close(fd)
+		return -1, false, fmt.Errorf("get notification fd: %w", ErrInjected)
+	}
+	return fd, killable, nil
+}
+
+// loadListening loads prog on the calling thread with a new listener,
+// killable if the kernel can.
+func loadListening(prog []unix.SockFilter) (int, bool, error) {
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	flags := uintptr(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
+	for _, killable := range []bool{true, false} {
+		if !killable {
+			flags = unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 		}
-		return -1, fmt.Errorf("get notification fd: %w", err)
+		r, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&fprog)))
+		if e == unix.EINVAL && killable {
+			continue // before Linux 5.19
+		}
+		if e != 0 {
+			return -1, false, e
+		}
+		return int(r), killable, nil
 	}
-	return int(fd), nil
+	return -1, false, unix.EINVAL
 }
 
 // ExportBPF returns the main filter's classic BPF program, for tests.
@@ -214,6 +256,11 @@ func export(mk func() (*libseccomp.ScmpFilter, error)) ([]unix.SockFilter, error
 		return nil, err
 	}
 	defer f.Release()
+	return exportFilter(f)
+}
+
+// exportFilter renders f as classic BPF.
+func exportFilter(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	// ExportBPFMem needs libseccomp 2.6; Debian 12 ships 2.5, so use a pipe.
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -49,6 +49,10 @@ var ErrGone = errors.New("notification gone")
 // use: each is a single ioctl.
 type Listener struct {
 	fd int
+	// Killable: the filter was loaded with WAIT_KILLABLE_RECV. A received
+	// call then waits for its answer whatever non-fatal signal comes, and
+	// the supervisor decides how a signal ends a waiting call.
+	Killable bool
 }
 
 // NewListener wraps a listener fd received from the init stage.

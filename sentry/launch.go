@@ -19,7 +19,8 @@ import (
 //  1. The supervisor re-executes its own binary in init mode (InitArg) with
 //     one end of a SOCK_SEQPACKET socketpair as fd 3.
 //  2. The init stage sets PR_SET_NO_NEW_PRIVS, loads the filter and writes
-//     the listener's descriptor number in an "L" message.
+//     the listener's descriptor number in an "L" message, with a byte that
+//     says whether the listener waits killably (WAIT_KILLABLE_RECV).
 //  3. The supervisor takes the listener with pidfd_getfd, starts serving,
 //     and answers "G".
 //  4. The init stage execs PROGRAM. Its end of the pair is close-on-exec: a
@@ -135,7 +136,7 @@ func Start(spec Spec) (*Child, error) {
 		err = fmt.Errorf("receive listener: %w", err)
 	case kind == 'E':
 		err = errors.New(string(payload))
-	case kind != 'L' || len(payload) != 4:
+	case kind != 'L' || len(payload) != 5:
 		err = errors.New("init stage ended before handing over the listener")
 	default:
 		fd, err = takeListener(proc.Pid, int(binary.NativeEndian.Uint32(payload)))
@@ -146,6 +147,7 @@ func Start(spec Spec) (*Child, error) {
 		return ch, &SetupError{err}
 	}
 	ch.Listener = seccomp.NewListener(fd)
+	ch.Listener.Killable = payload[4] == 1
 	return ch, nil
 }
 
@@ -226,16 +228,19 @@ func InitMain(args []string) {
 		fail(125, "init stage: bad arguments")
 	}
 	failAt, opts, path, argv := args[0], FilterOptions{RawSockets: args[1] == "1"}, args[2], args[3:]
-	lfd, err := seccomp.Install(FilterRules(opts), failAt)
+	lfd, killable, err := seccomp.InstallListener(FilterRules(opts), failAt)
 	if err != nil {
 		fail(125, "install seccomp filter: %v", err)
 	}
 	if failAt == "handoff" {
 		fail(125, "hand over listener: %v", seccomp.ErrInjected)
 	}
-	var l [5]byte
+	var l [6]byte
 	l[0] = 'L'
 	binary.NativeEndian.PutUint32(l[1:], uint32(lfd))
+	if killable {
+		l[5] = 1
+	}
 	if _, err := unix.Write(conn, l[:]); err != nil {
 		fail(125, "hand over listener: %v", err)
 	}

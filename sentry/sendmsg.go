@@ -172,15 +172,17 @@ func (s *Supervisor) mmsgLoop(c *call) outcome {
 		if m.i > 0 {
 			c.resetMessage()
 		}
-		c.noWait = m.count > 0
+		// Without a killable listener, a message that waited could be
+		// torn down after earlier ones left (see sendOnce).
+		c.noWait = m.count > 0 && !s.lis.Killable
 		var o outcome
 		if e := s.readMsghdr(c, m.base+uint64(m.i)*sizeofMmsghdr); e != 0 {
 			o = ret(e)
 		} else {
 			o = s.sendMessage(c)
 		}
-		if o.pending || o.gone {
-			return o
+		if o.pending || o.gone || c.parked && c.blockingSend() && (o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS) {
+			return o // parked, or still waiting for room (resumed by the waiter)
 		}
 		if !s.mmsgDone(c, o) {
 			break

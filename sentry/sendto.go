@@ -38,6 +38,7 @@ type message struct {
 	sent  uint64 // bytes sent so far (a stream send goes in pieces)
 	off   uint64 // bytes of the caller's data copied so far
 	data  []byte // the supervisor's copy of the current piece
+	at    int    // bytes of data already sent
 	// zc: data is a private mapping (MSG_ZEROCOPY), unmapped once sent: the
 	// kernel keeps the pages it pinned, and Go never reuses them.
 	zc      bool
@@ -213,6 +214,7 @@ func (s *Supervisor) readPiece(c *call) error {
 		at += sp.len
 	}
 	m.off += n
+	m.at = 0
 	return nil
 }
 
@@ -221,8 +223,12 @@ func (s *Supervisor) readPiece(c *call) error {
 // still connecting) waits in the waiter, as it would in the kernel.
 func (s *Supervisor) send(c *call) outcome {
 	o := s.sendOnce(c)
-	blocking := c.flags&unix.O_NONBLOCK == 0 && c.sendFlags&unix.MSG_DONTWAIT == 0 && !c.noWait
+	blocking := c.blockingSend()
 	if blocking && (o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS) {
+		if c.parked {
+			return o // resumed by the waiter, which parks it again
+		}
+		c.parked = true
 		if c.retry == nil {
 			c.retry = (*Supervisor).sendOnce
 		}
@@ -236,18 +242,31 @@ func (s *Supervisor) send(c *call) outcome {
 	return o
 }
 
+// blockingSend reports whether the send may wait for room, as the kernel's
+// would (sock_sndtimeo with the file's O_NONBLOCK and MSG_DONTWAIT).
+func (c *call) blockingSend() bool {
+	return c.flags&unix.O_NONBLOCK == 0 && c.sendFlags&unix.MSG_DONTWAIT == 0 && !c.noWait
+}
+
 // sendOnce sends what is left of the message, without blocking.
 //
-// Invariant: once any byte has left, the call is answered with the count
-// and never parked. A signal may tear a parked notification down, and the
-// caller would then send again what the supervisor had already sent. So a
-// blocking stream send that finds its buffer full part-way returns a short
-// count, as an interrupted one would (a documented divergence).
+// A blocking stream send goes on until all of it has left, as Linux's does:
+// when the socket fills up part-way, the call parks with its progress
+// (EAGAIN to send) and the waiter resumes it once there is room. That is
+// sound only with a killable listener (see interrupt.go): a signal then
+// cannot tear the call down after some of its bytes have left, and the
+// waiter answers the count, as Linux would. Without one, a torn-down call
+// would be restarted and send those bytes again, so the call is answered
+// with the count as soon as the socket fills (a short count: documented).
 func (s *Supervisor) sendOnce(c *call) outcome {
 	m := &c.msg
+	wait := s.lis.Killable && c.typ == unix.SOCK_STREAM && c.blockingSend()
 	for {
 		n, e := s.sendPiece(c)
 		if e != 0 {
+			if e == unix.EAGAIN && m.sent > 0 && wait {
+				return ret(unix.EAGAIN) // full: park with the progress kept
+			}
 			if m.sent > 0 {
 				return outcome{val: int64(m.sent)}
 			}
@@ -258,10 +277,18 @@ func (s *Supervisor) sendOnce(c *call) outcome {
 		}
 		m.control = nil // descriptors and options travel with the first piece
 		m.sent += uint64(n)
+		m.at += n
 		if c.typ != unix.SOCK_STREAM {
 			return outcome{val: int64(n)}
 		}
-		if m.off >= m.total || n < len(m.data) {
+		if m.at < len(m.data) {
+			// The socket filled up part-way through the piece.
+			if wait {
+				return ret(unix.EAGAIN)
+			}
+			return outcome{val: int64(m.sent)}
+		}
+		if m.off >= m.total {
 			return outcome{val: int64(m.sent)}
 		}
 		if err := s.readPiece(c); err != nil {
@@ -287,11 +314,12 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	var n int
 	var e unix.Errno
 	do := func() unix.Errno {
-		n, e = rawSendmsg(c.sock, addr, c.msg.data, control, flags)
+		data := c.msg.data[c.msg.at:]
+		n, e = rawSendmsg(c.sock, addr, data, control, flags)
 		if (e == unix.EPERM || e == unix.ESRCH) && named {
 			// The credentials added for the caller were refused: send as
 			// Linux would from the supervisor.
-			n, e = rawSendmsg(c.sock, addr, c.msg.data, c.msg.control, flags)
+			n, e = rawSendmsg(c.sock, addr, data, c.msg.control, flags)
 		}
 		return e
 	}
@@ -304,9 +332,10 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 }
 
 // sigpipe gives the caller the SIGPIPE that Linux sends with EPIPE. Linux
-// queues it before the call returns; here, a signal that arrives while the
-// notification is pending tears it down, and a handler would run and the
-// call restart (or fail with EINTR). So:
+// queues it before the call returns. With a killable listener it is sent
+// before the answer too, exactly as Linux. Otherwise a signal that arrives
+// while the notification is pending tears it down, and a handler would run
+// and the call restart (or fail with EINTR). So, without one:
 //   - ignored: nothing to send;
 //   - blocked, or default (fatal): sent before the answer, exactly as Linux
 //     (it stays pending, or the process dies without seeing EPIPE);
@@ -321,7 +350,9 @@ func (s *Supervisor) sigpipe(c *call) {
 	kill := func() { unix.Tgkill(st.Tgid, int(c.n.Pid), unix.SIGPIPE) }
 	switch {
 	case st.SigIgn&bit != 0:
-	case st.SigBlk&bit != 0 || st.SigCgt&bit == 0:
+	case s.lis.Killable || st.SigBlk&bit != 0 || st.SigCgt&bit == 0:
+		// A killable listener holds the call: the signal is pending
+		// when it returns EPIPE, as natively.
 		kill()
 	default:
 		c.afterAnswer = kill

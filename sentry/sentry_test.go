@@ -180,3 +180,19 @@ func TestReadmeSupportMatrix(t *testing.T) {
 		t.Errorf("README.md's support matrix is stale; it must contain, verbatim:\n%s", SupportMatrix())
 	}
 }
+
+func TestStatusFields(t *testing.T) {
+	b := []byte("Name:\tx\nThreads:\t1\nSigQ:\t0/1\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000004000\nSigBlk:\t0000000000000002\n")
+	if v, ok := statusField(b, "Threads:"); !ok || string(v) != "1" {
+		t.Errorf("Threads: %q %v", v, ok)
+	}
+	if v, ok := statusHex(b, "ShdPnd:"); !ok || v != 1<<(15-1) {
+		t.Errorf("ShdPnd: %x %v", v, ok)
+	}
+	if v, ok := statusHex(b, "SigBlk:"); !ok || v != 2 {
+		t.Errorf("SigBlk: %x %v", v, ok)
+	}
+	if _, ok := statusHex(b, "SigCgt:"); ok {
+		t.Error("SigCgt: found in a status without it")
+	}
+}

@@ -140,6 +140,8 @@ type call struct {
 	msg       message
 	mm        *mmsgState
 	noWait    bool
+	// parked: the call waits in the waiter, which resumes it (retry).
+	parked bool
 	// afterAnswer, when set, runs once the answer has been given.
 	afterAnswer func()
 	// retry, when set, is what the waiter runs once the socket is writable

@@ -297,6 +297,10 @@ type status struct {
 	// Signal masks: the thread's blocked set, the process's ignored and
 	// caught sets (bit n-1 for signal n).
 	SigBlk, SigIgn, SigCgt uint64
+	// Pending signals: the thread's own (SigPnd) and the process's shared
+	// set (ShdPnd); Threads counts the process's threads.
+	SigPnd, ShdPnd uint64
+	Threads        int
 }
 
 func readStatus(path string) (status, error) {
@@ -340,6 +344,12 @@ func readStatus(path string) (status, error) {
 			st.SigIgn, _ = strconv.ParseUint(string(f[0]), 16, 64)
 		case "SigCgt":
 			st.SigCgt, _ = strconv.ParseUint(string(f[0]), 16, 64)
+		case "SigPnd":
+			st.SigPnd, _ = strconv.ParseUint(string(f[0]), 16, 64)
+		case "ShdPnd":
+			st.ShdPnd, _ = strconv.ParseUint(string(f[0]), 16, 64)
+		case "Threads":
+			st.Threads, _ = strconv.Atoi(string(f[0]))
 		}
 	}
 	return st, nil

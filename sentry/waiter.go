@@ -64,15 +64,20 @@ type waitItem struct {
 	deadline time.Time  // from SO_SNDTIMEO (or the verdict's delay); zero when none
 	restore  int        // kindWatch: the TCP_USER_TIMEOUT to put back
 	next     time.Time  // next validity check, or next retry
+	sig      time.Time  // next look for a pending signal (killable listener)
 	backoff  time.Duration
 	index    int // in the timer heap
 }
 
 func (it *waitItem) due() time.Time {
-	if !it.deadline.IsZero() && it.deadline.Before(it.next) {
-		return it.deadline
+	d := it.next
+	if !it.sig.IsZero() && it.sig.Before(d) {
+		d = it.sig
 	}
-	return it.next
+	if !it.deadline.IsZero() && it.deadline.Before(d) {
+		d = it.deadline
+	}
+	return d
 }
 
 func newWaiter(s *Supervisor) (*waiter, error) {
@@ -108,6 +113,9 @@ func (w *waiter) newItem(c *call, kind waitKind, first unix.Errno) *waitItem {
 		it.deadline = c.start.Add(d)
 	}
 	it.next = time.Now().Add(firstCheck)
+	if w.s.lis.Killable {
+		it.sig = time.Now().Add(w.signalPoll())
+	}
 	return it
 }
 
@@ -196,7 +204,9 @@ func (w *waiter) interrupted(c *call) bool {
 	if !ok {
 		return false
 	}
-	same := old.kind != kindAfter && sameFile(old.c.sock, c.sock) && !old.deadline.IsZero()
+	// With a killable listener a parked call ends only by an answer or by
+	// its thread's death: an item left for this thread is stale.
+	same := !w.s.lis.Killable && old.kind != kindAfter && sameFile(old.c.sock, c.sock) && !old.deadline.IsZero()
 	w.s.finish(old.c, gone)
 	return same
 }
@@ -285,7 +295,7 @@ func (w *waiter) settle(it *waitItem) {
 	}
 	if !it.deadline.IsZero() && !time.Now().Before(it.deadline) {
 		// A socket that keeps polling ready must not starve its deadline.
-		w.s.finish(c, ret(it.first))
+		w.s.finish(c, w.s.expired(c, it.first))
 		return
 	}
 	if c.retry != nil {
@@ -307,12 +317,25 @@ func (w *waiter) settle(it *waitItem) {
 // tick handles a timer: deadline, validity check, or Unix retry.
 func (w *waiter) tick(it *waitItem, now time.Time) {
 	c := it.c
+	if !it.sig.IsZero() && !now.Before(it.sig) {
+		// Only /proc is read here: ID_VALID walks the kernel's list of
+		// every parked call, so it keeps its own, slower schedule.
+		if signalled(c.n.Pid) && w.s.lis.Valid(c.n.ID) {
+			w.s.finish(c, w.s.signalOutcome(c))
+			return
+		}
+		it.sig = now.Add(w.signalPoll())
+		if now.Before(it.next) && (it.deadline.IsZero() || now.Before(it.deadline)) {
+			w.requeue(it)
+			return
+		}
+	}
 	if !w.s.lis.Valid(c.n.ID) {
 		w.s.finish(c, gone)
 		return
 	}
 	if !it.deadline.IsZero() && !now.Before(it.deadline) {
-		w.s.finish(c, ret(it.first))
+		w.s.finish(c, w.s.expired(c, it.first))
 		return
 	}
 	limit := maxCheck
@@ -331,6 +354,17 @@ func (w *waiter) tick(it *waitItem, now time.Time) {
 	it.backoff = min(it.backoff*2, limit)
 	it.next = now.Add(it.backoff)
 	w.requeue(it)
+}
+
+// signalPoll is how often a parked call looks for a pending signal when the
+// listener is killable: no event tells the supervisor that a signal came,
+// so /proc is read: every 2 ms for a few parked calls, less often for many,
+// at most 2,500 reads a second in all (5 s apart with 10,000 parked).
+func (w *waiter) signalPoll() time.Duration {
+	w.mu.Lock()
+	n := len(w.byTid)
+	w.mu.Unlock()
+	return min(max(time.Duration(n)*400*time.Microsecond, 2*time.Millisecond), 5*time.Second)
 }
 
 func (w *waiter) requeue(it *waitItem) {
