@@ -188,30 +188,47 @@ func killLeftovers() {
 	}
 }
 
-// descendants lists the processes below pid.
+// descendants lists the processes below pid. It follows the kernel's
+// children lists (/proc/PID/task/TID/children, one per thread: a child
+// belongs to the thread that forked it) rather than reading every process's
+// stat: the cost is the tree's, not the host's. A process being reparented
+// at that instant may be missed; the callers cope (killLeftovers goes round
+// again; for the self oracle, a missed holder can only mean a denial).
 func descendants(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	children := map[int][]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp := ppid(p); pp > 0 {
-			children[pp] = append(children[pp], p)
-		}
-	}
 	var out []int
+	seen := map[int]bool{pid: true}
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
+		for _, c := range childrenOf(p) {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
+// childrenOf lists pid's children, from each of its threads.
+func childrenOf(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
 		}
 	}
 	return out
