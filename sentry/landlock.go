@@ -57,6 +57,7 @@ const (
 // llRuleset is what the supervisor knows of one ruleset.
 type llRuleset struct {
 	fd                 int // the supervisor's reference to the same file
+	owner, num         int // the process it was made for, and its descriptor number there
 	handledNet, scoped uint64
 	mu                 sync.Mutex
 	connect            map[uint16]bool // ports with CONNECT_TCP granted
@@ -90,12 +91,18 @@ type landlockState struct {
 	// active is set once any layer was recorded: until then no call pays
 	// for a lookup.
 	active atomic.Bool
+	// anyConnect and anyScope: some recorded layer handles CONNECT_TCP,
+	// or scopes abstract Unix sockets. Other calls skip the lookup.
+	anyConnect, anyScope atomic.Bool
 
 	mu       sync.Mutex
 	rulesets []*llRuleset
 	threads  map[int]llTask // tid -> its domain, as last known
 	procs    map[int]llTask // tgid -> the domain a thread of it enforced last (start: the leader's)
 	self     int
+	// noKcmp: kcmp was refused (Docker's default profile without
+	// CAP_SYS_PTRACE); rulesets are then found by descriptor number.
+	noKcmp bool
 }
 
 func newLandlockState() *landlockState {
@@ -160,6 +167,8 @@ func (s *Supervisor) handleLandlockCreateRuleset(c *call) outcome {
 		}
 		return gone
 	}
+	rs.num = newfd
+	rs.owner, _ = s.tracees.tgidOf(c.n.Pid)
 	if !s.ll.addRuleset(rs) {
 		rawClose(fd)
 	}
@@ -201,7 +210,7 @@ func (s *Supervisor) handleLandlockAddRule(c *call) outcome {
 	if e != 0 {
 		return ret(e)
 	}
-	if rs := s.ll.rulesetOf(sock); rs != nil {
+	if rs := s.ll.rulesetOf(c.n.Pid, c.fd, sock); rs != nil {
 		access, port := binary.NativeEndian.Uint64(attr[0:]), binary.NativeEndian.Uint64(attr[8:])
 		if access&llAccessConnectTCP != 0 {
 			rs.mu.Lock()
@@ -250,7 +259,7 @@ func (s *Supervisor) recordRestriction(c *call, flags uint32) (undo func()) {
 		return nil // EBADFD from the kernel
 	}
 	layer := &llLayer{connect: map[uint16]bool{}}
-	if rs := s.ll.rulesetOf(sock); rs != nil {
+	if rs := s.ll.rulesetOf(c.n.Pid, c.fd, sock); rs != nil {
 		rs.mu.Lock()
 		layer.handledNet, layer.scoped = rs.handledNet, rs.scoped
 		for p := range rs.connect {
@@ -281,25 +290,28 @@ func (s *Supervisor) landlockConnect(c *call) (outcome, bool) {
 	if !s.ll.active.Load() {
 		return outcome{}, true
 	}
-	dom := s.ll.domainOf(int(c.n.Pid))
-	if dom == nil {
-		return outcome{}, true
-	}
 	switch c.domain {
 	case unix.AF_INET, unix.AF_INET6:
-		if c.typ != unix.SOCK_STREAM {
+		if c.typ != unix.SOCK_STREAM || !s.ll.anyConnect.Load() {
 			return outcome{}, true
 		}
 		// sk_is_tcp: MPTCP and other stream protocols are not checked.
 		if proto, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_PROTOCOL); e != 0 || proto != unix.IPPROTO_TCP {
 			return outcome{}, true
 		}
-		if e := llCheckConnect(dom, c.domain, c.addr[:c.alen]); e != 0 {
-			return ret(e), false
+		if dom := s.ll.domainOf(int(c.n.Pid)); dom != nil {
+			if e := llCheckConnect(dom, c.domain, c.addr[:c.alen]); e != 0 {
+				return ret(e), false
+			}
 		}
 	case unix.AF_UNIX:
-		if e := s.llCheckScope(c, dom); e != 0 {
-			return ret(e), false
+		if !c.req.Unix.Abstract || !s.ll.anyScope.Load() {
+			return outcome{}, true
+		}
+		if dom := s.ll.domainOf(int(c.n.Pid)); dom != nil {
+			if e := s.llCheckScope(c, dom); e != 0 {
+				return ret(e), false
+			}
 		}
 	}
 	return outcome{}, true
@@ -309,7 +321,7 @@ func (s *Supervisor) landlockConnect(c *call) (outcome, bool) {
 // about to send to an abstract name. TCP sends are not checked by Landlock
 // (MSG_FASTOPEN connects without security_socket_connect), nor UDP.
 func (s *Supervisor) landlockSend(c *call) (outcome, bool) {
-	if !s.ll.active.Load() || c.domain != unix.AF_UNIX || c.typ != unix.SOCK_DGRAM {
+	if !s.ll.anyScope.Load() || c.domain != unix.AF_UNIX || c.typ != unix.SOCK_DGRAM || !c.req.Unix.Abstract {
 		return outcome{}, true
 	}
 	dom := s.ll.domainOf(int(c.n.Pid))
@@ -507,20 +519,47 @@ func (l *landlockState) addRuleset(rs *llRuleset) bool {
 	return true
 }
 
-// rulesetOf finds the ruleset fd refers to: the same open file as one the
-// supervisor created (kcmp KCMP_FILE on itself, which needs no privilege
-// over another task). The newest first: rules usually follow the create.
-func (l *landlockState) rulesetOf(fd int) *llRuleset {
+// rulesetOf finds the ruleset that thread tid's descriptor num refers to
+// (dup, the supervisor's duplicate of it): the same open file as one the
+// supervisor made (kcmp KCMP_FILE on itself, which needs no privilege over
+// another task). The newest first: rules usually follow the create.
+func (l *landlockState) rulesetOf(tid uint32, num int32, dup int) *llRuleset {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i := len(l.rulesets) - 1; i >= 0; i-- {
-		r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(l.self), uintptr(l.self), kcmpFile, uintptr(fd), uintptr(l.rulesets[i].fd), 0)
-		if e != 0 {
+	if !l.noKcmp {
+		for i := len(l.rulesets) - 1; i >= 0; i-- {
+			r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(l.self), uintptr(l.self), kcmpFile, uintptr(dup), uintptr(l.rulesets[i].fd), 0)
+			if e == unix.EPERM || e == unix.ENOSYS {
+				l.noKcmp = true
+				break
+			}
+			if e == 0 && r == 0 {
+				return l.rulesets[i]
+			}
+		}
+		if !l.noKcmp {
 			return nil
 		}
-		if r == 0 {
-			return l.rulesets[i]
+	}
+	// Without kcmp: the newest ruleset made with that number for the
+	// caller's process or one of its ancestors (children inherit the
+	// table at fork). A descriptor moved by dup2 or SCM_RIGHTS is not
+	// found: its layer is then mirrored as deny-all.
+	ti, err := readTask(int(tid))
+	if err != nil {
+		return nil
+	}
+	for p, hops := ti.tgid, 0; p > 0 && p != l.self && hops < 64; hops++ {
+		for i := len(l.rulesets) - 1; i >= 0; i-- {
+			if rs := l.rulesets[i]; rs.owner == p && rs.num == int(num) {
+				return rs
+			}
 		}
+		pt, err := readTask(p)
+		if err != nil {
+			break
+		}
+		p = pt.ppid
 	}
 	return nil
 }
@@ -569,6 +608,12 @@ func (l *landlockState) enforce(tid uint32, layer *llLayer) (undo func()) {
 	}
 	l.procs[ti.tgid] = llTask{leader.start, dom}
 	l.active.Store(true)
+	if layer.handledNet&llAccessConnectTCP != 0 {
+		l.anyConnect.Store(true)
+	}
+	if layer.scoped&llScopeAbstractUnix != 0 {
+		l.anyScope.Store(true)
+	}
 	return func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -598,12 +643,12 @@ func (l *landlockState) domainOf(tid int) *llDomain {
 // domain a thread of its process enforced last (or its leader's), a process
 // its parent process's. The answer is then frozen for that thread.
 func (l *landlockState) lookupLocked(tid, depth int) *llDomain {
+	if t, ok := l.threads[tid]; ok && t.start == startOf(tid) {
+		return t.dom
+	}
 	ti, err := readTask(tid)
 	if err != nil {
 		return nil
-	}
-	if t, ok := l.threads[tid]; ok && t.start == ti.start {
-		return t.dom
 	}
 	var d *llDomain
 	creator := ti.ppid
@@ -643,24 +688,41 @@ type taskInfo struct {
 	start      uint64
 }
 
-// readTask reads a thread's process, parent process and start time.
-func readTask(tid int) (taskInfo, error) {
-	var ti taskInfo
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat")
+// readStat reads a thread's parent process and start time from
+// /proc/TID/stat: the one read a lookup that hits pays.
+func readStat(tid int) (ppid int, start uint64, err error) {
+	var buf [1024]byte
+	fd, err := unix.Open("/proc/"+strconv.Itoa(tid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return ti, err
+		return 0, 0, err
+	}
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil {
+		return 0, 0, err
 	}
 	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	b := buf[:n]
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return ti, unix.ESRCH
+		return 0, 0, unix.ESRCH
 	}
-	f := strings.Fields(string(b[i+1:]))
+	f := bytes.Fields(b[i+1:])
 	if len(f) < 20 {
-		return ti, unix.ESRCH
+		return 0, 0, unix.ESRCH
 	}
-	ti.ppid, _ = strconv.Atoi(f[1])
-	ti.start, _ = strconv.ParseUint(f[19], 10, 64)
+	ppid, _ = strconv.Atoi(string(f[1]))
+	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
+	return ppid, start, nil
+}
+
+// readTask adds the thread's process (from /proc/TID/status).
+func readTask(tid int) (taskInfo, error) {
+	var ti taskInfo
+	var err error
+	if ti.ppid, ti.start, err = readStat(tid); err != nil {
+		return ti, err
+	}
 	st, err := readStatus("/proc/" + strconv.Itoa(tid) + "/status")
 	if err != nil {
 		return ti, err
@@ -670,11 +732,11 @@ func readTask(tid int) (taskInfo, error) {
 }
 
 func startOf(tid int) uint64 {
-	ti, err := readTask(tid)
+	_, start, err := readStat(tid)
 	if err != nil {
 		return 0
 	}
-	return ti.start
+	return start
 }
 
 // restrictStatus reads what landlock_restrict_self checks first:
