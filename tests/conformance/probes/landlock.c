@@ -219,6 +219,26 @@ static void nested_cases(void *arg)
 	TCP("nested.bind_layer_a", "127.0.0.1", portA);
 }
 
+/* ABI 7's logging flags: a layer all the same; fd -1 with
+ * LOG_SUBDOMAINS_OFF adds none. */
+static void flag_cases(void *arg)
+{
+	struct ll_ruleset_attr a = {.handled_access_net = LL_CONNECT_TCP};
+	int rs;
+
+	(void)arg;
+	nnp();
+	rs = ll_create(&a, 16, 0);
+	ll_add_port(rs, LL_CONNECT_TCP, portA);
+	CASE("flags.subdomains_off_no_fd", syscall(SYS_landlock_restrict_self, -1, 1U << 2));
+	TCP("flags.after_no_fd_b", "127.0.0.1", portB);
+	CASE("flags.same_exec_off", syscall(SYS_landlock_restrict_self, rs, 1U << 0));
+	TCP("flags.a", "127.0.0.1", portA);
+	TCP("flags.b", "127.0.0.1", portB);
+	CASE("flags.no_fd_other_flag", syscall(SYS_landlock_restrict_self, -1, 1U << 0));
+	close(rs);
+}
+
 /* BIND_TCP and CONNECT_TCP handled: bind (native) then connect. */
 static void bind_cases(void *arg)
 {
@@ -459,6 +479,8 @@ int main(void)
 	in_child(1, tcp_cases, "nobody");
 	in_child(0, nested_cases, NULL);
 	in_child(1, bind_cases, NULL);
+	if (abi >= 7)
+		in_child(0, flag_cases, NULL);
 	in_child(0, thread_cases, NULL);
 	in_child(0, thread_self_cases, NULL);
 	if (abi >= 6) {
