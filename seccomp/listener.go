@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"errors"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -111,8 +112,9 @@ func (l *Listener) Valid(id uint64) bool {
 }
 
 // Respond answers notification id: val on success (errno == 0), or -1 with
-// errno. There is deliberately no way to answer CONTINUE: the supervisor
-// performs every allowed call itself.
+// errno. It cannot answer CONTINUE: the supervisor performs every allowed
+// call itself (the one exception, landlock_restrict_self, has its own
+// method, ContinueSelfRestriction).
 func (l *Listener) Respond(id uint64, val int64, errno unix.Errno) error {
 	r := resp{ID: id, Val: val, Error: -int32(errno)}
 	if errno != 0 {
@@ -154,5 +156,72 @@ func init() {
 	// Keep the Go mirrors honest against the kernel ABI.
 	if unsafe.Sizeof(Notif{}) != notifSize || unsafe.Sizeof(resp{}) != respSize {
 		panic("seccomp: notification struct layout does not match the kernel ABI")
+	}
+}
+
+// addfd mirrors struct seccomp_notif_addfd.
+type addfd struct {
+	ID         uint64
+	Flags      uint32
+	SrcFD      uint32
+	NewFD      uint32
+	NewFDFlags uint32
+}
+
+// SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd).
+const ioctlNotifAddfd = 0x40182103
+
+// AddFDAndRespond installs the supervisor's descriptor srcfd into the
+// caller's descriptor table and answers notification id with the new
+// number, in one step (SECCOMP_ADDFD_FLAG_SEND, Linux 5.14): the caller
+// never holds a descriptor it was not told about. It is the answer for a
+// call whose result is a new descriptor the supervisor made.
+func (l *Listener) AddFDAndRespond(id uint64, srcfd int, cloexec bool) (int, error) {
+	a := addfd{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, SrcFD: uint32(srcfd)}
+	if cloexec {
+		a.NewFDFlags = unix.O_CLOEXEC
+	}
+	// The ioctl marks the notification answered, then waits interruptibly
+	// for the caller to take the descriptor. A signal (the Go runtime's
+	// preemption SIGURG) ends that wait, the kernel restarts the ioctl, and
+	// the restart finds the notification already answered: EINPROGRESS,
+	// with the caller left waiting for an answer nobody can give. So the
+	// thread blocks every signal for the duration of the ioctl.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	all, old := ^uint64(0), uint64(0)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	r, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(l.fd), ioctlNotifAddfd, uintptr(unsafe.Pointer(&a)))
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	switch e {
+	case 0:
+		return int(r), nil
+	case unix.ENOENT:
+		return -1, ErrGone
+	}
+	return -1, e
+}
+
+// ContinueSelfRestriction lets the kernel run the caller's own call
+// (SECCOMP_USER_NOTIF_FLAG_CONTINUE). It exists for one call only,
+// landlock_restrict_self, which no supervisor can perform for another task
+// and which can only take rights away from its caller: the supervisor's
+// decision to let it through reads no tracee memory, and whatever a racing
+// thread changes (the descriptor behind the number) changes only the
+// caller's own restriction, never the sandbox's policy. Nothing else may
+// use it.
+func (l *Listener) ContinueSelfRestriction(id uint64) error {
+	r := resp{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+	for {
+		err := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.ENOENT:
+			return ErrGone
+		}
+		return err
 	}
 }

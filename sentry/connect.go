@@ -57,6 +57,9 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 			return o
 		}
 	}
+	if o, ok := s.landlockConnect(c); !ok { // the caller's own Landlock layers
+		return o
+	}
 	if !c.hasDest() {
 		// No destination: the kernel rejects the address itself.
 		return s.connectAllowed(c)

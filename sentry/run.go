@@ -201,7 +201,7 @@ func descendants(pid int) []int {
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		for _, c := range childrenOf(p) {
+		for _, c := range childPids(p) {
 			if !seen[c] {
 				seen[c] = true
 				out = append(out, c)
@@ -212,8 +212,8 @@ func descendants(pid int) []int {
 	return out
 }
 
-// childrenOf lists pid's children, from each of its threads.
-func childrenOf(pid int) []int {
+// childPids lists pid's children, from each of its threads.
+func childPids(pid int) []int {
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, err := os.ReadDir(dir)
 	if err != nil {

@@ -137,6 +137,9 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 			return o
 		}
 	}
+	if o, ok := s.landlockSend(c); !ok { // the caller's own Landlock scope
+		return o
+	}
 	s.decide(c)
 	switch c.dec.Action {
 	case netstack.Allow:

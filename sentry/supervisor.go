@@ -45,6 +45,8 @@ type Supervisor struct {
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
 	tree *tree
+	// ll mirrors the program's own Landlock layers (landlock.go).
+	ll *landlockState
 	// topology is set when the decider models a network, which needs the
 	// socket's SO_BROADCAST.
 	topology bool
@@ -85,6 +87,7 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		dispatch: d,
 		tracees:  newTracees(),
 		tree:     newTree(),
+		ll:       newLandlockState(),
 		log:      newAuditLog(cfg.Log),
 		cfg:      cfg,
 		self:     self,
@@ -155,6 +158,9 @@ type outcome struct {
 	errno   unix.Errno
 	pending bool // the waiter will finish the call later
 	gone    bool // the notification vanished: nothing to answer
+	// answered: the handler answered itself (ADDFD with SEND, or
+	// landlock_restrict_self's CONTINUE, see landlock.go).
+	answered bool
 }
 
 func ret(e unix.Errno) outcome { return outcome{errno: e} }
@@ -209,7 +215,7 @@ func (s *Supervisor) finish(c *call, o outcome) {
 	s.finishing.Add(1)
 	defer s.finishing.Add(-1)
 	s.release(c)
-	if !o.gone {
+	if !o.gone && !o.answered {
 		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
 			if !errors.Is(err, seccomp.ErrGone) {
 				s.log.internal(c, "respond", err)

@@ -42,6 +42,16 @@ var table = []entry{
 		doc: "always trapped (the address is behind a pointer): decided like sendto when it names an address; the supervisor sends its own copies of the address, data and control messages (SCM_RIGHTS descriptors included)"},
 	{name: "sendmmsg", handler: (*Supervisor).handleSendmmsg,
 		doc: "always trapped: each message as sendmsg; the count and msg_len as Linux gives them"},
+	// A program's own Landlock layers must hold for the calls the
+	// supervisor performs for it (landlock.go): rulesets and net port rules
+	// are made by the supervisor, which then knows them; rule_type is an
+	// int: compare 32 bits. Path rules are not trapped.
+	{name: "landlock_create_ruleset", handler: (*Supervisor).handleLandlockCreateRuleset,
+		doc: "performed by the supervisor with its copy of the attribute; the new ruleset descriptor is installed in the caller (SECCOMP_IOCTL_NOTIF_ADDFD)"},
+	{name: "landlock_add_rule", handler: (*Supervisor).handleLandlockAddRule, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: llRuleNetPort}},
+		doc: "LANDLOCK_RULE_NET_PORT only: performed on the supervisor's duplicate of the ruleset with its copy of the rule, and recorded"},
+	{name: "landlock_restrict_self", handler: (*Supervisor).handleLandlockRestrictSelf,
+		doc: "recorded, then run by the kernel for the caller (the one CONTINUE: it only takes rights away); performed connects and sends are checked against the caller's layers, as Landlock checks the calling task"},
 	// io_uring's IORING_OP_CONNECT and IORING_OP_SENDMSG never pass through
 	// seccomp. ENOSYS, as on a kernel without io_uring, makes libraries
 	// (liburing, tokio, libuv) fall back to plain syscalls.
