@@ -214,21 +214,14 @@ func descendants(pid int) []int {
 
 // childPids lists pid's children, from each of its threads.
 func childPids(pid int) []int {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, err := os.ReadDir(dir)
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil {
 		return nil
 	}
 	var out []int
 	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
-		if err != nil {
-			continue
-		}
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil {
-				out = append(out, c)
-			}
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			out = append(out, childrenOf(pid, tid)...)
 		}
 	}
 	return out
