@@ -46,11 +46,6 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	if o, ok := s.identifySocket(c); !ok {
 		return o
 	}
-	// __inet_stream_connect: a short address (EINVAL) and AF_UNSPEC come
-	// before the socket's state.
-	if c.typ == unix.SOCK_STREAM && c.alen >= 2 && c.req.Family != netstack.FamilyUnspec && s.marks.has(c.sock) {
-		return ret(unix.EISCONN) // connected natively; see settle
-	}
 	if c.isUnixPath() {
 		// Decide on the object actually opened, not on the path's text.
 		if o, ok := s.openUnixTarget(c); !ok {
@@ -59,6 +54,11 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	}
 	if o, ok := s.landlockConnect(c); !ok { // the caller's own Landlock layers
 		return o
+	}
+	// After the LSM hook; then __inet_stream_connect: a short address (EINVAL) and AF_UNSPEC come
+	// before the socket's state.
+	if c.typ == unix.SOCK_STREAM && c.alen >= 2 && c.req.Family != netstack.FamilyUnspec && s.marks.has(c.sock) {
+		return ret(unix.EISCONN) // connected natively; see settle
 	}
 	if !c.hasDest() {
 		// No destination: the kernel rejects the address itself.
