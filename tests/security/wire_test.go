@@ -1,0 +1,202 @@
+package security
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"sandbox/tests/internal/nettest"
+)
+
+// dualStackUDPCounter counts UDP datagrams to [::]:port (IPv4 included)
+// and UDP-Lite datagrams to 127.0.0.1 on the same port number (another
+// protocol's table).
+func dualStackUDPCounter(t *testing.T) (port int, udp, lite *atomic.Int64) {
+	c, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	udp, lite = new(atomic.Int64), new(atomic.Int64)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			if _, _, err := c.ReadFrom(buf); err != nil {
+				return
+			}
+			udp.Add(1)
+		}
+	}()
+	port = c.LocalAddr().(*net.UDPAddr).Port
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, syscall.IPPROTO_UDPLITE)
+	if err != nil {
+		t.Logf("no UDP-Lite: %v", err)
+		return port, udp, lite
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &syscall.Timeval{Usec: 100000})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); syscall.Close(fd) })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if n, _, err := syscall.Recvfrom(fd, buf, 0); err == nil && n >= 0 {
+				lite.Add(1)
+			}
+		}
+	}()
+	return port, udp, lite
+}
+
+// runWire runs testdata/wire.c under the sandbox (or natively when policy
+// is nil), as root or as nobody, and returns its results.
+func runWire(t *testing.T, nobody bool, policy []string, args ...string) map[string]string {
+	t.Helper()
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "wire.c"), false)
+	var argv []string
+	if nobody {
+		argv = asNobody(sb, prog)
+	}
+	argv = append(append(append(append(argv, sb, "run", "--log-level", "error"), policy...), "--", prog), args...)
+	r := nettest.Run(time.Minute, argv...)
+	if r.ExitCode != 0 {
+		t.Fatalf("%v", r)
+	}
+	time.Sleep(300 * time.Millisecond) // let the receivers drain
+	return results(r.Stdout)
+}
+
+var users = []struct {
+	name   string
+	nobody bool
+}{{"root", false}, {"nobody", true}}
+
+// Class 1: udp_sendmsg reads an AF_UNSPEC address as AF_INET and sends to
+// it. sendto, sendmsg and sendmmsg with AF_UNSPEC and 127.0.0.1:P bytes
+// (plain, sockaddr_storage-long, with 0.0.0.0, on a socket connected to an
+// allowed port, on UDP-Lite) must be decided like AF_INET: under the
+// default policy, under --deny with --allow-all, and under an --allow for
+// another port, nothing arrives at P. The control, --allow-all alone,
+// shows the same bytes reach P, so the kernel does read them as an
+// address. An IPv6 UDP socket ignores AF_UNSPEC (udpv6_sendmsg): nothing
+// arrives either way.
+func TestAFUnspecSendsAreDecided(t *testing.T) {
+	nettest.RequireRoot(t)
+	v4 := []string{"unspec_sendto", "unspec_sendmsg", "unspec_sendmmsg", "unspec_sendto_storage",
+		"unspec_sendto_zero", "unspec_sendto_connected_elsewhere", "unspec_sendmsg_connected_elsewhere",
+		"unspec_sendto_udplite"}
+	for _, u := range users {
+		for _, pol := range []struct {
+			name    string
+			control bool
+			flags   func(port, allowed int) []string
+		}{
+			{"default", false, func(int, int) []string { return nil }},
+			{"deny+allow-all", false, func(p, _ int) []string {
+				return []string{"--deny", fmt.Sprintf("udp:127.0.0.1:%d", p), "--allow-all"}
+			}},
+			{"allow-other", false, func(_, a int) []string { return []string{"--allow", fmt.Sprintf("udp:127.0.0.1:%d", a)} }},
+			{"control-allow-all", true, func(int, int) []string { return []string{"--allow-all"} }},
+		} {
+			t.Run(u.name+"/"+pol.name, func(t *testing.T) {
+				port, udp, lite := dualStackUDPCounter(t)
+				allowed, _ := udpCounter(t)
+				got := runWire(t, u.nobody, pol.flags(port, allowed), "unspec", strconv.Itoa(port), strconv.Itoa(allowed))
+				want := "EACCES"
+				if pol.control {
+					want = "ok"
+				}
+				for _, k := range v4 {
+					if got[k] != want {
+						t.Errorf("%s: got %q, want %q", k, got[k], want)
+					}
+				}
+				t.Logf("arrived at the forbidden port: %d UDP, %d UDP-Lite", udp.Load(), lite.Load())
+				if pol.control {
+					if udp.Load() != 8 || lite.Load() != 1 {
+						t.Errorf("control: want 8 UDP and 1 UDP-Lite datagrams at the port")
+					}
+				} else if udp.Load()+lite.Load() != 0 {
+					t.Errorf("AF_UNSPEC sends reached a forbidden destination")
+				}
+			})
+		}
+	}
+}
+
+// Class 3: Linux connects and sends to 0.0.0.0 as to the socket's source
+// address, or an output interface's, or 127.0.0.1 (ip_route_output_key_hash_rcu),
+// to :: as to ::1, or ::ffff:127.0.0.1 from a socket bound to a v4-mapped
+// address (tcp_v6_connect, ip6_datagram_connect, udpv6_sendmsg), and to
+// v4-mapped addresses as to IPv4. Rules must see that destination: with
+// the loopback destinations denied (127.0.0.1, ::1, and 127.0.0.5 for the
+// sockets bound there or naming it with IP_PKTINFO) and --allow-all, and
+// under the default policy, nothing arrives at the dual-stack counters.
+// The control without --deny shows every attempt arrives.
+func TestUnspecifiedDestinations(t *testing.T) {
+	nettest.RequireRoot(t)
+	tcpCases := []string{"tcp_0.0.0.0", "tcp6_::", "tcp6_::ffff:0.0.0.0", "tcp6_::ffff:127.0.0.1",
+		"tcp6_bound_mapped_::", "tcp6_bound_mapped5_::ffff:0.0.0.0", "tcp_bound5_0.0.0.0", "tcp_bindtodevice_lo_0.0.0.0"}
+	udpCases := []string{"udp_0.0.0.0", "udp6_::", "udp6_::ffff:0.0.0.0", "udp6_::ffff:127.0.0.1",
+		"udp6_bound_mapped_::", "udp_bound5_0.0.0.0", "udp_connect_0.0.0.0", "udp_bindtodevice_lo_0.0.0.0",
+		"udp_unicast_if_lo_0.0.0.0", "udp_pktinfo5_0.0.0.0"}
+	for _, u := range users {
+		for _, pol := range []struct {
+			name    string
+			control bool
+			flags   func(tp, up int) []string
+		}{
+			{"deny+allow-all", false, func(tp, up int) []string {
+				var f []string
+				for _, a := range []string{"127.0.0.1", "[::1]", "127.0.0.5"} {
+					f = append(f, "--deny", fmt.Sprintf("tcp:%s:%d", a, tp), "--deny", fmt.Sprintf("udp:%s:%d", a, up))
+				}
+				return append(f, "--allow-all")
+			}},
+			{"default", false, func(int, int) []string { return nil }},
+			{"control-allow-all", true, func(int, int) []string { return []string{"--allow-all"} }},
+		} {
+			t.Run(u.name+"/"+pol.name, func(t *testing.T) {
+				l, err := net.Listen("tcp", "[::]:0") // dual-stack
+				if err != nil {
+					t.Fatal(err)
+				}
+				tport := l.Addr().(*net.TCPAddr).Port
+				conns := countAccepts(t, l)
+				uport, dgrams, _ := dualStackUDPCounter(t)
+				got := runWire(t, u.nobody, pol.flags(tport, uport), "unspecified", strconv.Itoa(tport), strconv.Itoa(uport))
+				want := "EACCES"
+				if pol.control {
+					want = "ok"
+				}
+				for _, k := range append(tcpCases, udpCases...) {
+					if got[k] != want {
+						t.Errorf("%s: got %q, want %q", k, got[k], want)
+					}
+				}
+				t.Logf("arrived: %d TCP connections, %d UDP datagrams", conns.Load(), dgrams.Load())
+				if pol.control {
+					if conns.Load() != int64(len(tcpCases)) || dgrams.Load() != int64(len(udpCases)) {
+						t.Errorf("control: want %d connections and %d datagrams", len(tcpCases), len(udpCases))
+					}
+				} else if conns.Load()+dgrams.Load() != 0 {
+					t.Errorf("unspecified destinations reached a forbidden endpoint")
+				}
+			})
+		}
+	}
+}
