@@ -3,8 +3,10 @@ package security
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -197,6 +199,141 @@ func TestUnspecifiedDestinations(t *testing.T) {
 					t.Errorf("unspecified destinations reached a forbidden endpoint")
 				}
 			})
+		}
+	}
+}
+
+// sniffer records, one "PROTO DPORT" line per packet, every TCP and UDP
+// packet that arrives at the peer's veth, IPv6 extension headers skipped:
+// what went via the peer, whatever the peer then does with it (it neither
+// forwards nor processes source routes, so it drops them).
+const sniffer = `
+import socket, struct, sys
+out = open(sys.argv[1], "a", buffering=1)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind(("veth1", 0))
+print("ready", flush=True)
+while True:
+    b, a = s.recvfrom(65535)
+    if a[2] == socket.PACKET_OUTGOING:
+        continue
+    et, p = struct.unpack("!H", b[12:14])[0], b[14:]
+    if et == 0x0800:
+        proto, off = p[9], (p[0] & 15) * 4
+    elif et == 0x86dd:
+        proto, off = p[6], 40
+        while proto in (0, 43, 60) and len(p) > off + 1:
+            proto, off = p[off], off + (p[off + 1] + 1) * 8
+    else:
+        continue
+    if proto in (6, 17) and len(p) >= off + 4:
+        out.write("%d %d\n" % (proto, struct.unpack("!H", p[off + 2:off + 4])[0]))
+`
+
+// Class 4: routing headers and source routes make the packets go via
+// another host than the decided destination, for the call and for every
+// later untrapped send. The program (testdata/srcroute.c) aims at its own
+// receivers on this namespace's address, via the peer namespace: an IPv6
+// segment routing header (setsockopt, before and after an allowed connect,
+// with high bits in level and optname, on UDP and TCP), type 0 headers,
+// IPV6_RTHDR and IPV6_2292RTHDR control messages, IPV6_2292PKTOPTIONS,
+// and IPv4 LSRR and SSRR (IP_OPTIONS, IP_RETOPTS control messages, TCP,
+// after connect, v4-mapped on IPv6 sockets). The peer counts what reaches
+// it. Natively, as root, every header Linux accepts takes the packets via
+// the peer (the control); as nobody, the segment routing header does too
+// (IPv4 options need CAP_NET_RAW). Under the sandbox, with the default
+// policy and with --allow-all, each steering call gets EPERM and nothing
+// arrives at the peer.
+func TestSourceRoutingRefused(t *testing.T) {
+	nettest.RequireRoot(t)
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "srcroute.c"), false)
+	nobody := asNobody(sb, prog)
+	n := nettest.NewNetns(t)
+	out := filepath.Join(t.TempDir(), "via")
+	n.StartPeer(t, "ready", "python3", "-c", sniffer, out)
+	steers := map[bool][]string{ // what natively goes via the peer
+		false: {"udp6_rthdr_setsockopt", "udp6_rthdr_after_connect", "udp6_rthdr_highbits", "tcp6_rthdr_connect",
+			"tcp6_rthdr_after_connect", "udp_ip_options_lsrr", "udp_ip_options_ssrr", "udp_retopts_cmsg_lsrr",
+			"tcp_ip_options_lsrr_connect", "udp_ip_options_after_connect", "udp6_ip_options_mapped", "udp6_retopts_cmsg_mapped"},
+		true: {"udp6_rthdr_setsockopt", "udp6_rthdr_after_connect", "udp6_rthdr_highbits", "tcp6_rthdr_connect",
+			"tcp6_rthdr_after_connect"},
+	}
+	base := 20000
+	type run struct {
+		name      string
+		nobody    bool
+		sandboxed bool
+		policy    []string
+		base      int
+		results   map[string]string
+	}
+	var runs []*run
+	for _, u := range users {
+		for _, r := range []run{
+			{name: "native", nobody: u.nobody},
+			{name: "default", nobody: u.nobody, sandboxed: true},
+			{name: "allow-all", nobody: u.nobody, sandboxed: true, policy: []string{"--allow-all"}},
+		} {
+			r.name = u.name + "/" + r.name
+			r.base = base
+			base += 100
+			argv := []string{prog}
+			if r.sandboxed {
+				argv = append(append(append([]string{sb, "run", "--log-level", "error"}, r.policy...), "--"), argv...)
+			}
+			if r.nobody {
+				argv = append(nobody[:len(nobody):len(nobody)], argv...)
+			}
+			argv = append(argv, strconv.Itoa(r.base), nettest.LocalIP, nettest.LocalIP6, nettest.PeerIP, nettest.PeerIP6)
+			res := n.Run(time.Minute, argv...)
+			if res.ExitCode != 0 {
+				t.Fatalf("%s: %v", r.name, res)
+			}
+			r.results = map[string]string{}
+			for k, v := range results(res.Stdout) {
+				name, port, _ := strings.Cut(k, " ")
+				p, _ := strconv.Atoi(port)
+				r.results[name] = v
+				r.results[name+" port"] = strconv.Itoa(p)
+			}
+			runs = append(runs, &r)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the sniffer drain
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := map[int]int{} // packets seen at the peer, by destination port
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			p, _ := strconv.Atoi(f[1])
+			via[p]++
+		}
+	}
+	for _, r := range runs {
+		total := 0
+		for name, v := range r.results {
+			if strings.HasSuffix(name, " port") {
+				continue
+			}
+			p, _ := strconv.Atoi(r.results[name+" port"])
+			total += via[p]
+			if r.sandboxed && v != "EPERM" {
+				t.Errorf("%s: %s: got %q, want EPERM", r.name, name, v)
+			}
+		}
+		t.Logf("%s: %d packets via the peer", r.name, total)
+		if r.sandboxed && total != 0 {
+			t.Errorf("%s: packets went via the peer", r.name)
+		}
+		if !r.sandboxed {
+			for _, name := range steers[r.nobody] {
+				if p, _ := strconv.Atoi(r.results[name+" port"]); r.results[name] != "ok" || via[p] == 0 {
+					t.Errorf("control %s: %s: %q, %d packets via the peer; want ok and some", r.name, name, r.results[name], via[p])
+				}
+			}
 		}
 	}
 }
