@@ -98,9 +98,10 @@ func (s *Supervisor) wireDests(c *call) (dests []netip.AddrPort, ok bool) {
 		saddr = netip.IPv4Unspecified()
 	}
 	oifs := s.outputInterfaces(c)
-	if c.req.Op == netstack.OpSend {
-		// ip_cmsg_send: IP_PKTINFO (and, on an IPv6 socket, a v4-mapped
-		// IPV6_PKTINFO) names the source and the interface of this send.
+	if c.req.Op == netstack.OpSend && (c.typ == unix.SOCK_DGRAM || c.typ == unix.SOCK_RAW) {
+		// ip_cmsg_send (udp_sendmsg, raw_sendmsg, ping_v4_sendmsg; not TCP
+		// Fast Open): IP_PKTINFO, and on an IPv6 socket a v4-mapped
+		// IPV6_PKTINFO, names the source and the interface of this send.
 		if pk, ok := pktinfoSource(c.msg.control, c.domain == unix.AF_INET6); ok {
 			saddr = pk.addr
 			if pk.ifindex != 0 {

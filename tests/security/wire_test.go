@@ -63,6 +63,27 @@ func dualStackUDPCounter(t *testing.T) (port int, udp, lite *atomic.Int64) {
 	return port, udp, lite
 }
 
+// countAcceptsTo counts the connections accepted on l, and those that were
+// made to 127.0.0.1 (IPv4 or v4-mapped).
+func countAcceptsTo(t *testing.T, l net.Listener) (all, at127 *atomic.Int64) {
+	t.Cleanup(func() { l.Close() })
+	all, at127 = new(atomic.Int64), new(atomic.Int64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			all.Add(1)
+			if a := c.LocalAddr().(*net.TCPAddr).IP; a.Equal(net.IPv4(127, 0, 0, 1)) {
+				at127.Add(1)
+			}
+			c.Close()
+		}
+	}()
+	return all, at127
+}
+
 // runWire runs testdata/wire.c under the sandbox (or natively when policy
 // is nil), as root or as nobody, and returns its results.
 func runWire(t *testing.T, nobody bool, policy []string, args ...string) map[string]string {
@@ -152,7 +173,11 @@ func TestAFUnspecSendsAreDecided(t *testing.T) {
 func TestUnspecifiedDestinations(t *testing.T) {
 	nettest.RequireRoot(t)
 	tcpCases := []string{"tcp_0.0.0.0", "tcp6_::", "tcp6_::ffff:0.0.0.0", "tcp6_::ffff:127.0.0.1",
-		"tcp6_bound_mapped_::", "tcp6_bound_mapped5_::ffff:0.0.0.0", "tcp_bound5_0.0.0.0", "tcp_bindtodevice_lo_0.0.0.0"}
+		"tcp6_bound_mapped_::", "tcp6_bound_mapped5_::ffff:0.0.0.0", "tcp_bound5_0.0.0.0", "tcp_bindtodevice_lo_0.0.0.0",
+		"tcp_fastopen_pktinfo5_0.0.0.0"}
+	// What goes to 127.0.0.1 itself (the rest goes to ::1 or 127.0.0.5).
+	to127 := []string{"tcp_0.0.0.0", "tcp6_::ffff:0.0.0.0", "tcp6_::ffff:127.0.0.1", "tcp6_bound_mapped_::",
+		"tcp_bindtodevice_lo_0.0.0.0", "tcp_fastopen_pktinfo5_0.0.0.0"}
 	udpCases := []string{"udp_0.0.0.0", "udp6_::", "udp6_::ffff:0.0.0.0", "udp6_::ffff:127.0.0.1",
 		"udp6_bound_mapped_::", "udp_bound5_0.0.0.0", "udp_connect_0.0.0.0", "udp_bindtodevice_lo_0.0.0.0",
 		"udp_unicast_if_lo_0.0.0.0", "udp_pktinfo5_0.0.0.0"}
@@ -169,6 +194,9 @@ func TestUnspecifiedDestinations(t *testing.T) {
 				}
 				return append(f, "--allow-all")
 			}},
+			{"deny-127.0.0.1-only", false, func(tp, up int) []string {
+				return []string{"--deny", fmt.Sprintf("tcp:127.0.0.1:%d", tp), "--allow-all"}
+			}},
 			{"default", false, func(int, int) []string { return nil }},
 			{"control-allow-all", true, func(int, int) []string { return []string{"--allow-all"} }},
 		} {
@@ -178,7 +206,20 @@ func TestUnspecifiedDestinations(t *testing.T) {
 					t.Fatal(err)
 				}
 				tport := l.Addr().(*net.TCPAddr).Port
-				conns := countAccepts(t, l)
+				conns, at127 := countAcceptsTo(t, l)
+				if pol.name == "deny-127.0.0.1-only" {
+					got := runWire(t, u.nobody, pol.flags(tport, 0), "unspecified", strconv.Itoa(tport), "9")
+					for _, k := range to127 {
+						if got[k] != "EACCES" {
+							t.Errorf("%s: got %q, want EACCES", k, got[k])
+						}
+					}
+					t.Logf("arrived: %d TCP connections, %d of them at 127.0.0.1", conns.Load(), at127.Load())
+					if at127.Load() != 0 || conns.Load() != int64(len(tcpCases)-len(to127)) {
+						t.Errorf("want %d connections, none at 127.0.0.1", len(tcpCases)-len(to127))
+					}
+					return
+				}
 				uport, dgrams, _ := dualStackUDPCounter(t)
 				got := runWire(t, u.nobody, pol.flags(tport, uport), "unspecified", strconv.Itoa(tport), strconv.Itoa(uport))
 				want := "EACCES"

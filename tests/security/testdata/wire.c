@@ -200,6 +200,12 @@ static void unspecified(int tport, int uport) {
 		s = sock(AF_INET, SOCK_DGRAM, 0);
 		report("udp_pktinfo5_0.0.0.0", sendmsg(s, &m, 0));
 		close(s);
+		// TCP ignores IP_PKTINFO: a Fast Open to 0.0.0.0 goes to 127.0.0.1.
+		struct sockaddr_in t = sin4("0.0.0.0", tport);
+		m.msg_name = &t;
+		s = sock(AF_INET, SOCK_STREAM, 0);
+		report("tcp_fastopen_pktinfo5_0.0.0.0", sendmsg(s, &m, MSG_FASTOPEN));
+		close(s);
 	}
 }
 
