@@ -284,8 +284,8 @@ func (s *Supervisor) passRights(c *call) unix.Errno {
 // missing privilege would give. IPV6_NEXTHOP is no control message of
 // ip6_datagram_send_ctl (EINVAL), so it is left to the kernel.
 func refuseRouting(c *call) bool {
-	if c.domain != unix.AF_INET && c.domain != unix.AF_INET6 {
-		return false // other families ignore these levels
+	if c.domain != unix.AF_INET && c.domain != unix.AF_INET6 || c.typ == unix.SOCK_STREAM {
+		return false // ignored: other families and TCP read SOL_SOCKET only (__scm_send, sock_cmsg_send)
 	}
 	rule := ""
 	walkCmsgs(c.msg.control, func(_ int, h *unix.Cmsghdr) bool {
