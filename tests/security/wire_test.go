@@ -276,7 +276,7 @@ while True:
 // later untrapped send. The program (testdata/srcroute.c) aims at its own
 // receivers on this namespace's address, via the peer namespace: an IPv6
 // segment routing header (setsockopt, before and after an allowed connect,
-// with high bits in level and optname, on UDP and TCP), type 0 headers,
+// with high bits in level and optname, on UDP and TCP), type 0 and 2 headers,
 // IPV6_RTHDR and IPV6_2292RTHDR control messages, IPV6_2292PKTOPTIONS,
 // and IPv4 LSRR and SSRR (IP_OPTIONS, IP_RETOPTS control messages, TCP,
 // after connect, v4-mapped on IPv6 sockets). The peer counts what reaches

@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
 		return 2;
 	base = atoi(argv[1]);
 	dest4 = argv[2], dest6 = argv[3], via4 = argv[4], via6 = argv[5];
-	receivers(16);
+	receivers(32);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 #define NEXT() (p = base + i++)
@@ -218,6 +218,25 @@ int main(int argc, char **argv) {
 	}
 	sendto(s, "hello", 5, 0, (void *)&d6, sizeof d6);
 	close(s);
+
+	// A type 2 header (Mobile IPv6; Linux takes it only with MIP6), sticky
+	// and as a control message.
+	{
+		unsigned char h2[24];
+		rh0(h2);
+		h2[2] = 2;
+		NEXT();
+		d6 = sin6(dest6, p);
+		s = socket(AF_INET6, SOCK_DGRAM, 0);
+		report("udp6_rthdr_type2", p, setsockopt(s, IPPROTO_IPV6, IPV6_RTHDR, h2, sizeof h2));
+		sendto(s, "hello", 5, 0, (void *)&d6, sizeof d6);
+		close(s);
+		NEXT();
+		d6 = sin6(dest6, p);
+		s = socket(AF_INET6, SOCK_DGRAM, 0);
+		report("udp6_rthdr_type2_cmsg", p, send_cmsg(s, &d6, sizeof d6, IPPROTO_IPV6, IPV6_RTHDR, h2, sizeof h2));
+		close(s);
+	}
 
 	// IPv4 source routes.
 	for (int strict = 0; strict < 2; strict++) {
