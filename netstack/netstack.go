@@ -21,7 +21,10 @@ const (
 	FamilyInet
 	FamilyInet6
 	FamilyUnix
-	// FamilyUnspec is an AF_UNSPEC address: a disconnect, never a destination.
+	// FamilyUnspec is an AF_UNSPEC address that the kernel reads as no
+	// address at all (a disconnect, or the connected peer): never a
+	// destination. An AF_UNSPEC address that the kernel reads as an IPv4 or
+	// IPv6 address (a UDP or raw send) is a request of the socket's family.
 	FamilyUnspec
 )
 
@@ -84,9 +87,14 @@ type Request struct {
 	Family   Family   // the socket's family (SO_DOMAIN), not the address's
 	Type     SockType // the socket's type (SO_TYPE)
 	Protocol int      // SO_PROTOCOL, for information
-	Addr     netip.AddrPort
-	Unix     UnixAddr
-	PID      int
+	// Addr is the destination the kernel will use: an unspecified address
+	// (0.0.0.0, ::, ::ffff:0.0.0.0) is already resolved to the local
+	// address the kernel substitutes, and Written holds what the program
+	// wrote. v4-mapped addresses are matched as IPv4.
+	Addr    netip.AddrPort
+	Written netip.AddrPort
+	Unix    UnixAddr
+	PID     int
 	// Broadcast reports whether the socket has SO_BROADCAST set. The virtual
 	// topology needs it to answer a datagram to a subnet broadcast address.
 	Broadcast bool

@@ -137,6 +137,10 @@ func (p *Policy) Network() *Network { return p.network }
 func (p *Policy) Decide(r Request) Decision {
 	r = normalize(r)
 	if r.Family == FamilyUnspec {
+		if r.Addr.IsValid() || r.Unix != (UnixAddr{}) {
+			// A disconnect names nothing; one that does is not a disconnect.
+			return Decision{Action: Deny, Rule: "AF_UNSPEC with an address"}
+		}
 		return Decision{Action: Allow, Rule: "disconnect (AF_UNSPEC)"}
 	}
 	if i := p.lookup(r); i != noRule {

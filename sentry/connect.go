@@ -141,27 +141,43 @@ func (s *Supervisor) identifySocket(c *call) (outcome, bool) {
 	return outcome{}, true
 }
 
-// decodeRequest turns the copied address into a netstack request. It is
-// lenient on purpose: what the kernel would reject is rejected by the
-// kernel; what it would accept must be decoded here.
+// decodeRequest is decodeAddr for connect(2).
+func decodeRequest(domain, typ int, a []byte) netstack.Request {
+	return decodeAddr(domain, typ, 0, netstack.OpConnect, a)
+}
+
+// decodeAddr turns the copied address into a netstack request: the address
+// as the kernel will read it for op on a socket of this domain, type and
+// protocol. It is lenient on purpose: what the kernel would reject is
+// rejected by the kernel; what it would use must be decoded here.
 //
 // An inet address is decoded only where the socket's family takes it: an
 // AF_INET6 address on an AF_INET socket, or an AF_INET address on an IPv6
 // TCP socket, is rejected by the kernel (EAFNOSUPPORT); IPv6 UDP sockets take
-// AF_INET addresses.
-func decodeRequest(domain, typ int, a []byte) netstack.Request {
-	r := netstack.Request{Op: netstack.OpConnect, Family: familyOf(domain), Type: typeOf(typ)}
+// AF_INET addresses (udpv6_sendmsg and ip6_datagram_connect hand them to the
+// IPv4 code). AF_UNSPEC is read as unspecReading says.
+func decodeAddr(domain, typ, proto int, op netstack.Op, a []byte) netstack.Request {
+	r := netstack.Request{Op: op, Family: familyOf(domain), Type: typeOf(typ), Protocol: proto}
 	if len(a) < 2 {
 		return r
 	}
 	fam := binary.NativeEndian.Uint16(a)
+	if fam == unix.AF_UNSPEC {
+		switch f := unspecReading(domain, typ, proto, op); f {
+		case unix.AF_UNSPEC:
+			r.Family = netstack.FamilyUnspec
+			return r
+		case unix.AF_INET, unix.AF_INET6:
+			fam = uint16(f)
+		default:
+			return r // other families are decided on the family alone
+		}
+	}
 	if domain == unix.AF_INET && fam == unix.AF_INET6 ||
 		domain == unix.AF_INET6 && fam == unix.AF_INET && typ != unix.SOCK_DGRAM {
 		return r
 	}
 	switch fam {
-	case unix.AF_UNSPEC:
-		r.Family = netstack.FamilyUnspec
 	case unix.AF_INET:
 		if len(a) >= unix.SizeofSockaddrInet4 {
 			ip := netip.AddrFrom4([4]byte(a[4:8]))
@@ -179,6 +195,9 @@ func decodeRequest(domain, typ int, a []byte) netstack.Request {
 			r.Addr = netip.AddrPortFrom(ip, binary.BigEndian.Uint16(a[2:4]))
 		}
 	case unix.AF_UNIX:
+		if domain != unix.AF_UNIX {
+			break
+		}
 		path := a[2:]
 		if len(path) > 0 && path[0] == 0 {
 			r.Unix = netstack.UnixAddr{Abstract: true, Name: string(path[1:])}
@@ -188,6 +207,46 @@ func decodeRequest(domain, typ int, a []byte) netstack.Request {
 		}
 	}
 	return r
+}
+
+// unspecReading says how the kernel reads an AF_UNSPEC address for op on a
+// socket of this domain, type and protocol: AF_UNSPEC when it uses no
+// address at all (a disconnect, the connected peer, or an error of its
+// own), AF_INET or AF_INET6 when it reads the rest as such an address, and
+// -1 for the other families, which are decided on the family alone.
+//
+// Where the kernel's reading is not known (a protocol not listed), the
+// answer is an address: deciding is the closed failure.
+func unspecReading(domain, typ, proto int, op netstack.Op) int {
+	switch domain {
+	case unix.AF_UNIX, unix.AF_NETLINK:
+		// unix_dgram_connect and netlink_connect disconnect; the stream
+		// connect and every send reject the family (unix_validate_addr,
+		// netlink_sendmsg: EINVAL).
+		return unix.AF_UNSPEC
+	case unix.AF_INET, unix.AF_INET6:
+	default:
+		return -1
+	}
+	if op == netstack.OpConnect || typ == unix.SOCK_STREAM {
+		// inet_stream_connect and inet_dgram_connect disconnect, and so does
+		// a TCP or MPTCP Fast Open send (__inet_stream_connect).
+		return unix.AF_UNSPEC
+	}
+	if domain == unix.AF_INET {
+		if typ == unix.SOCK_DGRAM && proto == unix.IPPROTO_ICMP {
+			return unix.AF_UNSPEC // ping_v4_sendmsg: EAFNOSUPPORT
+		}
+		// udp_sendmsg (UDP, UDP-Lite) and l2tp_ip_sendmsg accept AF_UNSPEC
+		// as AF_INET; raw_sendmsg accepts a zero family.
+		return unix.AF_INET
+	}
+	if typ == unix.SOCK_DGRAM {
+		// udpv6_sendmsg drops the address (the connected peer is used);
+		// ping_v6_sendmsg and l2tp_ip6_sendmsg answer EAFNOSUPPORT.
+		return unix.AF_UNSPEC
+	}
+	return unix.AF_INET6 // rawv6_sendmsg accepts a zero family
 }
 
 func cstrlen(b []byte) int {
@@ -223,21 +282,55 @@ func typeOf(typ int) netstack.SockType {
 	return netstack.TypeOther
 }
 
-// decide asks the netstack. A disconnect (AF_UNSPEC) names no destination
-// and is always allowed.
+// decide asks the netstack, on the destination the kernel will use (see
+// wireDests). A disconnect (AF_UNSPEC) names no destination and is always
+// allowed; decodeAddr gives FamilyUnspec only where the kernel reads no
+// address, and one that carries an address anyway is refused.
 func (s *Supervisor) decide(c *call) {
 	c.decided = true
 	if c.req.Family == netstack.FamilyUnspec {
 		c.dec = netstack.Decision{Action: netstack.Allow, Rule: "disconnect"}
+		if c.req.Addr.IsValid() || c.req.Unix != (netstack.UnixAddr{}) {
+			c.dec = netstack.Decision{Action: netstack.Deny, Rule: "AF_UNSPEC with an address"}
+		}
 		return
 	}
-	c.dec = s.decider.Decide(c.req)
+	dests, ok := s.wireDests(c)
+	if !ok {
+		// The kernel's destination could not be worked out: fail closed.
+		c.dec = netstack.Decision{Action: netstack.Deny, Rule: "unspecified destination not resolved"}
+		return
+	}
+	if len(dests) == 0 {
+		c.dec = s.decideOne(c)
+		return
+	}
+	// Every destination the kernel may use must be allowed; the first that
+	// is not decides, and is what the log shows.
+	c.req.Written, c.req.Addr = c.req.Addr, dests[0]
+	c.dec = s.decideOne(c)
+	for _, a := range dests[1:] {
+		if c.dec.Action != netstack.Allow {
+			return
+		}
+		c.req.Addr = a
+		c.dec = s.decideOne(c)
+	}
+	if c.dec.Action == netstack.Allow {
+		c.req.Addr = dests[0]
+	}
+}
+
+// decideOne decides c.req as it stands.
+func (s *Supervisor) decideOne(c *call) netstack.Decision {
+	d := s.decider.Decide(c.req)
 	// Only the "self" default's denials carry a suggestion: the
 	// destination may still be the tree's own socket, which the kernel can
 	// tell.
-	if c.dec.Action == netstack.Deny && c.dec.Suggest != "" && s.tree.owns(c) {
-		c.dec = netstack.Decision{Action: netstack.Allow, Rule: "self: the sandboxed tree's own socket"}
+	if d.Action == netstack.Deny && d.Suggest != "" && s.tree.owns(c) {
+		d = netstack.Decision{Action: netstack.Allow, Rule: "self: the sandboxed tree's own socket"}
 	}
+	return d
 }
 
 // connectAllowed performs the caller's connect on its own socket.

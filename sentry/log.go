@@ -43,6 +43,7 @@ type logRec struct {
 	family  string
 	typ     string
 	dst     string
+	written string // the destination as written, when it was resolved
 	verdict string
 	rule    string
 	suggest string
@@ -94,6 +95,9 @@ func (a *auditLog) write(r *logRec) {
 	f["family"] = r.family
 	f["type"] = r.typ
 	f["dst"] = r.dst
+	if r.written != "" {
+		f["dst_written"] = r.written
+	}
 	f["verdict"] = r.verdict
 	f["errno"] = r.errno
 	f["latency"] = r.latency.String()
@@ -173,8 +177,12 @@ func (a *auditLog) record(c *call, o outcome) {
 	if !a.l.IsLevelEnabled(level) {
 		return
 	}
+	written := ""
+	if c.req.Written.IsValid() {
+		written = c.req.Written.String()
+	}
 	a.send(logRec{
-		level: level, syscall: c.name, pid: c.n.Pid, fd: c.fd,
+		written: written, level: level, syscall: c.name, pid: c.n.Pid, fd: c.fd,
 		family: c.req.Family.String(), typ: c.req.Type.String(), dst: c.req.Dest(),
 		verdict: verdict, rule: c.dec.Rule, errno: e, latency: time.Since(c.start), msg: msg,
 		suggest: c.dec.Suggest,

@@ -278,6 +278,38 @@ func (s *Supervisor) passRights(c *call) unix.Errno {
 	return e
 }
 
+// refuseRouting refuses an inet send whose control messages reroute it:
+// an IPv6 routing header (IPV6_RTHDR, IPV6_2292RTHDR: ip6_datagram_send_ctl
+// sends the packet to the header's first hop) or IPv4 options (IP_RETOPTS:
+// ip_cmsg_send, a source route's first hop in udp_sendmsg and
+// raw_sendmsg). The wire destination must be the decided one. EPERM, as a
+// missing privilege would give. IPV6_NEXTHOP is no control message of
+// ip6_datagram_send_ctl (EINVAL), so it is left to the kernel.
+func refuseRouting(c *call) bool {
+	if c.domain != unix.AF_INET && c.domain != unix.AF_INET6 || c.typ == unix.SOCK_STREAM {
+		return false // ignored: other families and TCP read SOL_SOCKET only (__scm_send, sock_cmsg_send)
+	}
+	rule := ""
+	walkCmsgs(c.msg.control, func(_ int, h *unix.Cmsghdr) bool {
+		switch {
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_RTHDR:
+			rule = "IPV6_RTHDR"
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_2292RTHDR:
+			rule = "IPV6_2292RTHDR"
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_RETOPTS:
+			rule = "IP_RETOPTS"
+		}
+		return rule == ""
+	})
+	if rule == "" {
+		return false
+	}
+	c.decided = true
+	c.dec = netstack.Decision{Action: netstack.Deny, Reason: netstack.ReasonPerm,
+		Rule: "control message " + rule + " reroutes packets"}
+	return true
+}
+
 // walkCmsgs calls fn for each control message header in b, in the order
 // and with the bounds of the kernel's for_each_cmsghdr and CMSG_OK: it stops
 // at the first malformed header (the kernel answers EINVAL there), or when

@@ -125,8 +125,11 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	if !s.lis.Valid(c.n.ID) {
 		return gone
 	}
-	c.req = decodeRequest(c.domain, c.typ, c.addr[:c.alen])
+	c.req = s.decodeSend(c)
 	c.req.Op, c.req.PID = netstack.OpSend, int(c.n.Pid)
+	if refuseRouting(c) {
+		return ret(unix.EPERM)
+	}
 	if c.alen == 0 || !addressUsed(c.typ, c.sendFlags) || !c.hasDest() {
 		// No address, or one the kernel ignores here (a stream socket
 		// without MSG_FASTOPEN, a seqpacket socket) or rejects itself.

@@ -66,6 +66,20 @@ var table = []entry{
 		doc: "AF_INET SOCK_RAW: EPERM unless --raw-sockets"},
 	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET6}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_RAW}},
 		doc: "AF_INET6 SOCK_RAW: EPERM unless --raw-sockets"},
+	// Options that reroute packets make the wire destination differ from
+	// the decided one, for this call and every later untrapped write:
+	// IPv6 routing headers (segment routing is unprivileged), sticky or
+	// through IPV6_2292PKTOPTIONS's control messages, and IPv4 options
+	// (LSRR, SSRR), also on IPv6 sockets for v4-mapped traffic. Level and
+	// optname are ints: compare 32 bits.
+	{name: "setsockopt", errno: unix.EPERM, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.IPPROTO_IPV6}, {Arg: 2, Mask: 0xffffffff, Value: unix.IPV6_RTHDR}},
+		doc: "IPPROTO_IPV6 IPV6_RTHDR: EPERM (a routing header sends packets via other hosts than the decided one)"},
+	{name: "setsockopt", errno: unix.EPERM, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.IPPROTO_IPV6}, {Arg: 2, Mask: 0xffffffff, Value: unix.IPV6_2292RTHDR}},
+		doc: "IPPROTO_IPV6 IPV6_2292RTHDR: EPERM"},
+	{name: "setsockopt", errno: unix.EPERM, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.IPPROTO_IPV6}, {Arg: 2, Mask: 0xffffffff, Value: unix.IPV6_2292PKTOPTIONS}},
+		doc: "IPPROTO_IPV6 IPV6_2292PKTOPTIONS: EPERM (sticky control messages, routing headers included)"},
+	{name: "setsockopt", errno: unix.EPERM, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.IPPROTO_IP}, {Arg: 2, Mask: 0xffffffff, Value: unix.IP_OPTIONS}},
+		doc: "IPPROTO_IP IP_OPTIONS: EPERM (source routes), on IPv4 and IPv6 sockets"},
 }
 
 // FilterOptions are the run's choices that shape the filter.
