@@ -134,7 +134,23 @@ func (p *Policy) Default() Default { return p.def }
 func (p *Policy) Network() *Network { return p.network }
 
 // Decide implements Decider.
+//
+// A Unix path whose socket was bound under another absolute name (a bind
+// mount or hard link over an allowed path) is allowed only if both names
+// are: the first name's verdict unless it allows, else the bound name's.
 func (p *Policy) Decide(r Request) Decision {
+	d := p.decide(r)
+	if r.Family == FamilyUnix && !r.Unix.Abstract && r.Unix.Bound != "" && r.Unix.Bound != r.Unix.Path && d.Action == Allow {
+		b := r
+		b.Unix.Path, b.Unix.Bound = r.Unix.Bound, ""
+		if db := p.decide(b); db.Action != Allow {
+			return db
+		}
+	}
+	return d
+}
+
+func (p *Policy) decide(r Request) Decision {
 	r = normalize(r)
 	if r.Family == FamilyUnspec {
 		return Decision{Action: Allow, Rule: "disconnect (AF_UNSPEC)"}

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
 )
 
 // The connect that the supervisor performs must pass the permission checks
@@ -112,6 +114,9 @@ func assumeCreds(st status) error {
 type unixTarget struct {
 	obj  int
 	addr []byte
+	// The sockets whose file obj is, from one unix_diag dump (tree.go).
+	lookedUp bool
+	socks    []unixSock
 }
 
 func (t *unixTarget) close() {
@@ -162,6 +167,11 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix(fmt.Sprintf("/proc/self/fd/%d", obj))}
 	if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
 		c.req.Unix.Path = resolved
+	}
+	// The policy judges the socket's own bound name too (a bind mount, a
+	// hard link): see unixTarget.boundName.
+	if _, all := s.decider.(netstack.AllowAll); !all {
+		c.req.Unix.Bound = c.unix.boundName(c.req.Unix.Path)
 	}
 	return outcome{}, true
 }
