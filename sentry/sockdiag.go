@@ -192,12 +192,20 @@ func eachAttr(b []byte, fn func(typ uint16, v []byte)) {
 	}
 }
 
+// flow is what a policy-routing rule (fib_rule_match) can select on, taken
+// from the caller's socket so that the lookup is the one its connect makes.
+type flow struct {
+	oif, mark, uid uint32
+	proto          uint8
+	sport, dport   uint16
+}
+
 // routeLocal asks the kernel's FIB, as ip_route_output_key would for this
-// socket (its mark and bound device), whether dst is delivered to this host
-// (RTN_LOCAL). Broadcast (255.255.255.255 and subnet broadcasts),
+// socket's flow (inet_rtm_getroute, inet6_rtm_getroute), whether dst is
+// delivered to this host (RTN_LOCAL). Broadcast (255.255.255.255 and subnet broadcasts),
 // multicast, anycast and every remote address are not: the kernel would
 // send those to the wire or to several sockets at once.
-func routeLocal(dst netip.Addr, oif int, mark uint32) bool {
+func routeLocal(dst netip.Addr, fl flow) bool {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return false
@@ -220,12 +228,22 @@ func routeLocal(dst netip.Addr, oif int, mark uint32) bool {
 	}
 	attr(unix.RTA_DST, dst.AsSlice())
 	u32 := func(x uint32) []byte { return binary.NativeEndian.AppendUint32(nil, x) }
-	if oif > 0 {
-		attr(unix.RTA_OIF, u32(uint32(oif)))
+	be16 := func(x uint16) []byte { return binary.BigEndian.AppendUint16(nil, x) }
+	if fl.oif > 0 {
+		attr(unix.RTA_OIF, u32(fl.oif))
 	}
-	if mark != 0 {
-		attr(unix.RTA_MARK, u32(mark))
+	if fl.mark != 0 {
+		attr(unix.RTA_MARK, u32(fl.mark))
 	}
+	attr(unix.RTA_UID, u32(fl.uid))
+	if fl.proto == unix.IPPROTO_TCP || fl.proto == unix.IPPROTO_UDP {
+		// rtm_getroute_parse_ip_proto takes no other (UDP-Lite: EOPNOTSUPP).
+		attr(unix.RTA_IP_PROTO, []byte{fl.proto})
+	}
+	if fl.sport != 0 {
+		attr(unix.RTA_SPORT, be16(fl.sport))
+	}
+	attr(unix.RTA_DPORT, be16(fl.dport))
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], unix.RTM_GETROUTE)
 	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)

@@ -141,7 +141,7 @@ func inetCandidates(c *call) map[uint64]bool {
 	default:
 		return nil // MPTCP, SCTP, ping sockets, raw...: not modelled
 	}
-	if !destLocal(c, dst) {
+	if !destLocal(c, dst, proto) {
 		return nil
 	}
 	fd, err := diagSocket()
@@ -179,9 +179,9 @@ func inetCandidates(c *call) map[uint64]bool {
 }
 
 // destLocal reports whether dst is a local unicast address of the socket's
-// namespace for this socket: the FIB says RTN_LOCAL for its mark and its
-// bound device (or the scope of a link-local address).
-func destLocal(c *call, dst netip.Addr) bool {
+// namespace for this socket: the FIB says RTN_LOCAL for its flow (mark,
+// bound device or the scope of a link-local address, owner, ports).
+func destLocal(c *call, dst netip.Addr, proto int) bool {
 	oif, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX)
 	if e != 0 {
 		return false
@@ -197,7 +197,21 @@ func destLocal(c *call, dst netip.Addr) bool {
 	if e != 0 {
 		return false
 	}
-	return routeLocal(dst.WithZone(""), oif, uint32(mark))
+	// The socket's owner (sk_uid) is its inode's owner.
+	var st unix.Stat_t
+	if unix.Fstat(c.sock, &st) != nil {
+		return false
+	}
+	fl := flow{oif: uint32(oif), mark: uint32(mark), uid: st.Uid, proto: uint8(proto), dport: c.req.Addr.Port()}
+	if sa, err := unix.Getsockname(c.sock); err == nil {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			fl.sport = uint16(a.Port)
+		case *unix.SockaddrInet6:
+			fl.sport = uint16(a.Port)
+		}
+	}
+	return routeLocal(dst.WithZone(""), fl)
 }
 
 // unixCandidates lists the socket a Unix connect or send reaches: for a
