@@ -133,6 +133,11 @@ func (p *Policy) Default() Default { return p.def }
 // Network returns the virtual topology, or nil.
 func (p *Policy) Network() *Network { return p.network }
 
+// JudgesUnixNames reports whether some rule can match a Unix destination:
+// only then can a Unix request's Bound name change a decision, and is the
+// sentry's lookup of it worth its cost.
+func (p *Policy) JudgesUnixNames() bool { return len(p.unixRules) > 0 }
+
 // Decide implements Decider.
 //
 // A Unix path whose socket was bound under another absolute name (a bind

@@ -231,3 +231,21 @@ func TestUnixBoundNameMustBeAllowedToo(t *testing.T) {
 		t.Errorf("suggestion for the bound name: %q", d.Suggest)
 	}
 }
+
+func TestJudgesUnixNames(t *testing.T) {
+	if SelfPolicy().JudgesUnixNames() {
+		t.Error("the self policy has no Unix rules")
+	}
+	rl, err := ParseFlag("allow", "unix:/run/*", stubResolver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := SelfPolicy().WithFlags([]Rule{rl})
+	if err != nil || !p.JudgesUnixNames() {
+		t.Errorf("a unix: rule: JudgesUnixNames false (%v)", err)
+	}
+	rl, _ = ParseFlag("allow", "tcp:127.0.0.1:80", stubResolver)
+	if p, _ := SelfPolicy().WithFlags([]Rule{rl}); p.JudgesUnixNames() {
+		t.Error("a tcp rule judges no Unix name")
+	}
+}

@@ -8,8 +8,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"sandbox/netstack"
 )
 
 // The connect that the supervisor performs must pass the permission checks
@@ -170,7 +168,7 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	}
 	// The policy judges the socket's own bound name too (a bind mount, a
 	// hard link): see unixTarget.boundName.
-	if _, all := s.decider.(netstack.AllowAll); !all {
+	if needsBoundName(s.decider) {
 		c.req.Unix.Bound = c.unix.boundName(c.req.Unix.Path)
 	}
 	return outcome{}, true

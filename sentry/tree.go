@@ -295,6 +295,16 @@ func (t *unixTarget) boundName(path string) string {
 	return ""
 }
 
+// needsBoundName reports whether decider can judge a Unix socket's bound
+// name differently from its path: unless it says it cannot, assume it can.
+func needsBoundName(d netstack.Decider) bool {
+	if _, all := d.(netstack.AllowAll); all {
+		return false
+	}
+	u, ok := d.(interface{ JudgesUnixNames() bool })
+	return !ok || u.JudgesUnixNames()
+}
+
 // holds adds to found those of inodes that process pid holds a descriptor
 // for.
 func holds(pid int, inodes, found map[uint64]bool) {
