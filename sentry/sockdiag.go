@@ -19,6 +19,7 @@ type inetSock struct {
 	addr   netip.Addr // bound address, as the kernel stores it
 	v6only bool       // INET_DIAG_SKV6ONLY
 	ino    uint64
+	cookie uint64 // sock_gen_cookie: never reused, unlike an inode number
 }
 
 // TCP_LISTEN (linux/tcp_states.h; tcpSynSent is in sinks.go) for
@@ -49,7 +50,7 @@ func diagInet(fd int, fam, proto uint8, states uint32, port uint16, out []inetSo
 		if len(d) < 72 || d[0] != fam || binary.BigEndian.Uint16(d[4:]) != port {
 			return
 		}
-		s := inetSock{family: fam, ino: uint64(binary.NativeEndian.Uint32(d[68:]))}
+		s := inetSock{family: fam, ino: uint64(binary.NativeEndian.Uint32(d[68:])), cookie: diagCookie(d[44:])}
 		if fam == unix.AF_INET {
 			s.addr = netip.AddrFrom4([4]byte(d[8:12]))
 		} else {
@@ -68,6 +69,7 @@ func diagInet(fd int, fam, proto uint8, states uint32, port uint16, out []inetSo
 // unixSock is one socket of a unix_diag dump.
 type unixSock struct {
 	ino     uint64
+	cookie  uint64
 	name    string // UNIX_DIAG_NAME: sun_path as bound, a leading NUL for abstract
 	hasVFS  bool
 	vfsDev  uint32 // the kernel's internal dev_t (MAJOR<<20 | MINOR)
@@ -99,7 +101,7 @@ func diagUnix(fd int) ([]unixSock, error) {
 		if len(d) < 16 || d[0] != unix.AF_UNIX {
 			return
 		}
-		s := unixSock{ino: uint64(binary.NativeEndian.Uint32(d[4:]))}
+		s := unixSock{ino: uint64(binary.NativeEndian.Uint32(d[4:])), cookie: diagCookie(d[8:])}
 		eachAttr(d[16:], func(typ uint16, v []byte) {
 			switch typ {
 			case unixDiagName:
@@ -117,6 +119,12 @@ func diagUnix(fd int) ([]unixSock, error) {
 		}
 	})
 	return out, err
+}
+
+// diagCookie decodes a sock_diag cookie (sock_diag_save_cookie: the low
+// word first).
+func diagCookie(b []byte) uint64 {
+	return uint64(binary.NativeEndian.Uint32(b)) | uint64(binary.NativeEndian.Uint32(b[4:]))<<32
 }
 
 // sameDev compares unix_diag's udiag_vfs_dev, the kernel's internal dev_t

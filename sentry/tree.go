@@ -26,15 +26,17 @@ import (
 //
 // The sockets at a destination are looked up anew every time, so a port the
 // tree closed and an outside process took is never mistaken for the tree's.
-// What is cached is which socket inodes the tree was seen to hold: an inode
-// names one socket for that socket's whole life, so scanning the tree's
-// descriptors (10,000 of them, for a busy program) is paid once per
-// listener, not once per connect.
+// What is cached is which sockets the tree was seen to hold, by inode and
+// socket cookie: an inode number names one socket for that socket's whole
+// life but is reused once the 32-bit counter wraps, a cookie never is. So
+// scanning the tree's descriptors (10,000 of them, for a busy program) is
+// paid once per listener, not once per connect.
 type tree struct {
 	self int
 
-	mu    sync.Mutex
-	owned map[uint64]bool
+	mu sync.Mutex
+	// owned maps the inode of a socket the tree holds to its cookie.
+	owned map[uint64]uint64
 	// notOwned remembers, for notOwnedTTL, sockets seen held only outside
 	// the tree. It can only make the oracle deny, which fails closed; the
 	// TTL bounds how long a socket passed into the tree (SCM_RIGHTS) stays
@@ -47,12 +49,12 @@ const notOwnedTTL = time.Second
 const maxOwnedCache = 1 << 16
 
 func newTree() *tree {
-	return &tree{self: os.Getpid(), owned: map[uint64]bool{}, notOwned: map[uint64]time.Time{}}
+	return &tree{self: os.Getpid(), owned: map[uint64]uint64{}, notOwned: map[uint64]time.Time{}}
 }
 
 // owns reports whether c's destination belongs to the tree.
 func (t *tree) owns(c *call) bool {
-	var inodes map[uint64]bool
+	var inodes map[uint64]uint64 // inode -> cookie
 	switch c.req.Family {
 	case netstack.FamilyInet, netstack.FamilyInet6:
 		inodes = inetCandidates(c)
@@ -65,13 +67,14 @@ func (t *tree) owns(c *call) bool {
 	return t.holdsAll(inodes)
 }
 
-// holdsAll reports whether the tree holds every one of inodes.
-func (t *tree) holdsAll(inodes map[uint64]bool) bool {
+// holdsAll reports whether the tree holds every one of the sockets (inode
+// to cookie).
+func (t *tree) holdsAll(inodes map[uint64]uint64) bool {
 	now := time.Now()
 	missing := map[uint64]bool{}
 	t.mu.Lock()
-	for ino := range inodes {
-		if t.owned[ino] {
+	for ino, cookie := range inodes {
+		if c, ok := t.owned[ino]; ok && c == cookie {
 			continue
 		}
 		if at, ok := t.notOwned[ino]; ok && now.Sub(at) < notOwnedTTL {
@@ -101,7 +104,8 @@ func (t *tree) holdsAll(inodes map[uint64]bool) bool {
 	}
 	for ino := range missing {
 		if found[ino] {
-			t.owned[ino] = true
+			t.owned[ino] = inodes[ino]
+			delete(t.notOwned, ino)
 		} else {
 			t.notOwned[ino] = now
 		}
@@ -116,7 +120,7 @@ func (t *tree) holdsAll(inodes map[uint64]bool) bool {
 // of the protocol on the port whose bound address is the destination or a
 // wildcard that accepts it, REUSEPORT members, connected UDP sockets and
 // sockets bound to a device included.
-func inetCandidates(c *call) map[uint64]bool {
+func inetCandidates(c *call) map[uint64]uint64 {
 	dst := c.req.Addr.Addr()
 	if !dst.IsValid() || dst.Unmap().IsUnspecified() || !sameNetnsSock(c.sock) {
 		return nil
@@ -160,19 +164,19 @@ func inetCandidates(c *call) map[uint64]bool {
 			return nil
 		}
 	}
-	out := map[uint64]bool{}
+	out := map[uint64]uint64{}
 	for _, s := range socks {
 		a := s.addr.Unmap()
 		switch {
 		case v4 && s.family == unix.AF_INET6 && s.addr == netip.IPv6Unspecified() && s.v6only:
 			// ipv6_only_sock: a V6ONLY [::] never sees IPv4.
 		case v4 && (a == dst || a.IsUnspecified()):
-			out[s.ino] = true
+			out[s.ino] = s.cookie
 		case !v4 && s.family == unix.AF_INET6 && (s.addr == dst.WithZone("") || a.IsUnspecified()):
-			out[s.ino] = true
+			out[s.ino] = s.cookie
 		}
 	}
-	if len(out) == 0 || out[0] {
+	if _, orphan := out[0]; len(out) == 0 || orphan {
 		return nil // inode 0: a socket not yet (or no longer) attached to a file
 	}
 	return out
@@ -218,7 +222,7 @@ func destLocal(c *call, dst netip.Addr, proto int) bool {
 // path, the socket whose file is the object opened (unix_find_bsd looks the
 // socket up by inode); for an abstract name, the socket bound to exactly
 // those bytes in the socket's network namespace (unix_find_abstract).
-func unixCandidates(c *call) map[uint64]bool {
+func unixCandidates(c *call) map[uint64]uint64 {
 	var socks []unixSock
 	switch {
 	case c.req.Unix.Abstract:
@@ -243,11 +247,11 @@ func unixCandidates(c *call) map[uint64]bool {
 	case c.unix != nil:
 		socks = c.unix.reached()
 	}
-	out := map[uint64]bool{}
+	out := map[uint64]uint64{}
 	for _, s := range socks {
-		out[s.ino] = true
+		out[s.ino] = s.cookie
 	}
-	if out[0] {
+	if _, orphan := out[0]; orphan {
 		return nil
 	}
 	return out
