@@ -72,9 +72,10 @@ func countPackets(t *testing.T, c net.PacketConn) *atomic.Int64 {
 }
 
 // inetCounter makes, in namespace ns as uid, a socket of type typ and
-// protocol proto bound to addr:port (listening, for a stream), with
-// SO_REUSEPORT when reuse is set, and counts what arrives.
-func inetCounter(t *testing.T, ns string, uid, typ, proto int, addr string, port int, reuse bool) *atomic.Int64 {
+// protocol proto bound to addr:port (listening, for a stream), with socket
+// option reuse (SO_REUSEPORT, SO_REUSEADDR) set unless it is 0, and counts
+// what arrives.
+func inetCounter(t *testing.T, ns string, uid, typ, proto int, addr string, port int, reuse int) *atomic.Int64 {
 	t.Helper()
 	var file *os.File
 	inNetns(t, ns, uid, func() error {
@@ -91,8 +92,8 @@ func inetCounter(t *testing.T, ns string, uid, typ, proto int, addr string, port
 		if fam == unix.AF_INET6 {
 			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 		}
-		if reuse {
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		if reuse != 0 {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, reuse, 1)
 		}
 		if err := unix.Bind(fd, sa); err != nil {
 			unix.Close(fd)
@@ -236,11 +237,11 @@ func runSelfCase(t *testing.T, c selfCase) {
 }
 
 func tcp(t *testing.T, ns string, uid int, addr string, port int) *atomic.Int64 {
-	return inetCounter(t, ns, uid, unix.SOCK_STREAM, 0, addr, port, false)
+	return inetCounter(t, ns, uid, unix.SOCK_STREAM, 0, addr, port, 0)
 }
 
 func udp(t *testing.T, ns string, uid int, addr string, port int) *atomic.Int64 {
-	return inetCounter(t, ns, uid, unix.SOCK_DGRAM, 0, addr, port, false)
+	return inetCounter(t, ns, uid, unix.SOCK_DGRAM, 0, addr, port, 0)
 }
 
 func TestSelfFreebind(t *testing.T) {
@@ -264,12 +265,16 @@ func TestSelfWildcardFamilies(t *testing.T) {
 	runSelfCase(t, selfCase{
 		mode: "families",
 		args: func(base int) []string { return []string{fmt.Sprint(base)} },
-		endpoints: func(t *testing.T, n *nettest.Netns, b, _ int) map[string]*atomic.Int64 {
+		endpoints: func(t *testing.T, n *nettest.Netns, b, uid int) map[string]*atomic.Int64 {
 			return map[string]*atomic.Int64{
 				"outside tcp 127.0.0.1": tcp(t, n.Name, 0, "127.0.0.1", b),
 				"outside udp 127.0.0.1": udp(t, n.Name, 0, "127.0.0.1", b+1),
 				"outside tcp [::1]":     tcp(t, n.Name, 0, "::1", b+2),
 				"outside udp [::1]":     udp(t, n.Name, 0, "::1", b+3),
+				// The kernel lets a wildcard join these: same-uid REUSEPORT
+				// for TCP, REUSEADDR for UDP.
+				"outside tcp 127.0.0.2": inetCounter(t, n.Name, uid, unix.SOCK_STREAM, 0, "127.0.0.2", b+4, unix.SO_REUSEPORT),
+				"outside udp 127.0.0.2": inetCounter(t, n.Name, uid, unix.SOCK_DGRAM, 0, "127.0.0.2", b+5, unix.SO_REUSEADDR),
 			}
 		},
 		own: []string{"own-dualstack", "own-udp6"},
@@ -297,8 +302,8 @@ func TestSelfUDPLite(t *testing.T) {
 		args: func(base int) []string { return []string{fmt.Sprint(base)} },
 		endpoints: func(t *testing.T, n *nettest.Netns, b, _ int) map[string]*atomic.Int64 {
 			return map[string]*atomic.Int64{
-				"outside udplite 127.0.0.1": inetCounter(t, n.Name, 0, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, "127.0.0.1", b, false),
-				"outside udplite [::1]":     inetCounter(t, n.Name, 0, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, "::1", b+1, false),
+				"outside udplite 127.0.0.1": inetCounter(t, n.Name, 0, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, "127.0.0.1", b, 0),
+				"outside udplite [::1]":     inetCounter(t, n.Name, 0, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, "::1", b+1, 0),
 				"outside udp 127.0.0.1":     udp(t, n.Name, 0, "127.0.0.1", b+2),
 			}
 		},
@@ -314,10 +319,10 @@ func TestSelfReuseport(t *testing.T) {
 		args: func(base int) []string { return []string{fmt.Sprint(base), "100"} },
 		endpoints: func(t *testing.T, n *nettest.Netns, b, uid int) map[string]*atomic.Int64 {
 			return map[string]*atomic.Int64{
-				"outside udp4 member": inetCounter(t, n.Name, uid, unix.SOCK_DGRAM, 0, "127.0.0.1", b, true),
-				"outside udp6 member": inetCounter(t, n.Name, uid, unix.SOCK_DGRAM, 0, "::1", b+1, true),
-				"outside tcp4 member": inetCounter(t, n.Name, uid, unix.SOCK_STREAM, 0, "127.0.0.1", b+2, true),
-				"outside tcp6 member": inetCounter(t, n.Name, uid, unix.SOCK_STREAM, 0, "::1", b+3, true),
+				"outside udp4 member": inetCounter(t, n.Name, uid, unix.SOCK_DGRAM, 0, "127.0.0.1", b, unix.SO_REUSEPORT),
+				"outside udp6 member": inetCounter(t, n.Name, uid, unix.SOCK_DGRAM, 0, "::1", b+1, unix.SO_REUSEPORT),
+				"outside tcp4 member": inetCounter(t, n.Name, uid, unix.SOCK_STREAM, 0, "127.0.0.1", b+2, unix.SO_REUSEPORT),
+				"outside tcp6 member": inetCounter(t, n.Name, uid, unix.SOCK_STREAM, 0, "::1", b+3, unix.SO_REUSEPORT),
 			}
 		},
 	})

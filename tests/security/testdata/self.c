@@ -159,6 +159,14 @@ static void families(int port) {
 	setup("udp6-v4wild", s = bound(SOCK_DGRAM, 0, "0.0.0.0", port + 3, 0, 0));
 	report("udp6-v4wild", reach(AF_INET6, SOCK_DGRAM, 0, "::1", port + 3));
 	close(s);
+	// The tree's wildcard, but an outside socket at the exact address,
+	// which the kernel prefers.
+	setup("tcp-exact-beats-wildcard", s = bound(SOCK_STREAM, 0, "0.0.0.0", port + 4, SOL_SOCKET, SO_REUSEPORT));
+	report("tcp-exact-beats-wildcard", reach(AF_INET, SOCK_STREAM, 0, "127.0.0.2", port + 4));
+	close(s);
+	setup("udp-exact-beats-wildcard", s = bound(SOCK_DGRAM, 0, "::", port + 5, SOL_SOCKET, SO_REUSEADDR));
+	report("udp-exact-beats-wildcard", reach(AF_INET6, SOCK_DGRAM, 0, "127.0.0.2", port + 5));
+	close(s);
 	// The tree's own dual-stack [::] does take IPv4 (nothing else there).
 	setup("own-dualstack", s = bound(SOCK_STREAM, 0, "::", port + 10, 0, 0));
 	report("own-dualstack", reach(AF_INET, SOCK_STREAM, 0, "127.0.0.1", port + 10));
