@@ -277,7 +277,7 @@ func TestSelfWildcardFamilies(t *testing.T) {
 				"outside udp 127.0.0.2": inetCounter(t, n.Name, uid, unix.SOCK_DGRAM, 0, "127.0.0.2", b+5, unix.SO_REUSEADDR),
 			}
 		},
-		own: []string{"own-dualstack", "own-udp6"},
+		own: []string{"own-dualstack", "own-udp6", "own-veth4", "own-veth6"},
 	})
 }
 

@@ -174,6 +174,13 @@ static void families(int port) {
 	setup("own-udp6", t = bound(SOCK_DGRAM, 0, "::1", port + 11, 0, 0));
 	report("own-udp6", reach(AF_INET6, SOCK_DGRAM, 0, "::1", port + 11));
 	close(t);
+	// Through the interface's own addresses (local in the FIB).
+	setup("own-veth4", s = bound(SOCK_STREAM, 0, "0.0.0.0", port + 12, 0, 0));
+	report("own-veth4", reach(AF_INET, SOCK_STREAM, 0, "10.231.0.1", port + 12));
+	close(s);
+	setup("own-veth6", t = bound(SOCK_DGRAM, 0, "fd00:231::1", port + 13, 0, 0));
+	report("own-veth6", reach(AF_INET6, SOCK_DGRAM, 0, "fd00:231::1", port + 13));
+	close(t);
 }
 
 static void bcast(int port, const char *ifname) {
