@@ -22,7 +22,7 @@ type inetSock struct {
 	cookie uint64 // sock_gen_cookie: never reused, unlike an inode number
 }
 
-// TCP_LISTEN (linux/tcp_states.h; tcpSynSent is in sinks.go) for
+// TCP_LISTEN (linux/tcp_states.h), for
 // inet_diag's state mask.
 const tcpListen = 10
 

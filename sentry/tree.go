@@ -137,9 +137,13 @@ func inetCandidates(c *call) map[uint64]uint64 {
 	var states uint32
 	switch {
 	case proto == unix.IPPROTO_TCP && c.typ == unix.SOCK_STREAM:
-		// A SYN reaches a listener, or, in a simultaneous open, a socket
-		// connecting from that port.
-		states = 1<<tcpListen | 1<<tcpSynSent
+		// A SYN reaches a listener. (In a simultaneous open it reaches a
+		// socket in SYN-SENT, but only one connecting to this very socket:
+		// that peer chose to connect to the tree, as it could have to a
+		// listener. Leaving SYN-SENT out keeps the dump to the listening
+		// hash: inet_diag_dump_icsk walks the established hash for any
+		// other state.)
+		states = 1 << tcpListen
 	case (proto == unix.IPPROTO_UDP || proto == unix.IPPROTO_UDPLITE) && c.typ == unix.SOCK_DGRAM:
 		states = ^uint32(0)
 	default:
