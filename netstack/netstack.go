@@ -78,6 +78,11 @@ type UnixAddr struct {
 	Path     string
 	Abstract bool   // Name holds the abstract name, without the leading NUL
 	Name     string // abstract name
+	// Bound is, for a path, the absolute name the socket reached was bound
+	// under, when it differs from Path (the socket file was bind-mounted,
+	// hard-linked or renamed there). A policy allows the destination only
+	// if it allows both names.
+	Bound string
 }
 
 // Request is one decision to take. It carries only values the sentry has

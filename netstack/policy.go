@@ -133,8 +133,29 @@ func (p *Policy) Default() Default { return p.def }
 // Network returns the virtual topology, or nil.
 func (p *Policy) Network() *Network { return p.network }
 
+// JudgesUnixNames reports whether some rule can match a Unix destination:
+// only then can a Unix request's Bound name change a decision, and is the
+// sentry's lookup of it worth its cost.
+func (p *Policy) JudgesUnixNames() bool { return len(p.unixRules) > 0 }
+
 // Decide implements Decider.
+//
+// A Unix path whose socket was bound under another absolute name (a bind
+// mount or hard link over an allowed path) is allowed only if both names
+// are: the first name's verdict unless it allows, else the bound name's.
 func (p *Policy) Decide(r Request) Decision {
+	d := p.decide(r)
+	if r.Family == FamilyUnix && !r.Unix.Abstract && r.Unix.Bound != "" && r.Unix.Bound != r.Unix.Path && d.Action == Allow {
+		b := r
+		b.Unix.Path, b.Unix.Bound = r.Unix.Bound, ""
+		if db := p.decide(b); db.Action != Allow {
+			return db
+		}
+	}
+	return d
+}
+
+func (p *Policy) decide(r Request) Decision {
 	r = normalize(r)
 	if r.Family == FamilyUnspec {
 		if r.Addr.IsValid() || r.Unix != (UnixAddr{}) {

@@ -188,3 +188,64 @@ func TestEndpointsZeroValue(t *testing.T) {
 		t.Fatal("zero value unusable")
 	}
 }
+
+// A Unix path whose socket was bound under another name (bind mount, hard
+// link) is allowed only when both names are.
+func TestUnixBoundNameMustBeAllowedToo(t *testing.T) {
+	var flags []Rule
+	for _, f := range [][2]string{{"allow", "unix:/allowed/*"}, {"deny", "unix:/denied/*"}, {"allow", "unix:/other/*"}} {
+		rl, err := ParseFlag(f[0], f[1], stubResolver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flags = append(flags, rl)
+	}
+	p, err := SelfPolicy().WithFlags(flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(path, bound string) Request {
+		return Request{Family: FamilyUnix, Type: TypeStream, Unix: UnixAddr{Path: path, Bound: bound}}
+	}
+	tests := []struct {
+		r       Request
+		want    Action
+		suggest bool // the self default decided (the sentry may still find it the tree's own)
+	}{
+		{req("/allowed/s", ""), Allow, false},
+		{req("/allowed/s", "/allowed/s"), Allow, false},
+		{req("/allowed/s", "/other/s"), Allow, false},
+		{req("/allowed/s", "/denied/s"), Deny, false},
+		{req("/denied/s", "/allowed/s"), Deny, false},
+		{req("/allowed/s", "/elsewhere/s"), Deny, true},
+		{req("/elsewhere/s", "/allowed/s"), Deny, true},
+		{Request{Family: FamilyUnix, Type: TypeStream, Unix: UnixAddr{Abstract: true, Name: "x", Bound: "/denied/s"}}, Deny, true},
+	}
+	for _, tt := range tests {
+		d := p.Decide(tt.r)
+		if d.Action != tt.want || (d.Suggest != "") != tt.suggest {
+			t.Errorf("Decide(%+v) = %+v, want %v (suggestion: %v)", tt.r.Unix, d, tt.want, tt.suggest)
+		}
+	}
+	if d := p.Decide(req("/allowed/s", "/elsewhere/s")); d.Suggest != "--allow unix:/elsewhere/s" {
+		t.Errorf("suggestion for the bound name: %q", d.Suggest)
+	}
+}
+
+func TestJudgesUnixNames(t *testing.T) {
+	if SelfPolicy().JudgesUnixNames() {
+		t.Error("the self policy has no Unix rules")
+	}
+	rl, err := ParseFlag("allow", "unix:/run/*", stubResolver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := SelfPolicy().WithFlags([]Rule{rl})
+	if err != nil || !p.JudgesUnixNames() {
+		t.Errorf("a unix: rule: JudgesUnixNames false (%v)", err)
+	}
+	rl, _ = ParseFlag("allow", "tcp:127.0.0.1:80", stubResolver)
+	if p, _ := SelfPolicy().WithFlags([]Rule{rl}); p.JudgesUnixNames() {
+		t.Error("a tcp rule judges no Unix name")
+	}
+}

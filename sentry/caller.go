@@ -112,6 +112,9 @@ func assumeCreds(st status) error {
 type unixTarget struct {
 	obj  int
 	addr []byte
+	// The sockets whose file obj is, from one unix_diag dump (tree.go).
+	lookedUp bool
+	socks    []unixSock
 }
 
 func (t *unixTarget) close() {
@@ -162,6 +165,11 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix(fmt.Sprintf("/proc/self/fd/%d", obj))}
 	if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
 		c.req.Unix.Path = resolved
+	}
+	// The policy judges the socket's own bound name too (a bind mount, a
+	// hard link): see unixTarget.boundName.
+	if needsBoundName(s.decider) {
+		c.req.Unix.Bound = c.unix.boundName(c.req.Unix.Path)
 	}
 	return outcome{}, true
 }

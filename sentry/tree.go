@@ -1,10 +1,6 @@
 package sentry
 
 import (
-	"bufio"
-	"encoding/hex"
-	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -17,26 +13,30 @@ import (
 	"sandbox/netstack"
 )
 
-// tree answers, for the "self" default, whether a destination is a socket
-// that the sandboxed process tree itself listens on (TCP, Unix stream and
-// seqpacket) or has bound (UDP, Unix datagram).
+// tree answers, for the "self" default, whether a destination belongs to
+// the sandboxed process tree: whether every socket the kernel could deliver
+// the connect or datagram to is held by a process of the tree.
 //
 // It asks the kernel at decision time instead of tracking bind, listen and
-// close: the caller's /proc/TID/net tables (its own network namespace) name
-// the sockets at the destination, and the descriptor tables of the tree's
-// processes say who holds them.
+// close: sock_diag dumps in the socket's own network namespace name the
+// candidate sockets, and the descriptor tables of the tree's processes say
+// who holds them. The candidates are over-approximated (a wrong extra
+// candidate can only make the answer no); none, or any that the tree does
+// not hold, is no.
 //
 // The sockets at a destination are looked up anew every time, so a port the
 // tree closed and an outside process took is never mistaken for the tree's.
-// What is cached is which socket inodes the tree was seen to hold: an inode
-// names one socket for that socket's whole life, so scanning the tree's
-// descriptors (10,000 of them, for a busy program) is paid once per
-// listener, not once per connect.
+// What is cached is which sockets the tree was seen to hold, by inode and
+// socket cookie: an inode number names one socket for that socket's whole
+// life but is reused once the 32-bit counter wraps, a cookie never is. So
+// scanning the tree's descriptors (10,000 of them, for a busy program) is
+// paid once per listener, not once per connect.
 type tree struct {
 	self int
 
-	mu    sync.Mutex
-	owned map[uint64]bool
+	mu sync.Mutex
+	// owned maps the inode of a socket the tree holds to its cookie.
+	owned map[uint64]uint64
 	// notOwned remembers, for notOwnedTTL, sockets seen held only outside
 	// the tree. It can only make the oracle deny, which fails closed; the
 	// TTL bounds how long a socket passed into the tree (SCM_RIGHTS) stays
@@ -49,209 +49,277 @@ const notOwnedTTL = time.Second
 const maxOwnedCache = 1 << 16
 
 func newTree() *tree {
-	return &tree{self: os.Getpid(), owned: map[uint64]bool{}, notOwned: map[uint64]time.Time{}}
+	return &tree{self: os.Getpid(), owned: map[uint64]uint64{}, notOwned: map[uint64]time.Time{}}
 }
 
 // owns reports whether c's destination belongs to the tree.
 func (t *tree) owns(c *call) bool {
-	var inodes map[uint64]bool
+	var inodes map[uint64]uint64 // inode -> cookie
 	switch c.req.Family {
 	case netstack.FamilyInet, netstack.FamilyInet6:
-		inodes = inetSockets(c.n.Pid, c.req, c.typ)
+		inodes = inetCandidates(c)
 	case netstack.FamilyUnix:
-		inodes = unixSockets(c)
+		inodes = unixCandidates(c)
 	}
 	if len(inodes) == 0 {
 		return false
 	}
+	return t.holdsAll(inodes)
+}
+
+// holdsAll reports whether the tree holds every one of the sockets (inode
+// to cookie).
+func (t *tree) holdsAll(inodes map[uint64]uint64) bool {
 	now := time.Now()
+	missing := map[uint64]bool{}
 	t.mu.Lock()
-	known := 0
-	for ino := range inodes {
-		if t.owned[ino] {
-			t.mu.Unlock()
-			return true
+	for ino, cookie := range inodes {
+		if c, ok := t.owned[ino]; ok && c == cookie {
+			continue
 		}
 		if at, ok := t.notOwned[ino]; ok && now.Sub(at) < notOwnedTTL {
-			known++
+			t.mu.Unlock()
+			return false
 		}
+		missing[ino] = true
 	}
 	t.mu.Unlock()
-	if known == len(inodes) {
-		return false
-	}
-	defer func() {
-		t.mu.Lock()
-		if len(t.notOwned) >= maxOwnedCache {
-			clear(t.notOwned)
-		}
-		for ino := range inodes {
-			if !t.owned[ino] {
-				t.notOwned[ino] = now
-			}
-		}
-		t.mu.Unlock()
-	}()
-	for _, pid := range descendants(t.self) {
-		if ino, ok := holdsAny(pid, inodes); ok {
-			t.mu.Lock()
-			if len(t.owned) >= maxOwnedCache {
-				clear(t.owned)
-			}
-			t.owned[ino] = true
-			t.mu.Unlock()
-			return true
-		}
-	}
-	return false
-}
-
-// inetSockets lists the inodes of sockets in the caller's network namespace
-// that a connect to r's address would reach: TCP listeners, or bound UDP
-// sockets, at that address or at a wildcard address on that port.
-func inetSockets(tid uint32, r netstack.Request, typ int) map[uint64]bool {
-	proto := "tcp"
-	if typ == unix.SOCK_DGRAM {
-		proto = "udp"
-	}
-	dst := r.Addr.Addr().Unmap()
-	port := r.Addr.Port()
-	out := map[uint64]bool{}
-	// A wildcard bind is reached through any local address; whether dst is
-	// one is asked only when such a bind is found.
-	local := func() bool { return isLocal(dst) }
-	if sameNetns(tid) {
-		p, states := uint8(unix.IPPROTO_TCP), uint32(1<<10) // TCP_LISTEN
-		if proto == "udp" {
-			p, states = unix.IPPROTO_UDP, ^uint32(0)
-		}
-		if socks, err := diagSockets(p, states, port); err == nil {
-			for ap, ino := range socks {
-				if a := ap.Addr().Unmap(); ino != 0 && (a == dst || a.IsUnspecified() && local()) {
-					out[ino] = true
-				}
-			}
-			return out
-		}
-	}
-	for _, file := range []string{proto, proto + "6"} {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", tid, file))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 {
-				continue
-			}
-			addr, ok := parseProcAddr(fields[1])
-			if !ok || addr.Port() != port {
-				continue
-			}
-			if proto == "tcp" && fields[3] != "0A" { // TCP_LISTEN
-				continue
-			}
-			a := addr.Addr().Unmap()
-			if a != dst && !(a.IsUnspecified() && local()) {
-				continue
-			}
-			if ino, err := strconv.ParseUint(fields[9], 10, 64); err == nil && ino != 0 {
-				out[ino] = true
-			}
-		}
-		f.Close()
-	}
-	return out
-}
-
-// isLocal reports whether a reaches this host: loopback, or an address of
-// one of its interfaces (the supervisor's network namespace).
-func isLocal(a netip.Addr) bool {
-	if a.IsLoopback() {
+	if len(missing) == 0 {
 		return true
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, x := range addrs {
-		if p, err := netip.ParsePrefix(x.String()); err == nil && p.Addr().Unmap() == a {
-			return true
+	found := map[uint64]bool{}
+	for _, pid := range descendants(t.self) {
+		holds(pid, missing, found)
+		if len(found) == len(missing) {
+			break
 		}
 	}
-	return false
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.owned) >= maxOwnedCache {
+		clear(t.owned)
+	}
+	if len(t.notOwned) >= maxOwnedCache {
+		clear(t.notOwned)
+	}
+	for ino := range missing {
+		if found[ino] {
+			t.owned[ino] = inodes[ino]
+			delete(t.notOwned, ino)
+		} else {
+			t.notOwned[ino] = now
+		}
+	}
+	return len(found) == len(missing)
 }
 
-// parseProcAddr decodes /proc/net/tcp's "0100007F:1F90" (host-order words).
-func parseProcAddr(s string) (netip.AddrPort, bool) {
-	h, p, ok := strings.Cut(s, ":")
-	if !ok {
-		return netip.AddrPort{}, false
+// inetCandidates lists the inodes of every socket that could receive c's
+// connect or datagram, or nil when that cannot be established. It mirrors
+// the kernel's receive lookups (__inet_lookup_listener, __udp4_lib_lookup,
+// inet6_lookup_listener, __udp6_lib_lookup), over-approximated: every socket
+// of the protocol on the port whose bound address is the destination or a
+// wildcard that accepts it, REUSEPORT members, connected UDP sockets and
+// sockets bound to a device included.
+func inetCandidates(c *call) map[uint64]uint64 {
+	dst := c.req.Addr.Addr()
+	if !dst.IsValid() || dst.Unmap().IsUnspecified() || !sameNetnsSock(c.sock) {
+		return nil
 	}
-	port, err := strconv.ParseUint(p, 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, false
+	// IPv4 on the wire: an IPv4 destination, or v4-mapped on an IPv6 socket.
+	v4 := dst.Is4() || dst.Is4In6()
+	if v4 {
+		dst = dst.Unmap()
 	}
-	raw, err := hex.DecodeString(h)
-	if err != nil || (len(raw) != 4 && len(raw) != 16) {
-		return netip.AddrPort{}, false
+	proto, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if e != 0 {
+		return nil
 	}
-	// Each 32-bit word is printed in host (little-endian) order.
-	for i := 0; i < len(raw); i += 4 {
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	var states uint32
+	switch {
+	case proto == unix.IPPROTO_TCP && c.typ == unix.SOCK_STREAM:
+		// A SYN reaches a listener. (In a simultaneous open it reaches a
+		// socket in SYN-SENT, but only one connecting to this very socket:
+		// that peer chose to connect to the tree, as it could have to a
+		// listener. Leaving SYN-SENT out keeps the dump to the listening
+		// hash: inet_diag_dump_icsk walks the established hash for any
+		// other state.)
+		states = 1 << tcpListen
+	case (proto == unix.IPPROTO_UDP || proto == unix.IPPROTO_UDPLITE) && c.typ == unix.SOCK_DGRAM:
+		states = ^uint32(0)
+	default:
+		return nil // MPTCP, SCTP, ping sockets, raw...: not modelled
 	}
-	a, _ := netip.AddrFromSlice(raw)
-	return netip.AddrPortFrom(a, uint16(port)), true
-}
-
-// unixSockets lists the inodes of bound Unix sockets at c's destination: by
-// abstract name, or, for a path, by the socket file actually opened.
-func unixSockets(c *call) map[uint64]bool {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/net/unix", c.n.Pid))
+	if !destLocal(c, dst, proto) {
+		return nil
+	}
+	fd, err := diagSocket()
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	var target unix.Stat_t
-	if c.unix != nil && unix.Fstat(c.unix.obj, &target) != nil {
-		return nil
+	defer unix.Close(fd)
+	port := c.req.Addr.Port()
+	var socks []inetSock
+	families := []uint8{unix.AF_INET6}
+	if v4 {
+		families = append(families, unix.AF_INET)
 	}
-	out := map[uint64]bool{}
-	sc := bufio.NewScanner(f)
-	sc.Scan() // header
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 8 {
-			continue // unnamed
+	for _, fam := range families {
+		if socks, err = diagInet(fd, fam, uint8(proto), states, port, socks); err != nil {
+			return nil
 		}
-		name := fields[7]
-		ino, err := strconv.ParseUint(fields[6], 10, 64)
-		if err != nil {
-			continue
-		}
+	}
+	out := map[uint64]uint64{}
+	for _, s := range socks {
+		a := s.addr.Unmap()
 		switch {
-		case c.req.Unix.Abstract:
-			if name == "@"+c.req.Unix.Name {
-				out[ino] = true
-			}
-		case c.unix != nil && strings.HasPrefix(name, "/"):
-			var st unix.Stat_t
-			if unix.Stat(name, &st) == nil && st.Dev == target.Dev && st.Ino == target.Ino {
-				out[ino] = true
-			}
+		case v4 && s.family == unix.AF_INET6 && s.addr == netip.IPv6Unspecified() && s.v6only:
+			// ipv6_only_sock: a V6ONLY [::] never sees IPv4.
+		case v4 && (a == dst || a.IsUnspecified()):
+			out[s.ino] = s.cookie
+		case !v4 && s.family == unix.AF_INET6 && (s.addr == dst.WithZone("") || a.IsUnspecified()):
+			out[s.ino] = s.cookie
 		}
+	}
+	if _, orphan := out[0]; len(out) == 0 || orphan {
+		return nil // inode 0: a socket not yet (or no longer) attached to a file
 	}
 	return out
 }
 
-// holdsAny reports which of inodes process pid holds a descriptor for.
-func holdsAny(pid int, inodes map[uint64]bool) (uint64, bool) {
+// destLocal reports whether dst is a local unicast address of the socket's
+// namespace for this socket: the FIB says RTN_LOCAL for its flow (mark,
+// bound device or the scope of a link-local address, owner, ports).
+func destLocal(c *call, dst netip.Addr, proto int) bool {
+	oif, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX)
+	if e != 0 {
+		return false
+	}
+	if z := dst.Zone(); z != "" {
+		n, err := strconv.Atoi(z)
+		if err != nil || oif != 0 && oif != n {
+			return false
+		}
+		oif = n
+	}
+	mark, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_MARK)
+	if e != 0 {
+		return false
+	}
+	// The socket's owner (sk_uid) is its inode's owner.
+	var st unix.Stat_t
+	if unix.Fstat(c.sock, &st) != nil {
+		return false
+	}
+	fl := flow{oif: uint32(oif), mark: uint32(mark), uid: st.Uid, proto: uint8(proto), dport: c.req.Addr.Port()}
+	if sa, err := unix.Getsockname(c.sock); err == nil {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			fl.sport = uint16(a.Port)
+		case *unix.SockaddrInet6:
+			fl.sport = uint16(a.Port)
+		}
+	}
+	return routeLocal(dst.WithZone(""), fl)
+}
+
+// unixCandidates lists the socket a Unix connect or send reaches: for a
+// path, the socket whose file is the object opened (unix_find_bsd looks the
+// socket up by inode); for an abstract name, the socket bound to exactly
+// those bytes in the socket's network namespace (unix_find_abstract).
+func unixCandidates(c *call) map[uint64]uint64 {
+	var socks []unixSock
+	switch {
+	case c.req.Unix.Abstract:
+		if !sameNetnsSock(c.sock) {
+			return nil
+		}
+		fd, err := diagSocket()
+		if err != nil {
+			return nil
+		}
+		defer unix.Close(fd)
+		all, err := diagUnix(fd)
+		if err != nil {
+			return nil
+		}
+		want := "\x00" + c.req.Unix.Name
+		for _, s := range all {
+			if s.name == want {
+				socks = append(socks, s)
+			}
+		}
+	case c.unix != nil:
+		socks = c.unix.reached()
+	}
+	out := map[uint64]uint64{}
+	for _, s := range socks {
+		out[s.ino] = s.cookie
+	}
+	if _, orphan := out[0]; orphan {
+		return nil
+	}
+	return out
+}
+
+// reached returns the Unix sockets whose socket file is the object opened,
+// looked up once per call. Sockets of other network namespaces are not in
+// the dump: for them the answer is none.
+func (t *unixTarget) reached() []unixSock {
+	if t.lookedUp {
+		return t.socks
+	}
+	t.lookedUp = true
+	var st unix.Stat_t
+	if unix.Fstat(t.obj, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil
+	}
+	fd, err := diagSocket()
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	all, err := diagUnix(fd)
+	if err != nil {
+		return nil
+	}
+	for _, s := range all {
+		if s.hasVFS && s.vfsIno == uint32(st.Ino) && sameDev(s.vfsDev, st.Dev) {
+			t.socks = append(t.socks, s)
+		}
+	}
+	return t.socks
+}
+
+// boundName returns the absolute name the reached socket was bound under
+// when it differs from path (a bind mount, a hard link, a rename), for the
+// policy to judge too; "" otherwise. A relative bound name says nothing
+// about where the file is and is not used.
+func (t *unixTarget) boundName(path string) string {
+	for _, s := range t.reached() {
+		if n := strings.TrimRight(s.name, "\x00"); strings.HasPrefix(n, "/") && n != path {
+			return n
+		}
+	}
+	return ""
+}
+
+// needsBoundName reports whether decider can judge a Unix socket's bound
+// name differently from its path: unless it says it cannot, assume it can.
+func needsBoundName(d netstack.Decider) bool {
+	if _, all := d.(netstack.AllowAll); all {
+		return false
+	}
+	u, ok := d.(interface{ JudgesUnixNames() bool })
+	return !ok || u.JudgesUnixNames()
+}
+
+// holds adds to found those of inodes that process pid holds a descriptor
+// for.
+func holds(pid int, inodes, found map[uint64]bool) {
 	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, false
+		return
 	}
 	for _, e := range ents {
 		link, err := os.Readlink(dir + "/" + e.Name())
@@ -259,8 +327,7 @@ func holdsAny(pid int, inodes map[uint64]bool) (uint64, bool) {
 			continue
 		}
 		if ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 64); err == nil && inodes[ino] {
-			return ino, true
+			found[ino] = true
 		}
 	}
-	return 0, false
 }
