@@ -423,11 +423,21 @@ func (s *Supervisor) settle(c *call) unix.Errno {
 		return s.connectOnce(c)
 	case st == tcpSynSent || st == tcpSynRecv:
 		return unix.EALREADY
-	case st != tcpClose || acked > 0:
-		// Established, or past it (the peer's FIN or reset came). Not
-		// connecting again leaves the socket's error, if any, for the
-		// program's next call, as natively; the mark stands in for the
-		// SS_CONNECTED that connect would have set.
+	case st != tcpClose:
+		// Established, or past it (the peer's FIN came): connect again
+		// sets SS_CONNECTED and returns 0 without touching the socket's
+		// error. A reset that lands between the two calls is consumed by
+		// that connect (the program's next recv then sees EOF, not
+		// ECONNRESET: a window of one system call); the handshake had
+		// completed, so the answer is 0 all the same.
+		if e := s.connectOnce(c); e != 0 {
+			s.marks.add(c.sock)
+		}
+		return 0
+	case acked > 0:
+		// Completed, then reset or closed before the supervisor looked:
+		// the error stays for the program's next call, and the mark
+		// stands in for the SS_CONNECTED that connect would have set.
 		s.marks.add(c.sock)
 		return 0
 	}

@@ -159,7 +159,7 @@ func localUnicast(a netip.Addr) bool {
 	if a.IsLoopback() {
 		return a != bcastLo
 	}
-	return !a.IsMulticast() && isLocal(a)
+	return !a.IsMulticast() && routeLocal(a, flow{})
 }
 
 type pktinfo struct {

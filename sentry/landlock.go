@@ -487,7 +487,8 @@ func abstractSocket(tid uint32, name string) (ino uint64, typ int, listening, ok
 func (l *landlockState) serverDomain(s *Supervisor, ino uint64) *llDomain {
 	want := map[uint64]bool{ino: true}
 	for _, pid := range descendants(l.self) {
-		if _, ok := holdsAny(pid, want); !ok {
+		found := map[uint64]bool{}
+		if holds(pid, want, found); !found[ino] {
 			continue
 		}
 		l.mu.Lock()
