@@ -569,7 +569,8 @@ func execute(argv, env []string, timeout time.Duration) (stdout, stderr []byte, 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var o, e bytes.Buffer
+	var o bytes.Buffer
+	e := tailBuffer{max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = &o, &e
 	cmd.Stdin = nil
 	if len(env) > 0 {
@@ -580,7 +581,22 @@ func execute(argv, env []string, timeout time.Duration) (stdout, stderr []byte, 
 	if ctx.Err() == context.DeadlineExceeded {
 		err = fmt.Errorf("timed out after %v", timeout)
 	}
-	return o.Bytes(), e.Bytes(), err
+	return o.Bytes(), e.b, err
+}
+
+// tailBuffer keeps the last max bytes written: the sandbox logs a line per
+// call (640,000 in the load row), and only the end is shown on failure.
+type tailBuffer struct {
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
 }
 
 var benchLine = regexp.MustCompile(`(?m)^BENCH name=(\S+) iters=(\d+) ns_per_op=([0-9.]+)$`)

@@ -53,6 +53,16 @@ func TestRotate(t *testing.T) {
 	}
 }
 
+func TestTailBuffer(t *testing.T) {
+	tb := tailBuffer{max: 4}
+	for _, w := range []string{"abc", "defgh", "ij", "k"} {
+		tb.Write([]byte(w))
+	}
+	if got := string(tb.b); !strings.HasSuffix(got, "hijk") || len(got) > 8 {
+		t.Fatalf("tailBuffer = %q", got)
+	}
+}
+
 func TestOverheadRatio(t *testing.T) {
 	// native 10 µs, floor 20 µs, sandbox 22 µs: 1.2x the floor's overhead.
 	if r, ok := overheadRatio(22000, 10000, 20000); !ok || math.Abs(r-1.2) > 1e-9 {
