@@ -21,6 +21,7 @@ RULES = [
     ("notif SEND ioctl", r"Listener\)\.Respond$|seccomp_notify_send"),
     ("notif ID_VALID ioctl", r"Listener\)\.Valid$|seccomp_notify_id_valid"),
     ("pidfd_getfd + F_SETFD (CloseOnExec)", r"sentry\.pidfdGetfd$|sys_pidfd_getfd"),
+    ("kcmp(KCMP_FILES) x2 (non-leader threads)", r"sameFiles|sys_kcmp"),
     ("tid->tgid, pidfd cache (locks, maps)", r"tracees\)\.(tgidOf|procPidfd|getfdShared|getfd)$"),
     ("process_vm_readv", r"rawAccessMem|tracees\)\.access$|sys_process_vm_readv|sys_process_vm_writev"),
     ("getsockopt SO_COOKIE (connected marks)", r"socketCookie|connectedMarks"),

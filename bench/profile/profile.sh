@@ -22,7 +22,7 @@ out=/tmp/profile-$name
 sp=$!
 sleep 1
 ev=task-clock,context-switches
-for s in ioctl pidfd_getfd process_vm_readv process_vm_writev getsockopt fcntl connect sendmsg sendto sendmmsg close write futex nanosleep tgkill openat read; do
+for s in ioctl pidfd_getfd process_vm_readv process_vm_writev getsockopt fcntl connect sendmsg sendto sendmmsg close write futex nanosleep tgkill openat read kcmp epoll_pwait epoll_ctl; do
 	ev=$ev,syscalls:sys_enter_$s
 done
 perf stat -x, -e "$ev" -p $sp -o "$out.csv" -- sleep "$secs" &
