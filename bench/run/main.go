@@ -397,8 +397,9 @@ func run(c config) error {
 	}
 	start := time.Now()
 	rounds := 0
+	var loadTime time.Duration // the load row runs in the first rounds only
 	for r := 0; r < c.Rounds; r++ {
-		if el := time.Since(start); r > 0 && c.Budget > 0 && el+el/time.Duration(r) > c.Budget {
+		if el := time.Since(start); r > 0 && c.Budget > 0 && el+(el-loadTime)/time.Duration(r) > c.Budget {
 			logf("budget: stopping after %d of %d rounds (%v elapsed, -budget %v)", r, c.Rounds, el.Round(time.Second), c.Budget)
 			break
 		}
@@ -408,6 +409,7 @@ func run(c config) error {
 				if b.Kind == kindLoad && (r >= c.LoadRounds || !loadPlaces[p.Name]) {
 					continue
 				}
+				t0 := time.Now()
 				cols := columns(b, modes, configs)
 				line := []string{}
 				for _, col := range rotateCols(cols, r) {
@@ -420,6 +422,9 @@ func run(c config) error {
 					line = append(line, fmt.Sprintf("%s %.1f", col.key(), ns))
 				}
 				logf("round %d/%d %-8s %-18s ns/op: %s", r+1, c.Rounds, p.Name, b.Name, strings.Join(line, ", "))
+				if b.Kind == kindLoad {
+					loadTime += time.Since(t0)
+				}
 			}
 		}
 	}
