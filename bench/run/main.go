@@ -60,6 +60,9 @@ const (
 	cfgAllowAll = "allow-all"
 	cfgRule     = "rule"
 	cfgSelf     = "self"
+	// cfgRuleWarn is rule at --log-level warn: not a default configuration;
+	// it measures what the info log costs (-configs ...,rule-warn).
+	cfgRuleWarn = "rule-warn"
 
 	// targetOverhead bounds the rule configuration's overhead over the
 	// floor's; targetStartupNs the startup cost over native; targetLoad the
@@ -70,8 +73,9 @@ const (
 )
 
 var (
-	allModes   = []string{modeNative, modeFloor, modeSandbox, modeStrace}
-	allConfigs = []string{cfgAllowAll, cfgRule, cfgSelf}
+	allModes     = []string{modeNative, modeFloor, modeSandbox, modeStrace}
+	allConfigs   = []string{cfgAllowAll, cfgRule, cfgSelf}
+	knownConfigs = append(allConfigs, cfgRuleWarn)
 )
 
 // Row kinds: a program timing its own loop, wall time of /bin/true, or the
@@ -150,7 +154,7 @@ func main() {
 	flag.StringVar(&c.CC, "cc", "gcc", "C compiler")
 	flag.StringVar(&c.CFlags, "cflags", "-O2", "C compiler flags (space-separated)")
 	flag.StringVar(&c.Modes, "modes", strings.Join(allModes, ","), "comma-separated modes: native,floor,sandbox,strace (native is always run)")
-	flag.StringVar(&c.Configs, "configs", strings.Join(allConfigs, ","), "comma-separated sandbox configurations: allow-all (--allow-all), rule (an explicit rule for the row's\ndestination: the default configuration of the targets), self (no policy flags: the self default)")
+	flag.StringVar(&c.Configs, "configs", strings.Join(allConfigs, ","), "comma-separated sandbox configurations: allow-all (--allow-all), rule (an explicit rule for the row's\ndestination: the default configuration of the targets), self (no policy flags: the self default);\nalso rule-warn (rule at --log-level warn: what the info log costs), not run by default")
 	flag.StringVar(&c.Placements, "placements", "unpinned,pinned", "comma-separated CPU placements, each with its own table:\nunpinned (the scheduler places every thread) and pinned (everything under `taskset -c PIN-CPU`:\nno cross-CPU wakeups, far less noise on small VMs, but supervisor and program share one CPU)")
 	flag.StringVar(&c.PinCPU, "pin-cpu", "0", "CPU list for the pinned placement (taskset -c syntax)")
 	flag.IntVar(&c.Rounds, "rounds", 9, "interleaved rounds; the median per column is reported")
@@ -227,6 +231,9 @@ func rows(c config, unixPath string) []bench {
 	}
 	for i := range bs {
 		bs[i].Kind = kindLoop
+		if r, ok := bs[i].Policies[cfgRule]; ok {
+			bs[i].Policies[cfgRuleWarn] = append([]string{"--log-level", "warn"}, r...)
+		}
 	}
 	if c.StartupRuns > 0 {
 		bs = append(bs, bench{Name: "startup", Kind: kindStartup, Iters: c.StartupRuns, Policies: map[string][]string{cfgSelf: self},
@@ -272,7 +279,7 @@ func run(c config) error {
 	if !has(modes, modeNative) {
 		modes = append([]string{modeNative}, modes...)
 	}
-	configs, err := parseList(c.Configs, allConfigs, "configuration")
+	configs, err := parseList(c.Configs, knownConfigs, "configuration")
 	if err != nil {
 		return err
 	}
