@@ -12,7 +12,8 @@
  * pidfd_getfd, sets SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, and answers every
  * notification on its main thread:
  *
- *   NOTIF_RECV; pidfd_getfd of the caller's fd (pidfds cached per tgid);
+ *   NOTIF_RECV; pidfd_getfd of the caller's fd (through a pidfd of its
+ *   process, opened at a thread's first call and cached);
  *   process_vm_readv of the address, msghdr, iovecs and data; NOTIF_ID_VALID;
  *   a trivial decision (EACCES for FLOOR_DENY, port 0 meaning any port);
  *   the call on the duplicate with the copied bytes; close; NOTIF_SEND.
