@@ -20,7 +20,8 @@ SANDBOX_STATIC := $(BIN)/sandbox-static
 
 # Extra flags for `sandbox run` in the demo, e.g. SANDBOX_FLAGS='--log-level debug'.
 SANDBOX_FLAGS ?=
-# Extra flags for the bench runner, e.g. BENCH_FLAGS='-modes native,strace'.
+# Extra flags for the bench runner, e.g. BENCH_FLAGS='-rounds 1 -load-iters 0'
+# (go run ./bench/run -help lists them; bench/README.md explains the tables).
 BENCH_FLAGS ?=
 
 # Debian packages the project needs (build, tests, bench, demo).
@@ -39,7 +40,9 @@ help:
 	@echo 'targets:'
 	@echo '  build         go build -o $(SANDBOX) ./cmd/sandbox'
 	@echo '  test          gofmt check, go vet ./..., go test -count=1 -timeout 20m ./...'
-	@echo '  bench         native vs sandbox vs strace benchmark (BENCH_FLAGS=...)'
+	@echo '  bench         the full benchmark (~4-6 min): every row natively, under the floor (bench/floor),'
+	@echo '                under the sandbox (allow-all, rule, self) and strace, interleaved, both CPU placements;'
+	@echo '                overhead vs the floor, startup, 64x10,000-connect load; bench/results.json (BENCH_FLAGS=...)'
 	@echo '  static        fully static $(SANDBOX_STATIC) against libseccomp.a (as in the Dockerfile)'
 	@echo '  check-static  static, then verify ldd says "not a dynamic executable"'
 	@echo '  demo          curl a loopback HTTP server under the sandbox'

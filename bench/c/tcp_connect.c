@@ -1,7 +1,7 @@
 /*
  * Loopback TCP connect cycle: socket, connect, accept, close.
  *
- * usage: tcp_connect [ITERATIONS] [thread|inline]
+ * usage: tcp_connect [ITERATIONS] [thread|inline|proc|refused]
  *
  * thread (default): a listener thread accepts on 127.0.0.1 and closes each
  *   accepted socket; the client waits for that close (read() returns EOF),
@@ -11,6 +11,8 @@
  *   loopback the handshake is complete by then) and closes both ends: the
  *   same syscalls without scheduler wakeups, so less noise and a smaller
  *   native baseline.
+ * proc: as thread, but the accepting server is a forked child process: the
+ *   cross-process case (a client and a local server in one tree).
  *
  * The client closes with SO_LINGER{1,0}: a reset, so neither side keeps a
  * TIME_WAIT entry and a long run cannot exhaust the ephemeral ports. (In
@@ -21,7 +23,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -107,14 +111,16 @@ static void cycle_inline(const void *addr)
 int main(int argc, char **argv)
 {
 	long n = bench_iters(argc, argv, 2000);
-	int inl = 0, refused = 0;
+	int inl = 0, refused = 0, proc = 0;
 	if (argc > 2) {
 		if (strcmp(argv[2], "inline") == 0)
 			inl = 1;
 		else if (strcmp(argv[2], "refused") == 0)
 			refused = 1;
+		else if (strcmp(argv[2], "proc") == 0)
+			proc = 1;
 		else if (strcmp(argv[2], "thread") != 0) {
-			fprintf(stderr, "usage: %s [ITERATIONS] [thread|inline|refused]\n", argv[0]);
+			fprintf(stderr, "usage: %s [ITERATIONS] [thread|inline|proc|refused]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -135,13 +141,24 @@ int main(int argc, char **argv)
 	if (!refused && listen(lfd, 1024) != 0)
 		bench_die("listen");
 
-	if (!inl && !refused) {
+	pid_t server = 0;
+	if (proc) {
+		if ((server = fork()) < 0)
+			bench_die("fork");
+		if (server == 0)
+			acceptor(NULL);
+		close(lfd);
+	} else if (!inl && !refused) {
 		pthread_t th;
 		if ((errno = pthread_create(&th, NULL, acceptor, NULL)) != 0)
 			bench_die("pthread_create");
 	}
 
-	bench_run(refused ? "tcp_denied" : inl ? "tcp_connect_inline" : "tcp_connect", n, cycle, &addr);
+	bench_run(refused ? "tcp_denied" : inl ? "tcp_connect_inline" : proc ? "tcp_connect_proc" : "tcp_connect", n, cycle, &addr);
+	if (server > 0) {
+		kill(server, SIGKILL);
+		waitpid(server, NULL, 0);
+	}
 	/* exit() ends the listener thread too. */
 	exit(0);
 }

@@ -59,6 +59,32 @@ static void cycle_sendmsg(const void *arg)
 		bench_die("sendmsg");
 }
 
+/*
+ * sendto: sendto() with an address on an unconnected socket: trapped (the
+ * address pointer is non-NULL), decided, performed.
+ */
+static void cycle_sendto(const void *arg)
+{
+	(void)arg;
+	if (sendto(send_fd, "x", 1, 0, (const struct sockaddr *)&send_to, sizeof send_to) != 1)
+		bench_die("sendto");
+}
+
+/*
+ * sendmmsg: two one-byte datagrams in one sendmmsg() on a connected socket,
+ * as glibc's resolver sends its A and AAAA queries. Trapped whole; one op
+ * is one call.
+ */
+static void cycle_sendmmsg(const void *arg)
+{
+	(void)arg;
+	struct iovec iov[2] = {{"a", 1}, {"b", 1}};
+	struct mmsghdr mm[2] = {{.msg_hdr = {.msg_iov = &iov[0], .msg_iovlen = 1}},
+				{.msg_hdr = {.msg_iov = &iov[1], .msg_iovlen = 1}}};
+	if (sendmmsg(send_fd, mm, 2, 0) != 2 || mm[0].msg_len != 1 || mm[1].msg_len != 1)
+		bench_die("sendmmsg");
+}
+
 int main(int argc, char **argv)
 {
 	long n = bench_iters(argc, argv, 20000);
@@ -83,6 +109,16 @@ int main(int argc, char **argv)
 		if (send_fd < 0 || (!addressed && connect(send_fd, (struct sockaddr *)&addr, sizeof addr) != 0))
 			bench_die("connect(sender)");
 		bench_run(addressed ? "udp_sendmsg_addr" : "udp_sendmsg", n, cycle_sendmsg, addressed ? &send_to : NULL);
+	} else if (strcmp(mode, "sendto") == 0) {
+		send_to = addr;
+		if ((send_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+			bench_die("socket(sender)");
+		bench_run("udp_sendto", n, cycle_sendto, NULL);
+	} else if (strcmp(mode, "sendmmsg") == 0) {
+		send_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (send_fd < 0 || connect(send_fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+			bench_die("connect(sender)");
+		bench_run("udp_sendmmsg", n, cycle_sendmmsg, NULL);
 	} else if (sendmode) {
 		send_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (send_fd < 0 || connect(send_fd, (struct sockaddr *)&addr, sizeof addr) != 0)

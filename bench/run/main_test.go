@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,13 +26,16 @@ func TestMedian(t *testing.T) {
 	}
 }
 
-func TestParseModesAndPlacements(t *testing.T) {
-	m, err := parseModes("strace,sandbox,strace")
-	if err != nil || len(m) != 3 || m[0] != modeNative || m[1] != modeStrace || m[2] != modeSandbox {
-		t.Fatalf("parseModes = %v, %v", m, err)
+func TestParseListAndPlacements(t *testing.T) {
+	m, err := parseList("strace,sandbox,strace,floor", allModes, "mode")
+	if err != nil || strings.Join(m, ",") != "strace,sandbox,floor" {
+		t.Fatalf("parseList = %v, %v", m, err)
 	}
-	if _, err := parseModes("native,bogus"); err == nil {
-		t.Fatal("parseModes accepted an unknown mode")
+	if _, err := parseList("native,bogus", allModes, "mode"); err == nil {
+		t.Fatal("parseList accepted an unknown mode")
+	}
+	if _, err := parseList("rule,allow", allConfigs, "configuration"); err == nil {
+		t.Fatal("parseList accepted an unknown configuration")
 	}
 	p, err := parsePlacements("unpinned,pinned", "1")
 	if err != nil || len(p) != 2 || p[0].CPUs != "" || p[1].CPUs != "1" || len(p[1].prefix()) != 3 {
@@ -41,14 +47,165 @@ func TestParseModesAndPlacements(t *testing.T) {
 }
 
 func TestRotate(t *testing.T) {
-	got := rotate([]string{"a", "b", "c"}, 4)
-	if got[0] != "b" || got[1] != "c" || got[2] != "a" {
-		t.Fatalf("rotate = %v", got)
+	got := rotateCols([]column{{Mode: "a"}, {Mode: "b"}, {Mode: "c"}}, 4)
+	if got[0].Mode != "b" || got[1].Mode != "c" || got[2].Mode != "a" {
+		t.Fatalf("rotateCols = %v", got)
 	}
 }
 
-// TestPrograms compiles the C programs and runs each natively for a few
-// iterations, so CI catches a broken benchmark before anyone runs `make bench`.
+func TestTailBuffer(t *testing.T) {
+	tb := tailBuffer{max: 4}
+	for _, w := range []string{"abc", "defgh", "ij", "k"} {
+		tb.Write([]byte(w))
+	}
+	if got := string(tb.b); !strings.HasSuffix(got, "hijk") || len(got) > 8 {
+		t.Fatalf("tailBuffer = %q", got)
+	}
+}
+
+func TestOverheadRatio(t *testing.T) {
+	// native 10 µs, floor 20 µs, sandbox 22 µs: 1.2x the floor's overhead.
+	if r, ok := overheadRatio(22000, 10000, 20000); !ok || math.Abs(r-1.2) > 1e-9 {
+		t.Fatalf("overheadRatio = %v, %v", r, ok)
+	}
+	// The floor adds nothing measurable (an untrapped row): no ratio.
+	if _, ok := overheadRatio(160, 150, 152); ok {
+		t.Fatal("overheadRatio rated an untrapped row")
+	}
+	if _, ok := overheadRatio(5000, 3000, 2900); ok {
+		t.Fatal("overheadRatio rated a floor faster than native")
+	}
+}
+
+func testConfig() config {
+	return config{TCPIters: 10, UDPIters: 10, GetpidIters: 10, StartupRuns: 2, LoadIters: 5, LoadThreads: 4, LoadRounds: 1}
+}
+
+func TestRowsAndColumns(t *testing.T) {
+	bs := rows(testConfig(), "/tmp/x/unix.sock")
+	byName := map[string]bench{}
+	for _, b := range bs {
+		byName[b.Name] = b
+	}
+	for _, name := range []string{"tcp_connect_inline", "tcp_connect", "tcp_connect_proc", "udp_connect", "udp_sendto",
+		"udp_sendmsg", "udp_sendmsg_addr", "udp_sendmmsg", "tcp_denied", "unix_connect", "startup", "load"} {
+		if _, ok := byName[name]; !ok {
+			t.Errorf("no row %s", name)
+		}
+	}
+	// Every trapped loop row has an explicit rule; the Unix rule names the path.
+	for _, b := range bs {
+		if b.Trapped && b.Kind == kindLoop && len(b.Policies[cfgRule]) == 0 {
+			t.Errorf("%s: no explicit rule", b.Name)
+		}
+	}
+	if got := strings.Join(byName["unix_connect"].Policies[cfgRule], " "); got != "--allow unix:/tmp/x/unix.sock" {
+		t.Errorf("unix rule = %q", got)
+	}
+	cols := columns(byName["tcp_connect_inline"], allModes, allConfigs)
+	var keys []string
+	for _, c := range cols {
+		keys = append(keys, c.key())
+	}
+	if got := strings.Join(keys, ","); got != "native,floor,sandbox:allow-all,sandbox:rule,sandbox:self,strace" {
+		t.Errorf("columns = %s", got)
+	}
+	// No self where nothing is decided, no allow-all on the denied row,
+	// no strace on the load row.
+	if n := len(columns(byName["udp_sendmsg"], allModes, allConfigs)); n != 5 {
+		t.Errorf("udp_sendmsg: %d columns, want 5", n)
+	}
+	for _, c := range columns(byName["tcp_denied"], allModes, allConfigs) {
+		if c.Config == cfgAllowAll {
+			t.Error("tcp_denied runs --allow-all")
+		}
+	}
+	for _, c := range columns(byName["load"], allModes, allConfigs) {
+		if c.Mode == modeStrace || c.Mode == modeNative {
+			t.Errorf("load runs %s (only floor and sandbox:rule by default)", c.Mode)
+		}
+	}
+}
+
+func fakeSamples(native, floor, rule float64) map[string][]float64 {
+	return map[string][]float64{
+		modeNative:     {native, native * 1.1, native * 0.9},
+		modeFloor:      {floor},
+		"sandbox:rule": {rule},
+		"sandbox:self": {rule * 2},
+		modeStrace:     {native * 5},
+	}
+}
+
+func TestResultsTargetsAndHeadline(t *testing.T) {
+	bs := rows(testConfig(), "/u")
+	byName := map[string]bench{}
+	for _, b := range bs {
+		byName[b.Name] = b
+	}
+	samples := map[string]map[string]map[string][]float64{"unpinned": {
+		"tcp_connect_inline": fakeSamples(30000, 50000, 53000),                                   // 1.15x: ok
+		"udp_connect":        fakeSamples(8000, 20000, 26000),                                    // 1.5x: the worst
+		"tcp_denied":         {modeNative: {13000}, modeFloor: {10000}, "sandbox:rule": {11000}}, // 1.1x the floor's time
+		"getpid":             {modeNative: {150}, modeFloor: {151}, "sandbox:self": {152}},
+		"startup":            {modeNative: {1e6}, modeFloor: {2e6}, "sandbox:self": {17e6}},
+		"load":               {modeNative: {20000}, modeFloor: {30000}, "sandbox:rule": {40000}},
+	}}
+	res := buildResults(config{}, allModes, allConfigs, []placement{{Name: "unpinned"}}, bs, samples, time.Second, t.TempDir())
+	get := func(name string) benchResult {
+		for _, b := range res.Placements[0].Benchmarks {
+			if b.Name == name {
+				return b
+			}
+		}
+		t.Fatalf("no result for %s", name)
+		return benchResult{}
+	}
+	if b := get("tcp_connect_inline"); b.OK == nil || !*b.OK || math.Abs(b.VsFloor["sandbox:rule"]-1.15) > 1e-9 {
+		t.Errorf("tcp_connect_inline: ok %v, overhead %v", b.OK, b.VsFloor)
+	}
+	if b := get("udp_connect"); b.OK == nil || *b.OK || math.Abs(b.VsNative["floor"]-2.5) > 1e-9 {
+		t.Errorf("udp_connect: ok %v, vs native %v", b.OK, b.VsNative)
+	}
+	if b := get("tcp_denied"); b.OK == nil || !*b.OK || math.Abs(b.VsFloor["sandbox:rule"]-1.1) > 1e-9 {
+		t.Errorf("tcp_denied: ok %v, overhead %v", b.OK, b.VsFloor)
+	}
+	if b := get("getpid"); b.OK != nil || len(b.VsFloor) != 0 {
+		t.Errorf("getpid rated: %v %v", b.OK, b.VsFloor)
+	}
+	if b := get("startup"); b.OK == nil || *b.OK { // +16 ms
+		t.Errorf("startup: ok %v", b.OK)
+	}
+	if b := get("load"); b.OK == nil || *b.OK || math.Abs(b.Throughput["floor"]-1e9/30000) > 1e-6 { // 0.75x the floor's
+		t.Errorf("load: ok %v, throughput %v", b.OK, b.Throughput)
+	}
+	if res.Missed != 3 {
+		t.Errorf("missed = %d, want 3", res.Missed)
+	}
+	h := res.Headline
+	if h == nil || h.Row != "udp_connect" || math.Abs(h.Overhead-1.5) > 1e-9 || h.RowsPassed != 2 || h.RowsRated != 3 {
+		t.Fatalf("headline = %+v", h)
+	}
+	var out bytes.Buffer
+	printTables(&out, res)
+	s := out.String()
+	for _, want := range []string{
+		"headline (least flattering row, rule configuration): udp_connect [unpinned]",
+		"overhead 1.50x the floor's (target ≤1.20x MISS; 2 of 3 rows within)",
+		"sandbox rule", "overhead rule", "1.15x", "≤1.20x ok", "≤1.20x MISS", "n/m",
+		"startup (/bin/true", "(+16.00 ms)", "target sandbox ≤ native + 5 ms: MISS",
+		"sandbox = 0.75x the floor's; target ≥ 0.90x: MISS",
+		"targets missed: 3",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("tables lack %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestPrograms compiles the C programs and the floor and runs each program
+// natively and under the floor for a few iterations, so CI catches a broken
+// benchmark before anyone runs `make bench`.
 func TestPrograms(t *testing.T) {
 	cc, err := exec.LookPath("gcc")
 	if err != nil {
@@ -59,27 +216,36 @@ func TestPrograms(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, tc := range []struct {
-		src, name string
-		args      []string
-	}{
-		{"tcp_connect.c", "tcp_connect", nil},
-		{"tcp_connect.c", "tcp_connect_inline", []string{"inline"}},
-		{"udp_connect.c", "udp_connect", nil},
-		{"getpid.c", "getpid", nil},
-	} {
-		bin := filepath.Join(dir, tc.name)
-		if out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-pthread", "-o", bin, filepath.Join(root, "bench", "c", tc.src)).CombinedOutput(); err != nil {
-			t.Fatalf("compiling %s: %v\n%s", tc.src, err, out)
+	floor := filepath.Join(dir, "floor")
+	floorOK := true
+	if out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-pthread", "-o", floor, filepath.Join(root, "bench", "floor", "floor.c"), "-lseccomp").CombinedOutput(); err != nil {
+		t.Logf("floor not built (libseccomp-dev?): %v\n%s", err, out)
+		floorOK = false
+	}
+	if floorOK {
+		if _, _, err := execute([]string{floor, "/bin/true"}, nil, 10*time.Second); err != nil {
+			t.Logf("floor cannot run here (no seccomp user notification?): %v", err)
+			floorOK = false
 		}
-		argv := append([]string{bin, strconv.Itoa(50)}, tc.args...)
-		ns, err := measure(argv, tc.name, 30*time.Second)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+	}
+	cfg := testConfig()
+	for _, b := range rows(cfg, filepath.Join(dir, "unix.sock")) {
+		if b.Source == "" {
+			continue
 		}
-		if ns <= 0 {
-			t.Errorf("%s: %v ns/op", tc.name, ns)
+		bin := filepath.Join(dir, strings.TrimSuffix(b.Source, ".c"))
+		if out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-pthread", "-o", bin, filepath.Join(root, "bench", "c", b.Source)).CombinedOutput(); err != nil {
+			t.Fatalf("compiling %s: %v\n%s", b.Source, err, out)
 		}
-		t.Logf("%s: %.1f ns/op", tc.name, ns)
+		argv := append([]string{bin, strconv.Itoa(b.Iters)}, b.Args...)
+		ns, err := measure(argv, nil, b.Name, 30*time.Second)
+		if err != nil || ns <= 0 {
+			t.Fatalf("%s: %v ns/op, %v", b.Name, ns, err)
+		}
+		if floorOK {
+			if _, err := measure(append([]string{floor}, argv...), b.FloorEnv, b.Name, 30*time.Second); err != nil {
+				t.Errorf("%s under the floor: %v", b.Name, err)
+			}
+		}
 	}
 }
