@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,17 +17,42 @@ import (
 // and for families such as netlink (CAP_NET_ADMIN for groups), the
 // credentials of the thread doing the connect are what the kernel checks.
 
-// callerStatus reads the calling thread's credentials once per call.
+// callerStatus reads the calling thread's credentials once per call, as
+// they count in the supervisor's user namespace: uids and gids as /proc
+// shows them to the supervisor, and no capabilities at all for a thread in
+// another user namespace (one it created holds every capability, but only
+// over itself: cap_capable never grants them in an ancestor). The thread
+// is stopped in the trapped call, and unshare(CLONE_NEWUSER) and setns into
+// a user namespace refuse a multithreaded process, so the namespace read
+// here is the one the status belongs to.
 func (c *call) callerStatus() (status, error) {
 	if c.st == nil {
 		st, err := readStatus(fmt.Sprintf("/proc/%d/status", c.n.Pid))
 		if err != nil {
 			return st, err
 		}
+		userns, err := nsIno(fmt.Sprintf("/proc/%d/ns/user", c.n.Pid))
+		if err != nil {
+			return st, err
+		}
+		self := selfUserNS()
+		if self == 0 {
+			return st, unix.EPERM // unknown: fail closed
+		}
+		st.UserNS = userns
+		if userns != self {
+			st.CapEff = 0
+		}
 		c.st = &st
 	}
 	return *c.st, nil
 }
+
+// selfUserNS is the supervisor's user namespace (0 if unreadable).
+var selfUserNS = sync.OnceValue(func() uint64 {
+	ino, _ := nsIno("/proc/self/ns/user")
+	return ino
+})
 
 // needsCallerCreds reports whether the call must run with the caller's
 // credentials rather than the supervisor's.
