@@ -74,6 +74,13 @@ func (c *call) needsCallerCreds(s *Supervisor) bool {
 // thrown away afterwards (its goroutine exits while locked), so changed
 // credentials can never leak to other work.
 func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
+	return s.asCallerWith(c, 0, fn)
+}
+
+// asCallerWith is asCaller with the effective capabilities in extra added
+// to the caller's (as far as the supervisor holds them). The one use:
+// CAP_SYS_ADMIN, to name the caller in SCM_CREDENTIALS (see sendsAsCaller).
+func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func() unix.Errno) unix.Errno {
 	st, err := c.callerStatus()
 	if err != nil {
 		return unix.EACCES
@@ -81,6 +88,7 @@ func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
 	if sameCreds(st, s.self) {
 		return fn()
 	}
+	st.CapEff |= extra
 	res := make(chan unix.Errno, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with us

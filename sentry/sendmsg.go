@@ -329,13 +329,13 @@ func (s *Supervisor) withCallerCreds(control, cmsg []byte) (out []byte, fits boo
 // translated by checkCreds; every piece of a stream carries it, as every
 // skb does), or else, when unix_maybe_add_creds would attach the sender's
 // credentials, an SCM_CREDENTIALS naming the caller (pid, real uid and
-// gid). Naming another process needs CAP_SYS_ADMIN (speaksFor) and is
-// never done as the caller: then the pids name the supervisor, and its
-// kernel attaches its own pid (the documented divergence).
-func (s *Supervisor) pieceControl(c *call, asCaller bool) ([]byte, bool) {
+// gid). Naming another process needs CAP_SYS_ADMIN (speaksFor) in the
+// sending thread (mayName); without it the pids name the supervisor, and
+// the kernel attaches the supervisor's pid (the documented divergence).
+func (s *Supervisor) pieceControl(c *call, mayName bool) ([]byte, bool) {
 	m := &c.msg
 	control := m.control // nil after the first piece
-	canName := s.speaksFor && !asCaller
+	canName := s.speaksFor && mayName
 	if c.domain != unix.AF_UNIX && c.domain != unix.AF_NETLINK || m.ucred == nil && c.domain != unix.AF_UNIX {
 		return control, true
 	}
@@ -350,7 +350,7 @@ func (s *Supervisor) pieceControl(c *call, asCaller bool) ([]byte, bool) {
 	}
 	if !m.namedSet {
 		m.namedSet = true
-		if canName && s.unixCredsWanted(c) {
+		if canName && s.credsWanted(c) {
 			st, err := c.callerStatus()
 			if err != nil {
 				return control, false // unknown caller: as the caller, or EACCES
@@ -371,21 +371,44 @@ func (s *Supervisor) pieceControl(c *call, asCaller bool) ([]byte, bool) {
 // destination __netlink_ns_capable checks nothing else), in the control
 // messages of inet sends (__sock_cmsg_send's SO_MARK and SO_PRIORITY,
 // ip_cmsg_send, ip6_datagram_send_ctl) and, for Unix sockets, in
-// SCM_RIGHTS (too_many_unix_fds) and in the uid and gid it attaches
-// itself, which only a supervisor without CAP_SYS_ADMIN leaves to it.
+// SCM_RIGHTS (too_many_unix_fds charges current_user()) and in the uid and
+// gid it attaches itself, which only a supervisor without CAP_SYS_ADMIN
+// leaves to it. An SCM_RIGHTS send that must also name the caller runs as
+// the caller plus CAP_SYS_ADMIN (extra), which scm_check_creds needs to
+// name another process; too_many_unix_fds then lets it pass (documented).
 // Other families run as the caller whenever credentials differ.
-func (s *Supervisor) sendsAsCaller(c *call) (asCaller, differ bool) {
+func (s *Supervisor) sendsAsCaller(c *call) (asCaller, differ bool, extra uint64) {
 	st, err := c.callerStatus()
 	if err == nil && sameCreds(st, s.self) {
-		return false, false
+		return false, false, 0
 	}
 	switch c.domain {
 	case unix.AF_UNIX:
-		return !s.speaksFor || hasRights(c.msg.control), true
+		if !s.speaksFor {
+			return true, true, 0
+		}
+		if !hasRights(c.msg.control) {
+			return false, true, 0
+		}
+		if c.msg.ucred != nil || s.credsWanted(c) {
+			return true, true, 1 << unix.CAP_SYS_ADMIN
+		}
+		return true, true, 0
 	case unix.AF_INET, unix.AF_INET6:
-		return len(c.msg.control) > 0, true
+		return len(c.msg.control) > 0, true, 0
 	}
-	return true, true
+	return true, true, 0
+}
+
+// credsWanted is unixCredsWanted, decided once per send (a stream send's
+// pieces share it).
+func (s *Supervisor) credsWanted(c *call) bool {
+	m := &c.msg
+	if m.wantedSet {
+		return m.wanted
+	}
+	m.wanted, m.wantedSet = s.unixCredsWanted(c), true
+	return m.wanted
 }
 
 // hasRights reports whether control carries an SCM_RIGHTS message.

@@ -47,9 +47,10 @@ type message struct {
 	// (creds.go); every piece of a stream send carries it, as every skb
 	// does in the kernel. named is what the supervisor adds instead, once
 	// decided (namedSet) for the whole send.
-	ucred    *unix.Ucred
-	named    []byte
-	namedSet bool
+	ucred             *unix.Ucred
+	named             []byte
+	namedSet          bool
+	wanted, wantedSet bool // credsWanted's answer
 }
 
 // release frees what the message holds.
@@ -288,12 +289,12 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	// MSG_NOSIGNAL: a broken pipe must not signal the supervisor; the
 	// caller gets its SIGPIPE in sendOnce, as it would natively.
 	flags := c.sendFlags | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
-	asCaller, differ := s.sendsAsCaller(c)
-	control, fits := s.pieceControl(c, asCaller)
+	asCaller, differ, extra := s.sendsAsCaller(c)
+	control, fits := s.pieceControl(c, !asCaller || extra != 0)
 	if !fits {
 		// No room to name the caller: as the caller, the kernel attaches
 		// its uid and gid itself (and the supervisor's pid).
-		asCaller = true
+		asCaller, extra = true, 0
 	}
 	if differ && !asCaller && c.unix != nil && c.msg.sent == 0 {
 		// unix_find_bsd's write permission on the socket file, checked as
@@ -309,7 +310,7 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 		return e
 	}
 	if asCaller {
-		e = s.asCaller(c, do) // EACCES, without sending, if it cannot become the caller
+		e = s.asCallerWith(c, extra, do) // EACCES, without sending, if it cannot become the caller
 	} else {
 		do()
 	}
