@@ -341,11 +341,21 @@ func (s *Supervisor) unixCredsWanted(c *call) bool {
 // socket with inode ino. peer is 0 for a peer without a socket (an embryo);
 // ok is false when there is no answer or no peer.
 func unixPeer(ino uint64) (peer uint64, ok bool) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	fd, err := diagSocket()
 	if err != nil {
 		return 0, false
 	}
-	defer unix.Close(fd)
+	defer func() {
+		if ok {
+			select {
+			case unixDiagFree <- fd: // a clean exchange: reusable
+			default:
+				unix.Close(fd)
+			}
+		} else {
+			unix.Close(fd)
+		}
+	}()
 	// struct nlmsghdr + struct unix_diag_req (linux/unix_diag.h).
 	req := make([]byte, unix.SizeofNlMsghdr+24)
 	ne := binary.NativeEndian
@@ -365,7 +375,7 @@ func unixPeer(ino uint64) (peer uint64, ok bool) {
 	buf := make([]byte, 4096)
 	n, _, err := unix.Recvfrom(fd, buf, 0)
 	if err != nil || n < unix.SizeofNlMsghdr+16 || ne.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY {
-		return 0, false
+		return 0, false // (an NLMSG_ERROR, ENOENT: a socket of another netns)
 	}
 	// struct unix_diag_msg (16 bytes), then attributes.
 	attrs := buf[unix.SizeofNlMsghdr+16 : min(n, int(ne.Uint32(buf[0:])))]
@@ -389,6 +399,20 @@ const (
 )
 
 var unixPeers peerCache
+
+// unixDiagFree keeps a few NETLINK_SOCK_DIAG sockets between queries: one
+// query is one request and one reply, so a socket whose exchange completed
+// holds nothing stale.
+var unixDiagFree = make(chan int, 4)
+
+func diagSocket() (int, error) {
+	select {
+	case fd := <-unixDiagFree:
+		return fd, nil
+	default:
+		return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	}
+}
 
 // peerCache remembers where in the caller's process a peer socket sits
 // (tgid and descriptor), so that only the first send looks through
