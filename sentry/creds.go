@@ -308,10 +308,8 @@ func credsCmsg(u unix.Ucred) []byte {
 // named destination) counts as wanting them: a divergence only for a
 // receiver that turns SO_PASSCRED on after the send.
 func (s *Supervisor) unixCredsWanted(c *call) bool {
-	for _, opt := range []int{unix.SO_PASSCRED, unix.SO_PASSPIDFD} {
-		if v, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, opt); e != 0 || v != 0 {
-			return true
-		}
+	if passesCreds(c.sock) {
+		return true
 	}
 	if c.typ == unix.SOCK_DGRAM && c.alen > 0 {
 		return true
@@ -329,8 +327,19 @@ func (s *Supervisor) unixCredsWanted(c *call) bool {
 		return true
 	}
 	defer rawClose(fd)
+	return passesCreds(fd)
+}
+
+// passesCreds is unix_may_passcred: SO_PASSCRED or SO_PASSPIDFD (which a
+// kernel before 6.5 does not know: ENOPROTOOPT). Any other error counts
+// as set.
+func passesCreds(fd int) bool {
 	for _, opt := range []int{unix.SO_PASSCRED, unix.SO_PASSPIDFD} {
-		if v, e := rawGetsockoptInt(fd, unix.SOL_SOCKET, opt); e != 0 || v != 0 {
+		v, e := rawGetsockoptInt(fd, unix.SOL_SOCKET, opt)
+		if e == unix.ENOPROTOOPT && opt == unix.SO_PASSPIDFD {
+			continue
+		}
+		if e != 0 || v != 0 {
 			return true
 		}
 	}

@@ -336,8 +336,8 @@ func (s *Supervisor) pieceControl(c *call, mayName bool) ([]byte, bool) {
 	m := &c.msg
 	control := m.control // nil after the first piece
 	canName := s.speaksFor && mayName
-	if c.domain != unix.AF_UNIX && c.domain != unix.AF_NETLINK || m.ucred == nil && c.domain != unix.AF_UNIX {
-		return control, true
+	if c.domain != unix.AF_UNIX && (c.domain != unix.AF_NETLINK || m.ucred == nil) {
+		return control, true // credentials are added to Unix sends only
 	}
 	if m.ucred != nil {
 		if control == nil {
