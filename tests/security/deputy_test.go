@@ -228,12 +228,17 @@ func TestDeputyForgedCredentials(t *testing.T) {
 // Control messages the kernel allows only to CAP_NET_ADMIN or CAP_NET_RAW
 // (__sock_cmsg_send: SO_MARK, SO_PRIORITY above 6) must fail with EPERM
 // for a program as nobody, as natively, and nothing arrive: at the
-// program's own UDP socket (the default policy) and at one outside (under
-// a rule). The control: as root they are sent.
+// program's own UDP socket over IPv4 and IPv6 (the default policy) and at
+// one outside (under a rule). Controls: IP_TTL and IPV6_HOPLIMIT, which
+// anyone may send, arrive; as root everything is sent.
 func TestDeputyPrivilegedControlMessages(t *testing.T) {
 	sb, prog, nobody := deputyProgram(t)
 	keys := []string{"so_mark", "so_priority7"}
-	nat := mustResults(t, nettest.Run(time.Minute, append(nobody, prog, "privcmsg", "9")...))
+	native := map[string]map[string]string{
+		"nobody": mustResults(t, nettest.Run(time.Minute, append(nobody, prog, "privcmsg", "9")...)),
+		"root":   mustResults(t, nettest.Run(time.Minute, prog, "privcmsg", "9")),
+	}
+	nat := native["nobody"]
 	for _, k := range keys {
 		if nat["self_"+k] != "EPERM" {
 			t.Fatalf("natively as nobody self_%s: %q, want EPERM", k, nat["self_"+k])
@@ -248,16 +253,24 @@ func TestDeputyPrivilegedControlMessages(t *testing.T) {
 					policy = []string{"--allow", fmt.Sprintf("udp:127.0.0.1:%d", port)}
 				}
 				argv := sandboxRun(t, sb, policy...)
-				want, wantSelf, wantExt := "EPERM", "0", int64(0)
+				want, wantSelf, wantExt := "EPERM", "1", int64(0)
 				if who == "nobody" {
 					argv = append(argv, nobody...)
 				} else {
-					want, wantSelf = "ok", "2"
+					want, wantSelf = "ok", "3"
 					if rules {
 						wantExt = 2
 					}
 				}
 				got := mustResults(t, nettest.Run(time.Minute, append(argv, prog, "privcmsg", strconv.Itoa(port))...))
+				for k, v := range native[who] {
+					if strings.HasPrefix(k, "self") && got[k] != v {
+						t.Errorf("%s: sandboxed %q, natively %q", k, got[k], v)
+					}
+				}
+				if got["self6"] == "" && got["self6_arrived"] != wantSelf {
+					t.Errorf("%s datagrams arrived at the program's own IPv6 socket, want %s", got["self6_arrived"], wantSelf)
+				}
 				for _, k := range keys {
 					if got["self_"+k] != want {
 						t.Errorf("self_%s: %q, want %q", k, got["self_"+k], want)

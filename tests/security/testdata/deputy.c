@@ -257,6 +257,23 @@ static long sendopt(int s, const struct sockaddr_in *to, int level, int type, in
 	return sendmsg(s, &m, 0);
 }
 
+static long sendopt6(int s, const struct sockaddr_in6 *to, int level, int type, int val) {
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof u);
+	struct iovec iov = {"cmsg", 4};
+	struct msghdr m = {.msg_name = (void *)to, .msg_namelen = sizeof *to, .msg_iov = &iov, .msg_iovlen = 1,
+			   .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &val, sizeof val);
+	return sendmsg(s, &m, 0);
+}
+
 static int privcmsg(int port) {
 	int own = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in self = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -279,12 +296,33 @@ static int privcmsg(int port) {
 		snprintf(name, sizeof name, "ext_%s", opts[i].name);
 		report(name, sendopt(s, &ext, opts[i].level, opts[i].type, opts[i].val));
 	}
+	// A control message nobody may send: it must still leave.
+	report("self_ip_ttl", sendopt(s, &self, IPPROTO_IP, IP_TTL, 9));
 	usleep(100000);
 	char buf[16];
 	int n = 0;
 	while (recv(own, buf, sizeof buf, MSG_DONTWAIT) >= 0)
 		n++;
 	printf("self_arrived: %d\n", n);
+
+	// The same over IPv6, to the program's own socket on ::1.
+	int own6 = socket(AF_INET6, SOCK_DGRAM, 0), s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	struct sockaddr_in6 self6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	l = sizeof self6;
+	if (bind(own6, (void *)&self6, sizeof self6) < 0 || getsockname(own6, (void *)&self6, &l) < 0) {
+		printf("self6: unavailable\n");
+		return 0;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(name, sizeof name, "self6_%s", opts[i].name);
+		report(name, sendopt6(s6, &self6, opts[i].level, opts[i].type, opts[i].val));
+	}
+	report("self6_ipv6_hoplimit", sendopt6(s6, &self6, IPPROTO_IPV6, IPV6_HOPLIMIT, 9));
+	usleep(100000);
+	n = 0;
+	while (recv(own6, buf, sizeof buf, MSG_DONTWAIT) >= 0)
+		n++;
+	printf("self6_arrived: %d\n", n);
 	return 0;
 }
 
