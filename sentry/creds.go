@@ -424,11 +424,13 @@ func diagSocket() (int, error) {
 }
 
 // peerCache remembers where in the caller's process a peer socket sits
-// (tgid and descriptor), so that only the first send looks through
-// /proc/TGID/fd. Every hit is proven by the duplicate's inode.
+// (tgid and descriptor, or -1 when it holds none), so that only the first
+// send to a peer looks through /proc/TGID/fd. Every hit is proven by the
+// duplicate's inode; a miss stays a miss (the peer then counts as wanting
+// credentials, the safe answer).
 type peerCache struct {
 	mu sync.Mutex
-	at map[[2]uint64]int32 // {tgid, peer inode} -> fd
+	at map[[2]uint64]int32 // {tgid, peer inode} -> fd, or -1
 }
 
 // find returns the supervisor's duplicate of the caller's descriptor for
@@ -442,13 +444,25 @@ func (p *peerCache) find(s *Supervisor, c *call, ino uint64) (int, bool) {
 	p.mu.Lock()
 	fd, ok := p.at[key]
 	p.mu.Unlock()
+	if ok && fd < 0 {
+		return -1, false // looked for before, and not held here
+	}
 	if ok {
 		if d, ok := dupIfInode(s, c, fd, ino); ok {
 			return d, true
 		}
 	}
+	found := int32(-1)
+	defer func() {
+		p.mu.Lock()
+		if p.at == nil || len(p.at) > 1<<14 {
+			p.at = map[[2]uint64]int32{}
+		}
+		p.at[key] = found
+		p.mu.Unlock()
+	}()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", st.Tgid))
-	if err != nil {
+	if err != nil || len(ents) > maxPeerScan {
 		return -1, false
 	}
 	want := fmt.Sprintf("socket:[%d]", ino)
@@ -459,17 +473,16 @@ func (p *peerCache) find(s *Supervisor, c *call, ino uint64) (int, bool) {
 		}
 		n, _ := strconv.Atoi(e.Name())
 		if d, ok := dupIfInode(s, c, int32(n), ino); ok {
-			p.mu.Lock()
-			if p.at == nil || len(p.at) > 1<<14 {
-				p.at = map[[2]uint64]int32{}
-			}
-			p.at[key] = int32(n)
-			p.mu.Unlock()
+			found = int32(n)
 			return d, true
 		}
 	}
 	return -1, false
 }
+
+// maxPeerScan bounds the descriptor table find reads: a larger one is not
+// searched (its peers count as wanting credentials).
+const maxPeerScan = 4096
 
 func dupIfInode(s *Supervisor, c *call, fd int32, ino uint64) (int, bool) {
 	d, err := s.tracees.getfd(c.n.Pid, fd)
