@@ -348,6 +348,31 @@ func TestDeputyUserNamespaceCapabilities(t *testing.T) {
 			}
 		}
 	})
+	// Root of its own user namespace, and so CAP_NET_ADMIN there: not
+	// over the network namespace the initial one owns. (TestDeputyNetlink
+	// holds the control: a root program without a namespace succeeds.)
+	t.Run("netlink", func(t *testing.T) {
+		for _, who := range []string{"nobody", "root"} {
+			prefix := []string{}
+			if who == "nobody" {
+				prefix = nobody
+			}
+			nat := nettest.NewNetns(t)
+			native := mustResults(t, nat.Run(time.Minute, append(prefix, prog, "userns_netlink")...))
+			n := nettest.NewNetns(t)
+			got := mustResults(t, n.Run(time.Minute, append(append(sandboxRun(t, sb), prefix...), prog, "userns_netlink")...))
+			for _, k := range []string{"addr_sendto", "addr_sendmsg", "addr_connect", "route_sendto", "route_sendmsg", "route_connect"} {
+				if native[k] != "EPERM" || got[k] != "EPERM" {
+					t.Errorf("%s %s: sandboxed %q, natively %q, want EPERM", who, k, got[k], native[k])
+				}
+			}
+			a := nettest.Run(time.Minute, "ip", "-n", n.Name, "-4", "addr", "show", "dev", "lo")
+			r := nettest.Run(time.Minute, "ip", "-n", n.Name, "-4", "route", "show", "table", "main")
+			if strings.Contains(a.Stdout, "inet 10.99.") || strings.Contains(r.Stdout, "10.98.") {
+				t.Errorf("%s: addresses or routes appeared:\n%s%s", who, a.Stdout, r.Stdout)
+			}
+		}
+	})
 	t.Run("rules", func(t *testing.T) {
 		for _, who := range []string{"nobody", "root"} {
 			sub := filepath.Join(dir, who)

@@ -6,6 +6,7 @@
 //        deputy creds [UNIX_DGRAM_PATH]  (forged SCM_CREDENTIALS)
 //        deputy privcmsg UDP_PORT        (SO_MARK, SO_PRIORITY control messages)
 //        deputy userns STREAM DGRAM SELF DROP
+//        deputy userns_netlink           (netlink from a new user namespace)
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -351,6 +352,8 @@ static int writefile(const char *path, const char *s) {
 	return n < 0 ? -1 : 0;
 }
 
+static int enter_userns(void);
+
 static int userns(const char *stream, const char *dgram, int self, int drop) {
 	int ls = -1, ld = -1;
 	if (self) {
@@ -371,24 +374,8 @@ static int userns(const char *stream, const char *dgram, int self, int drop) {
 		// A uid change made the process non-dumpable, which would make
 		// its /proc/self/uid_map root's.
 		prctl(PR_SET_DUMPABLE, 1);
-		char map[64];
-		uid_t uid = geteuid();
-		gid_t gid = getegid();
-		if (unshare(CLONE_NEWUSER) < 0) {
-			report("unshare", -1);
+		if (enter_userns() < 0)
 			_exit(0);
-		}
-		snprintf(map, sizeof map, "0 %u 1", uid);
-		writefile("/proc/self/setgroups", "deny");
-		if (writefile("/proc/self/uid_map", map) < 0) {
-			report("uid_map", -1);
-			_exit(1);
-		}
-		snprintf(map, sizeof map, "0 %u 1", gid);
-		if (writefile("/proc/self/gid_map", map) < 0) {
-			report("gid_map", -1);
-			_exit(1);
-		}
 		struct sockaddr_un a = {.sun_family = AF_UNIX};
 		snprintf(a.sun_path, sizeof a.sun_path, "%s", stream);
 		int s = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -419,10 +406,36 @@ static int userns(const char *stream, const char *dgram, int self, int drop) {
 	return 0;
 }
 
+// enter_userns makes the process root of a new user namespace (its own
+// uid and gid mapped to 0): every capability there, none outside.
+static int enter_userns(void) {
+	char map[64];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	if (unshare(CLONE_NEWUSER) < 0) {
+		report("unshare", -1);
+		return -1;
+	}
+	writefile("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof map, "0 %u 1", uid);
+	if (writefile("/proc/self/uid_map", map) < 0) {
+		report("uid_map", -1);
+		return -1;
+	}
+	snprintf(map, sizeof map, "0 %u 1", gid);
+	if (writefile("/proc/self/gid_map", map) < 0) {
+		report("gid_map", -1);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 1 && strcmp(argv[1], "netlink") == 0)
 		return netlink();
+	if (argc > 1 && strcmp(argv[1], "userns_netlink") == 0)
+		return enter_userns() < 0 ? 0 : netlink();
 	if (argc > 1 && strcmp(argv[1], "creds") == 0)
 		return creds(argc > 2 ? argv[2] : NULL);
 	if (argc > 2 && strcmp(argv[1], "privcmsg") == 0)
