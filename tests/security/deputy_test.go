@@ -66,11 +66,11 @@ func mustResults(t *testing.T, r nettest.Result) map[string]string {
 // the sending task's capabilities (__netlink_ns_capable skips the socket
 // file's opener with NETLINK_SKB_DST): performed by a root supervisor, it
 // would add addresses and routes for a program running as nobody.
-// RTM_NEWADDR and RTM_NEWROUTE through sendto and sendmsg to sockaddr_nl{0}
-// and on a connected socket: EPERM as natively, and nothing appears.
+// RTM_NEWADDR and RTM_NEWROUTE through sendto, sendmsg and sendmmsg to
+// sockaddr_nl{0} and on a connected socket: EPERM as natively, and nothing appears.
 func TestDeputyNetlink(t *testing.T) {
 	sb, prog, nobody := deputyProgram(t)
-	keys := []string{"addr_sendto", "addr_sendmsg", "addr_connect", "route_sendto", "route_sendmsg", "route_connect"}
+	keys := []string{"addr_sendto", "addr_sendmsg", "addr_sendmmsg", "addr_connect", "route_sendto", "route_sendmsg", "route_sendmmsg", "route_connect"}
 	count := func(n *nettest.Netns) (addrs, routes int) {
 		a := nettest.Run(time.Minute, "ip", "-n", n.Name, "-4", "addr", "show", "dev", "lo")
 		r := nettest.Run(time.Minute, "ip", "-n", n.Name, "-4", "route", "show", "table", "main")
@@ -95,7 +95,7 @@ func TestDeputyNetlink(t *testing.T) {
 				if who == "nobody" {
 					argv = append(argv, nobody...)
 				} else {
-					want, wantN = "ok", 3 // the control: root may
+					want, wantN = "ok", 4 // the control: root may
 				}
 				got := mustResults(t, n.Run(time.Minute, append(argv, prog, "netlink")...))
 				for _, k := range keys {
@@ -361,7 +361,7 @@ func TestDeputyUserNamespaceCapabilities(t *testing.T) {
 			native := mustResults(t, nat.Run(time.Minute, append(prefix, prog, "userns_netlink")...))
 			n := nettest.NewNetns(t)
 			got := mustResults(t, n.Run(time.Minute, append(append(sandboxRun(t, sb), prefix...), prog, "userns_netlink")...))
-			for _, k := range []string{"addr_sendto", "addr_sendmsg", "addr_connect", "route_sendto", "route_sendmsg", "route_connect"} {
+			for _, k := range []string{"addr_sendto", "addr_sendmsg", "addr_sendmmsg", "addr_connect", "route_sendto", "route_sendmsg", "route_sendmmsg", "route_connect"} {
 				if native[k] != "EPERM" || got[k] != "EPERM" {
 					t.Errorf("%s %s: sandboxed %q, natively %q, want EPERM", who, k, got[k], native[k])
 				}

@@ -119,6 +119,13 @@ static int netlink(void) {
 		struct msghdr m = {.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = &iov, .msg_iovlen = 1};
 		snprintf(name, sizeof name, "%s_sendmsg", what);
 		ack(name, s, sendmsg(s, &m, 0));
+
+		request(&r, route, 4);
+		iov.iov_len = r.h.nlmsg_len;
+		struct mmsghdr mm = {.msg_hdr = m};
+		snprintf(name, sizeof name, "%s_sendmmsg", what);
+		long sent = sendmmsg(s, &mm, 1, 0);
+		ack(name, s, sent == 1 ? 0 : -1);
 		close(s);
 
 		s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
