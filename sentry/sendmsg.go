@@ -372,8 +372,8 @@ func (s *Supervisor) pieceControl(c *call, mayName bool) ([]byte, bool) {
 // messages of inet sends (__sock_cmsg_send's SO_MARK and SO_PRIORITY,
 // ip_cmsg_send, ip6_datagram_send_ctl) and, for Unix sockets, in
 // SCM_RIGHTS (too_many_unix_fds charges current_user()) and in the uid and
-// gid it attaches itself, which only a supervisor without CAP_SYS_ADMIN
-// leaves to it. An SCM_RIGHTS send that must also name the caller runs as
+// gid it attaches itself (unix_maybe_add_creds), which only a supervisor
+// without CAP_SYS_ADMIN leaves to it. An SCM_RIGHTS send that must also name the caller runs as
 // the caller plus CAP_SYS_ADMIN (extra), which scm_check_creds needs to
 // name another process; too_many_unix_fds then lets it pass (documented).
 // Other families run as the caller whenever credentials differ.
@@ -385,7 +385,9 @@ func (s *Supervisor) sendsAsCaller(c *call) (asCaller, differ bool, extra uint64
 	switch c.domain {
 	case unix.AF_UNIX:
 		if !s.speaksFor {
-			return true, true, 0
+			// The kernel attaches the sending thread's uid and gid: the
+			// caller's thread only when it will.
+			return hasRights(c.msg.control) || c.msg.ucred == nil && s.credsWanted(c), true, 0
 		}
 		if !hasRights(c.msg.control) {
 			return false, true, 0
