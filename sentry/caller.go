@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,17 +17,42 @@ import (
 // and for families such as netlink (CAP_NET_ADMIN for groups), the
 // credentials of the thread doing the connect are what the kernel checks.
 
-// callerStatus reads the calling thread's credentials once per call.
+// callerStatus reads the calling thread's credentials once per call, as
+// they count in the supervisor's user namespace: uids and gids as /proc
+// shows them to the supervisor, and no capabilities at all for a thread in
+// another user namespace (one it created holds every capability, but only
+// over itself: cap_capable never grants them in an ancestor). The thread
+// is stopped in the trapped call, and unshare(CLONE_NEWUSER) and setns into
+// a user namespace refuse a multithreaded process, so the namespace read
+// here is the one the status belongs to.
 func (c *call) callerStatus() (status, error) {
 	if c.st == nil {
 		st, err := readStatus(fmt.Sprintf("/proc/%d/status", c.n.Pid))
 		if err != nil {
 			return st, err
 		}
+		userns, err := nsIno(fmt.Sprintf("/proc/%d/ns/user", c.n.Pid))
+		if err != nil {
+			return st, err
+		}
+		self := selfUserNS()
+		if self == 0 {
+			return st, unix.EPERM // unknown: fail closed
+		}
+		st.UserNS = userns
+		if userns != self {
+			st.CapEff = 0
+		}
 		c.st = &st
 	}
 	return *c.st, nil
 }
+
+// selfUserNS is the supervisor's user namespace (0 if unreadable).
+var selfUserNS = sync.OnceValue(func() uint64 {
+	ino, _ := nsIno("/proc/self/ns/user")
+	return ino
+})
 
 // needsCallerCreds reports whether the call must run with the caller's
 // credentials rather than the supervisor's.
@@ -48,6 +74,13 @@ func (c *call) needsCallerCreds(s *Supervisor) bool {
 // thrown away afterwards (its goroutine exits while locked), so changed
 // credentials can never leak to other work.
 func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
+	return s.asCallerWith(c, 0, fn)
+}
+
+// asCallerWith is asCaller with the effective capabilities in extra added
+// to the caller's (as far as the supervisor holds them). The one use:
+// CAP_SYS_ADMIN, to name the caller in SCM_CREDENTIALS (see sendsAsCaller).
+func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func() unix.Errno) unix.Errno {
 	st, err := c.callerStatus()
 	if err != nil {
 		return unix.EACCES
@@ -55,6 +88,7 @@ func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
 	if sameCreds(st, s.self) {
 		return fn()
 	}
+	st.CapEff |= extra
 	res := make(chan unix.Errno, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with us

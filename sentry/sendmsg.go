@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"encoding/binary"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -333,35 +334,140 @@ func walkCmsgs(b []byte, fn func(off int, h *unix.Cmsghdr) bool) bool {
 
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 
-// withCallerCreds returns control with an SCM_CREDENTIALS message naming
-// the caller (its process id, real uid and gid) appended, unless it already
-// carries one or is malformed. Without it, a Unix peer reading
-// SCM_CREDENTIALS or SO_PASSPIDFD would see the supervisor, which sends.
-// The kernel accepts another process's id only from a sender with
-// CAP_SYS_ADMIN (s.speaksFor); sendPiece falls back to plain control if it
-// is refused.
-func (s *Supervisor) withCallerCreds(c *call, control []byte) []byte {
-	has := false
-	ok := walkCmsgs(control, func(_ int, h *unix.Cmsghdr) bool {
-		has = h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS
-		return !has
+// withCallerCreds returns control with cmsg (an SCM_CREDENTIALS naming the
+// caller) appended where the kernel's for_each_cmsghdr will find it: after
+// the last well-formed header, dropping trailing bytes too short for a
+// header, which the kernel ignores. A malformed buffer is returned as it
+// is (the kernel refuses it). fits is false when the result would pass
+// optmem_max, where the kernel's sock_kmalloc of the control buffer fails.
+func (s *Supervisor) withCallerCreds(control, cmsg []byte) (out []byte, fits bool) {
+	end := 0
+	ok := walkCmsgs(control, func(off int, h *unix.Cmsghdr) bool {
+		end = off + cmsgAlign(int(h.Len))
+		return true
 	})
-	if has || !ok {
-		return control
+	if !ok {
+		return control, true
 	}
+	if uint64(end+len(cmsg)) >= s.optmemMax {
+		return control, false
+	}
+	out = make([]byte, end+len(cmsg))
+	copy(out, control[:min(end, len(control))])
+	copy(out[end:], cmsg)
+	return out, true
+}
+
+// pieceControl is the control buffer of the current piece. For a Unix
+// socket it carries the caller's own SCM_CREDENTIALS (checked and
+// translated by checkCreds; every piece of a stream carries it, as every
+// skb does), or else, when unix_maybe_add_creds would attach the sender's
+// credentials, an SCM_CREDENTIALS naming the caller (pid, real uid and
+// gid). Naming another process needs CAP_SYS_ADMIN (speaksFor) in the
+// sending thread (mayName); without it the pids name the supervisor, and
+// the kernel attaches the supervisor's pid (the documented divergence).
+func (s *Supervisor) pieceControl(c *call, mayName bool) ([]byte, bool) {
+	m := &c.msg
+	control := m.control // nil after the first piece
+	canName := s.speaksFor && mayName
+	if c.domain != unix.AF_UNIX && (c.domain != unix.AF_NETLINK || m.ucred == nil) {
+		return control, true // credentials are added to Unix sends only
+	}
+	if m.ucred != nil {
+		if control == nil {
+			control = credsCmsg(*m.ucred)
+		}
+		if !canName {
+			setCredPids(control, int32(os.Getpid()))
+		}
+		return control, true
+	}
+	if !m.namedSet {
+		m.namedSet = true
+		if canName && s.credsWanted(c) {
+			st, err := c.callerStatus()
+			if err != nil {
+				return control, false // unknown caller: as the caller, or EACCES
+			}
+			m.named = credsCmsg(unix.Ucred{Pid: int32(st.Tgid), Uid: st.Uid[0], Gid: st.Gid[0]})
+		}
+	}
+	if m.named == nil {
+		return control, true
+	}
+	return s.withCallerCreds(control, m.named)
+}
+
+// sendsAsCaller reports whether the send must run on a thread with the
+// caller's credentials (asCaller), and whether they differ from the
+// supervisor's at all. The kernel checks the sending task's capabilities
+// in every netlink send (netlink_ns_capable, and with an explicit
+// destination __netlink_ns_capable checks nothing else), in the control
+// messages of inet sends (__sock_cmsg_send's SO_MARK and SO_PRIORITY,
+// ip_cmsg_send, ip6_datagram_send_ctl) and, for Unix sockets, in
+// SCM_RIGHTS (too_many_unix_fds charges current_user()) and in the uid and
+// gid it attaches itself (unix_maybe_add_creds), which only a supervisor
+// without CAP_SYS_ADMIN leaves to it. An SCM_RIGHTS send that must also name the caller runs as
+// the caller plus CAP_SYS_ADMIN (extra), which scm_check_creds needs to
+// name another process; too_many_unix_fds then lets it pass (documented).
+// Other families run as the caller whenever credentials differ.
+func (s *Supervisor) sendsAsCaller(c *call) (asCaller, differ bool, extra uint64) {
 	st, err := c.callerStatus()
-	if err != nil || uint64(len(control))+64 >= s.optmemMax {
-		return control
+	if err == nil && sameCreds(st, s.self) {
+		return false, false, 0
 	}
-	pad := cmsgAlign(len(control))
-	out := make([]byte, pad+unix.CmsgSpace(unix.SizeofUcred))
-	copy(out, control)
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&out[pad]))
-	h.Level, h.Type = unix.SOL_SOCKET, unix.SCM_CREDENTIALS
-	h.SetLen(unix.CmsgLen(unix.SizeofUcred))
-	u := (*unix.Ucred)(unsafe.Pointer(&out[pad+unix.CmsgLen(0)]))
-	u.Pid, u.Uid, u.Gid = int32(st.Tgid), st.Uid[0], st.Gid[0]
-	return out
+	switch c.domain {
+	case unix.AF_UNIX:
+		if !s.speaksFor {
+			// The kernel attaches the sending thread's uid and gid: the
+			// caller's thread only when it will.
+			return hasRights(c.msg.control) || c.msg.ucred == nil && s.credsWanted(c), true, 0
+		}
+		if !hasRights(c.msg.control) {
+			return false, true, 0
+		}
+		if c.msg.ucred != nil || s.credsWanted(c) {
+			return true, true, 1 << unix.CAP_SYS_ADMIN
+		}
+		return true, true, 0
+	case unix.AF_INET, unix.AF_INET6:
+		return len(c.msg.control) > 0, true, 0
+	}
+	return true, true, 0
+}
+
+// credsWanted is unixCredsWanted, decided once per send (a stream send's
+// pieces share it).
+func (s *Supervisor) credsWanted(c *call) bool {
+	m := &c.msg
+	if m.wantedSet {
+		return m.wanted
+	}
+	m.wanted, m.wantedSet = s.unixCredsWanted(c), true
+	return m.wanted
+}
+
+// hasRights reports whether control carries an SCM_RIGHTS message.
+func hasRights(control []byte) bool {
+	found := false
+	walkCmsgs(control, func(_ int, h *unix.Cmsghdr) bool {
+		found = h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS
+		return !found
+	})
+	return found
+}
+
+// callerMayWrite is the write permission check unix_find_bsd makes on a
+// socket file (path_permission MAY_WRITE), for the calling thread's
+// effective ids and capabilities.
+func callerMayWrite(obj int) unix.Errno {
+	if err := unix.Faccessat2(obj, "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
+		if e, ok := err.(unix.Errno); ok {
+			return e
+		}
+		return unix.EACCES
+	}
+	return 0
 }
 
 func rawSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {

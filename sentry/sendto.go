@@ -44,6 +44,14 @@ type message struct {
 	zc      bool
 	control []byte // the supervisor's copy of the control messages
 	passed  []int  // the supervisor's duplicates of SCM_RIGHTS descriptors
+	// ucred is the caller's own SCM_CREDENTIALS, checked and translated
+	// (creds.go); every piece of a stream send carries it, as every skb
+	// does in the kernel. named is what the supervisor adds instead, once
+	// decided (namedSet) for the whole send.
+	ucred             *unix.Ucred
+	named             []byte
+	namedSet          bool
+	wanted, wantedSet bool // credsWanted's answer
 }
 
 // release frees what the message holds.
@@ -117,8 +125,8 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	if err := s.readPiece(c); err != nil {
 		return ret(unix.EFAULT)
 	}
-	if c.domain == unix.AF_UNIX {
-		if e := s.passRights(c); e != 0 {
+	if c.domain == unix.AF_UNIX || c.domain == unix.AF_NETLINK {
+		if e := s.checkControl(c); e != 0 {
 			return ret(e)
 		}
 	}
@@ -303,7 +311,9 @@ func (s *Supervisor) sendOnce(c *call) outcome {
 	}
 }
 
-// sendPiece sends the current piece once.
+// sendPiece sends the current piece once, as the caller where the kernel
+// checks the sending task (see sendsAsCaller), and with exactly the
+// credentials the kernel would attach for the caller (see pieceControl).
 func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	addr := c.addr[:c.alen]
 	if c.unix != nil {
@@ -312,25 +322,28 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	// MSG_NOSIGNAL: a broken pipe must not signal the supervisor; the
 	// caller gets its SIGPIPE in sendOnce, as it would natively.
 	flags := c.sendFlags | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
-	control, named := c.msg.control, false
-	if c.domain == unix.AF_UNIX && s.speaksFor {
-		control = s.withCallerCreds(c, control)
-		named = len(control) != len(c.msg.control)
+	asCaller, differ, extra := s.sendsAsCaller(c)
+	control, fits := s.pieceControl(c, !asCaller || extra != 0)
+	if !fits {
+		// No room to name the caller: as the caller, the kernel attaches
+		// its uid and gid itself (and the supervisor's pid).
+		asCaller, extra = true, 0
+	}
+	if differ && !asCaller && c.unix != nil && c.msg.sent == 0 {
+		// unix_find_bsd's write permission on the socket file, checked as
+		// the caller; the send itself then names the caller.
+		if e := s.asCaller(c, func() unix.Errno { return callerMayWrite(c.unix.obj) }); e != 0 {
+			return 0, e
+		}
 	}
 	var n int
 	var e unix.Errno
 	do := func() unix.Errno {
-		data := c.msg.data[c.msg.at:]
-		n, e = rawSendmsg(c.sock, addr, data, control, flags)
-		if (e == unix.EPERM || e == unix.ESRCH) && named {
-			// The credentials added for the caller were refused: send as
-			// Linux would from the supervisor.
-			n, e = rawSendmsg(c.sock, addr, data, c.msg.control, flags)
-		}
+		n, e = rawSendmsg(c.sock, addr, c.msg.data[c.msg.at:], control, flags)
 		return e
 	}
-	if c.unix != nil {
-		s.asCaller(c, do)
+	if asCaller {
+		e = s.asCallerWith(c, extra, do) // EACCES, without sending, if it cannot become the caller
 	} else {
 		do()
 	}

@@ -134,11 +134,6 @@ func sameDev(kdev uint32, st uint64) bool {
 	return kdev>>20 == unix.Major(st) && kdev&(1<<20-1) == unix.Minor(st)
 }
 
-// diagSocket opens a NETLINK_SOCK_DIAG socket in the supervisor's namespace.
-func diagSocket() (int, error) {
-	return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
-}
-
 // netlinkDump sends req (a netlink header followed by its payload, the
 // header filled in here) as a dump request and calls fn with the payload of
 // each reply until NLMSG_DONE. Any error makes the caller deny.

@@ -290,10 +290,18 @@ type status struct {
 	Tgid   int
 	NSTgid int // the thread group id in the tracee's own pid namespace
 	NSPid  int // the thread id in the tracee's own pid namespace
-	Uid    [4]uint32
-	Gid    [4]uint32
-	Groups []uint32
-	CapEff uint64
+	// NSDepth is the number of pid namespaces the thread is seen in, from
+	// the reader's down to its own.
+	NSDepth int
+	Uid     [4]uint32
+	Gid     [4]uint32
+	Groups  []uint32
+	// CapEff is the effective set as it counts in the reader's user
+	// namespace; OwnCapEff as it counts in the thread's own (they differ
+	// once callerStatus has seen another user namespace).
+	CapEff, OwnCapEff uint64
+	// UserNS is the inode of the thread's user namespace (0: not read).
+	UserNS uint64
 	// Signal masks: the thread's blocked set, the process's ignored and
 	// caught sets (bit n-1 for signal n).
 	SigBlk, SigIgn, SigCgt uint64
@@ -322,6 +330,7 @@ func readStatus(path string) (status, error) {
 			st.NSTgid, _ = strconv.Atoi(string(f[len(f)-1]))
 		case "NSpid":
 			st.NSPid, _ = strconv.Atoi(string(f[len(f)-1]))
+			st.NSDepth = len(f)
 		case "Uid", "Gid":
 			dst := &st.Uid
 			if k[0] == 'G' {
@@ -338,6 +347,7 @@ func readStatus(path string) (status, error) {
 			}
 		case "CapEff":
 			st.CapEff, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.OwnCapEff = st.CapEff
 		case "SigBlk":
 			st.SigBlk, _ = strconv.ParseUint(string(f[0]), 16, 64)
 		case "SigIgn":
