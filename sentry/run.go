@@ -47,6 +47,7 @@ func Run(spec Spec, cfg Config) (int, error) {
 		}
 		return 125, err
 	}
+	logLayers(cfg.Log, ch.Layers)
 	sup, err := New(ch.Listener, cfg)
 	if err != nil {
 		unix.Kill(ch.Pid, unix.SIGKILL)
