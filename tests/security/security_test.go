@@ -3,9 +3,13 @@
 package security
 
 import (
+	"bufio"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,17 +94,55 @@ func TestForeignABIsAreKilled(t *testing.T) {
 	}
 }
 
-// If the program kills its supervisor (same uid), every trapped call
-// afterwards fails with ENOSYS: connect, sendmsg and sendto never pass.
+// If the supervisor dies (killed from outside: the program itself may not
+// signal it, see TestOutsideProcessesUnreachable), every trapped call
+// afterwards fails with ENOSYS: connect, sendmsg and sendto never pass. The
+// program's own attempt to kill its supervisor gets EPERM; with
+// --landlock=false it succeeds, and the calls after it fail the same way.
 func TestDeadSupervisorFailsClosed(t *testing.T) {
 	sb := nettest.BuildSandbox(t)
 	prog := nettest.CompileC(t, filepath.Join("testdata", "orphaned.c"), false)
-	r := nettest.Run(time.Minute, sb, "run", "--allow-all", "--log-level", "error", "--", prog)
-	if r.Signal != 9 {
-		t.Errorf("sandbox %v, want it killed by its tracee (SIGKILL)", r)
-	}
-	want := "before=0 errno=0\nafter=-1 errno=ENOSYS\nsendmsg_after=-1 errno=ENOSYS\nsendto_after=-1 errno=ENOSYS\n"
-	if r.Stdout != want {
-		t.Errorf("stdout %q, want %q", r.Stdout, want)
+	after := "after=-1 errno=ENOSYS\nsendmsg_after=-1 errno=ENOSYS\nsendto_after=-1 errno=ENOSYS\n"
+	for _, c := range []struct {
+		flag, kill  string
+		fromOutside bool
+	}{
+		{"--landlock=true", "kill_supervisor=-1 errno=EPERM", true},
+		{"--landlock=false", "kill_supervisor=0 errno=0", false},
+	} {
+		t.Run(c.flag, func(t *testing.T) {
+			cmd := exec.Command(sb, "run", "--allow-all", "--log-level", "error", c.flag, "--", prog)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			timer := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+			defer timer.Stop()
+			rd := bufio.NewReader(out)
+			var got strings.Builder
+			for !strings.HasSuffix(got.String(), "waiting\n") {
+				line, err := rd.ReadString('\n')
+				got.WriteString(line)
+				if err != nil {
+					t.Fatalf("program ended before waiting: %q", got.String())
+				}
+			}
+			if c.fromOutside {
+				cmd.Process.Kill()
+			}
+			rest, _ := io.ReadAll(rd) // until the orphaned program exits
+			got.Write(rest)
+			cmd.Wait()
+			if ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Errorf("sandbox %v, want it killed (SIGKILL)", cmd.ProcessState)
+			}
+			want := "before=0 errno=0\n" + c.kill + "\nwaiting\n" + after
+			if got.String() != want {
+				t.Errorf("stdout %q, want %q", got.String(), want)
+			}
+		})
 	}
 }
