@@ -295,7 +295,13 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 		}
 		return e
 	}
-	if c.unix != nil {
+	// The kernel checks the sending task's capabilities for a netlink
+	// request with a destination (netlink_ns_capable: NETLINK_SKB_DST skips
+	// the socket opener's check) and for control messages such as SO_MARK
+	// (__sock_cmsg_send) or IPv6 options: send as the caller then, or a
+	// program whose capabilities were dropped would use the supervisor's.
+	deputy := c.domain != unix.AF_UNIX && (c.domain == unix.AF_NETLINK || len(c.msg.control) > 0)
+	if c.unix != nil || deputy {
 		s.asCaller(c, do)
 	} else {
 		do()
