@@ -464,3 +464,29 @@ func TestLayersAreLogged(t *testing.T) {
 		}
 	}
 }
+
+// Raw, packet and XDP sockets are refused by the kernel itself once
+// CAP_NET_RAW is gone, so the errno and its order are Linux's: as nobody,
+// the sandbox gives exactly what Linux gives; as root, SOCK_RAW with
+// protocol 0 still gets EPROTONOSUPPORT (checked before the capability) and
+// the rest EPERM, a root without CAP_NET_RAW's answers.
+func TestRawSocketErrnosAreLinux(t *testing.T) {
+	nettest.RequireRoot(t)
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "rawerrno.c"), false)
+	nobody := asNobody(sb, prog)
+	native := nettest.Run(time.Minute, append(nobody, prog)...)
+	boxed := nettest.Run(time.Minute, append(nobody, sb, "run", "--log-level", "error", "--", prog)...)
+	if native.ExitCode != 0 || boxed.Stdout != native.Stdout {
+		t.Errorf("as nobody, sandboxed:\n%s\nnatively:\n%s", boxed.Stdout, native.Stdout)
+	}
+	root := nettest.Run(time.Minute, sb, "run", "--log-level", "error", "--", prog)
+	want := native.Stdout // a root without CAP_NET_RAW answers as nobody does
+	if root.Stdout != want {
+		t.Errorf("as root, sandboxed:\n%s\nwant (a root without CAP_NET_RAW):\n%s", root.Stdout, want)
+	}
+	rootNative := nettest.Run(time.Minute, prog)
+	if !strings.Contains(rootNative.Stdout, "inet_raw_0: EPROTONOSUPPORT") || !strings.Contains(root.Stdout, "inet_raw_0: EPROTONOSUPPORT") {
+		t.Errorf("SOCK_RAW protocol 0: natively as root\n%s\nsandboxed\n%s", rootNative.Stdout, root.Stdout)
+	}
+}
