@@ -280,6 +280,11 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	// caller gets its SIGPIPE in sendOnce, as it would natively.
 	flags := c.sendFlags | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
 	control, named := c.msg.control, false
+	if c.domain == unix.AF_UNIX && len(control) > 0 {
+		if st, err := c.callerStatus(); err != nil || !callerMayClaim(st, control) {
+			return 0, unix.EPERM // scm_check_creds, with the caller's rights
+		}
+	}
 	if c.domain == unix.AF_UNIX && s.speaksFor {
 		control = s.withCallerCreds(c, control)
 		named = len(control) != len(c.msg.control)

@@ -490,3 +490,40 @@ func TestRawSocketErrnosAreLinux(t *testing.T) {
 		t.Errorf("SOCK_RAW protocol 0: natively as root\n%s\nsandboxed\n%s", rootNative.Stdout, root.Stdout)
 	}
 }
+
+// dockerCaps is setpriv's spelling of the capabilities a sandboxed root
+// program keeps: natively, a root started with this bounding set has
+// exactly them, the oracle for the sandbox's answers.
+const dockerCaps = "-all,+chown,+dac_override,+fsetid,+fowner,+mknod,+setgid,+setuid,+setfcap,+setpcap,+net_bind_service,+sys_chroot,+kill,+audit_write"
+
+// The supervisor sends a Unix socket's SCM_CREDENTIALS itself, with its own
+// pid and capabilities: a program must not borrow them to claim another
+// pid (root without CAP_SYS_ADMIN, the capability layer's default) or
+// another uid or gid (a program that switched to nobody under a root
+// supervisor). Every claim gets what Linux gives the program itself.
+func TestCredentialsAreNotBorrowed(t *testing.T) {
+	nettest.RequireRoot(t)
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "credclaim.c"), false)
+	setpriv := asNobody(sb, prog)
+	for _, c := range []struct {
+		name          string
+		native, boxed []string
+	}{
+		{"root without CAP_SYS_ADMIN",
+			[]string{"setpriv", "--bounding-set", dockerCaps, "--", prog},
+			[]string{sb, "run", "--log-level", "error", "--", prog}},
+		{"switched to nobody",
+			append(append([]string{}, setpriv...), prog),
+			append(append([]string{sb, "run", "--log-level", "error", "--keep-caps", "--"}, setpriv...), prog)},
+	} {
+		native := nettest.Run(time.Minute, c.native...)
+		boxed := nettest.Run(time.Minute, c.boxed...)
+		if native.ExitCode != 0 || boxed.Stdout != native.Stdout {
+			t.Errorf("%s: sandboxed\n%s\nnatively\n%s\n%v", c.name, boxed.Stdout, native.Stdout, boxed)
+		}
+		if !strings.Contains(native.Stdout, "EPERM") {
+			t.Errorf("%s: the native oracle refuses nothing:\n%s", c.name, native.Stdout)
+		}
+	}
+}
