@@ -34,3 +34,27 @@ func callerMayClaim(st status, control []byte) bool {
 	})
 	return ok
 }
+
+// hasClaim reports whether control carries an SCM_CREDENTIALS message.
+func hasClaim(control []byte) bool {
+	found := false
+	walkCmsgs(control, func(_ int, h *unix.Cmsghdr) bool {
+		found = h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_CREDENTIALS
+		return !found
+	})
+	return found
+}
+
+// lendSysAdmin lets a send that runs with the caller's credentials
+// (asCaller) carry a claim callerMayClaim accepted: the kernel compares the
+// claimed pid with the sending thread's, the supervisor's, and wants
+// CAP_SYS_ADMIN otherwise. It lends the supervisor's own CAP_SYS_ADMIN for
+// that one call and returns the undo.
+func (s *Supervisor) lendSysAdmin(c *call) func() {
+	if c.st == nil || s.self.CapEff&(1<<unix.CAP_SYS_ADMIN) == 0 {
+		return func() {}
+	}
+	saved := c.st.CapEff
+	c.st.CapEff |= 1 << unix.CAP_SYS_ADMIN
+	return func() { c.st.CapEff = saved }
+}

@@ -307,6 +307,9 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	// program whose capabilities were dropped would use the supervisor's.
 	deputy := c.domain != unix.AF_UNIX && (c.domain == unix.AF_NETLINK || len(c.msg.control) > 0)
 	if c.unix != nil || deputy {
+		if c.domain == unix.AF_UNIX && hasClaim(control) {
+			defer s.lendSysAdmin(c)() // the claim was checked above, or is ours for the caller
+		}
 		s.asCaller(c, do)
 	} else {
 		do()
