@@ -139,6 +139,11 @@ func Start(spec Spec) (*Child, error) {
 		Files: files,
 		Sys:   sys,
 	})
+	for _, f := range files[3 : len(files)-1] {
+		if f != nil {
+			f.Close() // PROGRAM's now: the supervisor must not keep them open
+		}
+	}
 	if err != nil {
 		ours.Close()
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", err)}
