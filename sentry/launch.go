@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,10 +18,12 @@ import (
 // The sandbox starts PROGRAM in two stages.
 //
 //  1. The supervisor re-executes its own binary in init mode (InitArg) with
-//     one end of a SOCK_SEQPACKET socketpair as fd 3.
-//  2. The init stage sets PR_SET_NO_NEW_PRIVS, loads the filter and writes
-//     the listener's descriptor number in an "L" message, with a byte that
-//     says whether the listener waits killably (WAIT_KILLABLE_RECV).
+//     one end of a SOCK_SEQPACKET socketpair as fd 3+N, just above the
+//     --preserve-fds range.
+//  2. The init stage sets PR_SET_NO_NEW_PRIVS, applies the layers
+//     (layers.go), loads the filter and writes, in an "L" message, the
+//     listener's descriptor number, a byte that says whether the listener
+//     waits killably (WAIT_KILLABLE_RECV), and the layers' report.
 //  3. The supervisor takes the listener with pidfd_getfd, starts serving,
 //     and answers "G".
 //  4. The init stage execs PROGRAM. Its end of the pair is close-on-exec: a
@@ -35,15 +38,14 @@ import (
 // InitArg is argv[1] of the init stage.
 const InitArg = "__sandbox_init__"
 
-const initFD = 3
-
 // Spec says what to run.
 type Spec struct {
 	Path string   // resolved executable
 	Argv []string // argv, argv[0] included
 	Env  []string
-	// FailAt injects a setup failure for tests: "nnp", "filter",
-	// "listener", "handoff" (init stage) or "start" (supervisor).
+	// FailAt injects a setup failure for tests: "fds", "capabilities",
+	// "userns", "landlock", "nnp", "filter", "listener", "handoff" (init
+	// stage) or "start" (supervisor).
 	FailAt string
 	// Foreground gives PROGRAM the terminal's foreground process group.
 	Foreground bool
@@ -57,6 +59,8 @@ type Spec struct {
 	WaitAll bool
 	// Filter shapes the seccomp filter.
 	Filter FilterOptions
+	// Layers are the protections beyond the filter (layers.go).
+	Layers LayerOptions
 }
 
 // SetupError is a failure of the sandbox itself: exit status 125.
@@ -86,7 +90,9 @@ func (e *ExecError) ExitCode() int {
 type Child struct {
 	Pid      int
 	Listener *seccomp.Listener
-	conn     *os.File
+	// Layers is the init stage's report, one "layer=NAME k=v..." line each.
+	Layers []string
+	conn   *os.File
 }
 
 // Start runs stages 1-3 and returns once the listener is in hand. The
@@ -105,11 +111,21 @@ func Start(spec Spec) (*Child, error) {
 		ours.Close()
 		return nil, &SetupError{fmt.Errorf("find own executable: %w", err)}
 	}
-	raw := "0"
-	if spec.Filter.RawSockets {
-		raw = "1"
+	// fds 3..3+N-1 pass through when they are inherited: open and not
+	// close-on-exec (every descriptor the Go runtime opens is close-on-exec,
+	// so none of ours is mistaken for one). The pair's end goes above them.
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for fd := 3; fd < 3+spec.Layers.PreserveFDs; fd++ {
+		var f *os.File
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC == 0 {
+			f = os.NewFile(uintptr(fd), "preserved")
+		}
+		files = append(files, f)
 	}
-	argv := append([]string{"sandbox-init", InitArg, spec.FailAt, raw, spec.Path}, spec.Argv...)
+	opts := initOptions{LayerOptions: spec.Layers, RawSockets: spec.Filter.RawSockets, Conn: len(files)}
+	opts.AllowUserns = opts.AllowUserns || spec.Filter.AllowUserns
+	files = append(files, theirs)
+	argv := append([]string{"sandbox-init", InitArg, spec.FailAt, opts.encode(), spec.Path}, spec.Argv...)
 	sys := &syscall.SysProcAttr{Setpgid: true}
 	if spec.Foreground {
 		sys.Foreground = true
@@ -121,9 +137,14 @@ func Start(spec Spec) (*Child, error) {
 	}
 	proc, err := os.StartProcess(self, argv, &os.ProcAttr{
 		Env:   spec.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr, theirs},
+		Files: files,
 		Sys:   sys,
 	})
+	for _, f := range files[3 : len(files)-1] {
+		if f != nil {
+			f.Close() // PROGRAM's now: the supervisor must not keep them open
+		}
+	}
 	if err != nil {
 		ours.Close()
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", err)}
@@ -136,10 +157,13 @@ func Start(spec Spec) (*Child, error) {
 		err = fmt.Errorf("receive listener: %w", err)
 	case kind == 'E':
 		err = errors.New(string(payload))
-	case kind != 'L' || len(payload) != 5:
+	case kind != 'L' || len(payload) < 5:
 		err = errors.New("init stage ended before handing over the listener")
 	default:
 		fd, err = takeListener(proc.Pid, int(binary.NativeEndian.Uint32(payload)))
+		if report := string(payload[5:]); report != "" {
+			ch.Layers = strings.Split(report, "\n")
+		}
 	}
 	if err != nil {
 		proc.Kill()
@@ -218,16 +242,26 @@ func recvMsg(f *os.File) (kind byte, payload []byte, err error) {
 // Invariant: nothing here may call a trapped syscall (connect) before the
 // listener is handed over; no one would answer it.
 func InitMain(args []string) {
-	runtime.LockOSThread() // the filter goes on this thread; exec from it
-	conn := initFD
+	runtime.LockOSThread() // the filter and the layers go on this thread; exec from it
+	if len(args) < 4 {
+		os.Exit(125) // no pair to report on: the supervisor sees EOF
+	}
+	o, err := decodeInitOptions(args[1])
+	if err != nil {
+		os.Exit(125)
+	}
+	conn := o.Conn
 	fail := func(code int, format string, a ...any) {
 		unix.Write(conn, append([]byte{'E'}, fmt.Sprintf(format, a...)...))
 		os.Exit(code)
 	}
-	if len(args) < 4 {
-		fail(125, "init stage: bad arguments")
+	failAt, path, argv := args[0], args[2], args[3:]
+	// The layers before the filter: see applyLayers.
+	layers, err := applyLayers(o, failAt)
+	if err != nil {
+		fail(125, "%v", err)
 	}
-	failAt, opts, path, argv := args[0], FilterOptions{RawSockets: args[1] == "1"}, args[2], args[3:]
+	opts := FilterOptions{RawSockets: o.RawSockets || !layers.holdsRaw, AllowUserns: o.AllowUserns}
 	lfd, killable, err := seccomp.InstallListener(FilterRules(opts), failAt)
 	if err != nil {
 		fail(125, "install seccomp filter: %v", err)
@@ -235,13 +269,14 @@ func InitMain(args []string) {
 	if failAt == "handoff" {
 		fail(125, "hand over listener: %v", seccomp.ErrInjected)
 	}
-	var l [6]byte
+	l := make([]byte, 6, 512)
 	l[0] = 'L'
 	binary.NativeEndian.PutUint32(l[1:], uint32(lfd))
 	if killable {
 		l[5] = 1
 	}
-	if _, err := unix.Write(conn, l[:]); err != nil {
+	l = append(l, strings.Join(layers.report, "\n")...)
+	if _, err := unix.Write(conn, l); err != nil {
 		fail(125, "hand over listener: %v", err)
 	}
 	var b [1]byte

@@ -72,6 +72,8 @@ func Run(spec Spec, cfg Config) (int, error) {
 		reapAll(ch.Pid)
 		return code, err
 	}
+	// Said once PROGRAM runs: a failed start stays one line (125-127).
+	logLayers(cfg.Log, ch.Layers)
 	status := wait(ch.Pid, sigc, spec)
 	// What remains of the tree is killed: daemons PROGRAM left behind must
 	// not outlive the sandbox unsupervised.

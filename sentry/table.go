@@ -23,6 +23,9 @@ type entry struct {
 	// raw marks rules that refuse raw and packet sockets, unless the run
 	// allows them (--raw-sockets).
 	raw bool
+	// userns marks rules that refuse new user namespaces, unless the run
+	// allows them (--allow-userns).
+	userns bool
 	// doc is one line for the README's support matrix.
 	doc string
 }
@@ -61,11 +64,40 @@ var table = []entry{
 	// Raw and packet sockets reach any peer without connect. EPERM is what
 	// a missing CAP_NET_RAW gives. Families are ints: compare 32 bits.
 	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_PACKET}},
-		doc: "AF_PACKET: EPERM unless --raw-sockets"},
+		doc: "AF_PACKET: EPERM if PROGRAM keeps CAP_NET_RAW (root with --keep-caps) and no --raw-sockets; otherwise left to the kernel"},
 	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_RAW}},
-		doc: "AF_INET SOCK_RAW: EPERM unless --raw-sockets"},
+		doc: "AF_INET SOCK_RAW: EPERM if PROGRAM keeps CAP_NET_RAW (root with --keep-caps) and no --raw-sockets; otherwise left to the kernel"},
 	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET6}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_RAW}},
-		doc: "AF_INET6 SOCK_RAW: EPERM unless --raw-sockets"},
+		doc: "AF_INET6 SOCK_RAW: EPERM if PROGRAM keeps CAP_NET_RAW (root with --keep-caps) and no --raw-sockets; otherwise left to the kernel"},
+	// __sock_create turns AF_INET SOCK_PACKET (obsolete) into AF_PACKET.
+	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_INET}, {Arg: 1, Mask: 0xf, Value: unix.SOCK_PACKET}},
+		doc: "AF_INET SOCK_PACKET (an AF_PACKET socket): EPERM if PROGRAM keeps CAP_NET_RAW (root with --keep-caps) and no --raw-sockets; otherwise left to the kernel"},
+	// AF_XDP sends frames straight to a NIC queue (xsk_create needs
+	// CAP_NET_RAW, as packet sockets do).
+	{name: "socket", errno: unix.EPERM, raw: true, conds: []seccomp.Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_XDP}},
+		doc: "AF_XDP: EPERM if PROGRAM keeps CAP_NET_RAW (root with --keep-caps) and no --raw-sockets; otherwise left to the kernel"},
+	// The raw rows above are in the filter only when the program keeps
+	// CAP_NET_RAW (--keep-caps as root): otherwise the kernel itself refuses,
+	// with its own errno order (EPROTONOSUPPORT before EPERM in inet_create).
+	//
+	// New user namespaces give a program every capability inside them
+	// (Docker's default profile refuses them too). The flag words hold
+	// CLONE_NEWUSER in their low 32 bits: a one-bit mask is width-proof.
+	{name: "unshare", errno: unix.EPERM, userns: true, conds: []seccomp.Cond{{Arg: 0, Mask: unix.CLONE_NEWUSER, Value: unix.CLONE_NEWUSER}},
+		doc: "with CLONE_NEWUSER: EPERM unless --allow-userns"},
+	{name: "clone", errno: unix.EPERM, userns: true, conds: []seccomp.Cond{{Arg: 0, Mask: unix.CLONE_NEWUSER, Value: unix.CLONE_NEWUSER}},
+		doc: "with CLONE_NEWUSER: EPERM unless --allow-userns"},
+	// clone3's flags are behind a pointer: ENOSYS, and glibc (threads,
+	// posix_spawn) falls back to clone, as under Docker.
+	{name: "clone3", errno: unix.ENOSYS, userns: true,
+		doc: "ENOSYS unless --allow-userns (its flags are in memory; libc falls back to clone)"},
+	// Joining a user namespace another same-uid process created gives its
+	// capabilities. nstype 0 accepts any namespace, a user one included;
+	// nstype is an int: compare 32 bits.
+	{name: "setns", errno: unix.EPERM, userns: true, conds: []seccomp.Cond{{Arg: 1, Mask: unix.CLONE_NEWUSER, Value: unix.CLONE_NEWUSER}},
+		doc: "with CLONE_NEWUSER: EPERM unless --allow-userns"},
+	{name: "setns", errno: unix.EPERM, userns: true, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: 0}},
+		doc: "with nstype 0 (any namespace, a user namespace included): EPERM unless --allow-userns"},
 	// Options that reroute packets make the wire destination differ from
 	// the decided one, for this call and every later untrapped write:
 	// IPv6 routing headers (segment routing is unprivileged), sticky or
@@ -84,7 +116,10 @@ var table = []entry{
 
 // FilterOptions are the run's choices that shape the filter.
 type FilterOptions struct {
-	RawSockets bool // allow raw and packet sockets
+	// RawSockets leaves raw and packet sockets to the kernel: with
+	// --raw-sockets, or when the program holds no CAP_NET_RAW.
+	RawSockets  bool
+	AllowUserns bool // allow new user namespaces
 }
 
 // FilterRules is the seccomp filter the init stage installs, derived from
@@ -92,7 +127,7 @@ type FilterOptions struct {
 func FilterRules(opts FilterOptions) []seccomp.Rule {
 	rules := make([]seccomp.Rule, 0, len(table))
 	for _, e := range table {
-		if e.raw && opts.RawSockets {
+		if e.raw && opts.RawSockets || e.userns && opts.AllowUserns {
 			continue
 		}
 		r := seccomp.Rule{Syscall: e.name, Action: seccomp.Notify, Conds: e.conds}

@@ -136,6 +136,14 @@ line wins over its variable.`,
 				Usage: "when PROGRAM exits, wait for its remaining descendants instead of killing them (the default)"},
 			&cli.BoolFlag{Name: "raw-sockets", EnvVars: []string{"SANDBOX_RAW_SOCKETS"}, Category: "Policy",
 				Usage: "allow raw and packet sockets (refused with EPERM by default: they reach peers without connect)"},
+			&cli.BoolFlag{Name: "landlock", Value: true, EnvVars: []string{"SANDBOX_LANDLOCK"}, Category: "Layers",
+				Usage: "put PROGRAM in a Landlock domain: no ptrace, memory access, descriptor taking or signals to processes outside the sandbox (--landlock=false disables)"},
+			&cli.BoolFlag{Name: "allow-userns", EnvVars: []string{"SANDBOX_ALLOW_USERNS"}, Category: "Layers",
+				Usage: "allow new user namespaces (refused by default: unshare, clone and setns with CLONE_NEWUSER get EPERM, clone3 ENOSYS)"},
+			&cli.BoolFlag{Name: "keep-caps", EnvVars: []string{"SANDBOX_KEEP_CAPS"}, Category: "Layers",
+				Usage: "keep all of PROGRAM's capabilities (by default a root PROGRAM keeps only Docker's default set without NET_RAW; NET_RAW too with --raw-sockets)"},
+			&cli.IntFlag{Name: "preserve-fds", EnvVars: []string{"SANDBOX_PRESERVE_FDS"}, Category: "Layers",
+				Usage: "pass inherited descriptors 3 to 3+`N`-1 to PROGRAM (every other one above 2 is closed)"},
 			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"},
 				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr"},
 			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"},
@@ -177,6 +185,11 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 		Grace:       c.Duration("grace"),
 		WaitAll:     c.Bool("wait-all"),
 		Filter:      sentry.FilterOptions{RawSockets: c.Bool("raw-sockets")},
+		Layers: sentry.LayerOptions{Landlock: c.Bool("landlock"), AllowUserns: c.Bool("allow-userns"),
+			KeepCaps: c.Bool("keep-caps"), PreserveFDs: c.Int("preserve-fds")},
+	}
+	if spec.Layers.PreserveFDs < 0 || spec.Layers.PreserveFDs > 1<<16 {
+		return &exitError{code: exitSandbox, err: fmt.Errorf("--preserve-fds %d: want 0 to 65536", spec.Layers.PreserveFDs)}
 	}
 	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json")}
 	code, err := sentry.Run(spec, cfg)

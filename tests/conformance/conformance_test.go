@@ -208,15 +208,17 @@ func TestProbesDeterministic(t *testing.T) {
 // TestProbesUnderSandbox runs every probe natively and then under `sandbox
 // run`, in the same fresh network, and compares their stdout case by case.
 // The sandbox logs to stderr, which is not compared. The sandbox runs with
-// --allow-all --raw-sockets, full pass-through (the probes open raw ICMP and
-// packet sockets on purpose), where it must be indistinguishable from
-// native; $SANDBOX_RUN_FLAGS, when set, replaces that.
+// --allow-all --raw-sockets --keep-caps, full pass-through (the probes open
+// raw ICMP and packet sockets, netlink groups and network namespaces as
+// root on purpose), where it must be indistinguishable from native; the
+// Landlock, user-namespace and descriptor layers stay on.
+// $SANDBOX_RUN_FLAGS, when set, replaces that.
 func TestProbesUnderSandbox(t *testing.T) {
 	nettest.RequireRoot(t)
 	sandbox := nettest.BuildSandbox(t)
 	flags, ok := os.LookupEnv("SANDBOX_RUN_FLAGS")
 	if !ok {
-		flags = "--allow-all --raw-sockets"
+		flags = "--allow-all --raw-sockets --keep-caps"
 	}
 	runArgs := append([]string{sandbox, "run"}, strings.Fields(flags)...)
 	for _, p := range probes(t, true) {

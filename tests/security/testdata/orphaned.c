@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
-// orphaned: connects, kills its supervisor (its parent), then connects and
+// orphaned: connects, tries to kill its supervisor (its parent: Landlock's
+// signal scope refuses), then waits until the supervisor is gone (killed
+// from outside, or by that kill where the layer is off) and connects and
 // sends again. With no supervisor, a trapped call must fail (ENOSYS), never
 // pass.
 #include <arpa/inet.h>
@@ -22,9 +24,12 @@ int main(void) {
 	int c1 = socket(AF_INET, SOCK_STREAM, 0);
 	int r = connect(c1, (void *)&a, sizeof a);
 	printf("before=%d errno=%s\n", r, r ? strerrorname_np(errno) : "0");
+	pid_t sup = getppid();
+	r = kill(sup, SIGKILL);
+	printf("kill_supervisor=%d errno=%s\nwaiting\n", r, r ? strerrorname_np(errno) : "0");
 	fflush(stdout);
-	kill(getppid(), SIGKILL);
-	usleep(200 * 1000);
+	for (int i = 0; i < 1000 && getppid() == sup; i++)
+		usleep(10 * 1000);
 	int c2 = socket(AF_INET, SOCK_STREAM, 0);
 	r = connect(c2, (void *)&a, sizeof a);
 	printf("after=%d errno=%s\n", r, r ? strerrorname_np(errno) : "0");

@@ -1,0 +1,116 @@
+package sentry
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"sandbox/seccomp"
+)
+
+// evalFilter interprets the table's filter on one call, as the kernel's
+// seccomp_run_filters would: seccomp_data words are native-endian, x/net/bpf
+// loads big-endian, so each word is stored byte-swapped.
+func evalFilter(t *testing.T, opts FilterOptions, name string, args ...uint64) uint32 {
+	t.Helper()
+	prog, err := seccomp.ExportBPF(FilterRules(opts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]bpf.RawInstruction, len(prog))
+	for i, in := range prog {
+		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	insns, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("filter does not disassemble")
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr, err := seccomp.SyscallNumber(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a [6]uint64
+	copy(a[:], args)
+	words := []uint32{uint32(nr), unix.AUDIT_ARCH_X86_64, 0, 0}
+	for _, v := range a {
+		words = append(words, uint32(v), uint32(v>>32))
+	}
+	buf := make([]byte, 4*len(words))
+	for i, w := range words {
+		binary.BigEndian.PutUint32(buf[4*i:], w)
+	}
+	out, err := vm.Run(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(out)
+}
+
+const (
+	retAllow = 0x7fff0000
+	retErrno = 0x00050000
+)
+
+// The user-namespace and raw-socket rows, on synthetic calls: one-bit masks
+// must hold whatever the upper 32 bits carry, and --allow-userns and
+// --raw-sockets (or a program without CAP_NET_RAW) must remove exactly them.
+func TestLayerRows(t *testing.T) {
+	eperm, enosys := uint32(retErrno|unix.EPERM), uint32(retErrno|unix.ENOSYS)
+	def, userns, raw := FilterOptions{}, FilterOptions{AllowUserns: true}, FilterOptions{RawSockets: true}
+	cases := []struct {
+		name string
+		opts FilterOptions
+		sys  string
+		args []uint64
+		want uint32
+	}{
+		{"unshare user", def, "unshare", []uint64{unix.CLONE_NEWUSER}, eperm},
+		{"unshare user+mount", def, "unshare", []uint64{unix.CLONE_NEWUSER | unix.CLONE_NEWNS}, eperm},
+		{"unshare user, high garbage", def, "unshare", []uint64{1<<32 | unix.CLONE_NEWUSER}, eperm},
+		{"unshare net", def, "unshare", []uint64{unix.CLONE_NEWNET}, retAllow},
+		{"unshare user allowed", userns, "unshare", []uint64{unix.CLONE_NEWUSER}, retAllow},
+		{"clone user", def, "clone", []uint64{unix.CLONE_NEWUSER | uint64(unix.SIGCHLD)}, eperm},
+		{"clone thread", def, "clone", []uint64{unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_THREAD}, retAllow},
+		{"clone user allowed", userns, "clone", []uint64{unix.CLONE_NEWUSER}, retAllow},
+		{"clone3", def, "clone3", []uint64{0x1000, 88}, enosys},
+		{"clone3 allowed", userns, "clone3", []uint64{0x1000, 88}, retAllow},
+		{"setns user", def, "setns", []uint64{3, unix.CLONE_NEWUSER}, eperm},
+		{"setns pidfd user+net", def, "setns", []uint64{3, unix.CLONE_NEWUSER | unix.CLONE_NEWNET}, eperm},
+		{"setns any", def, "setns", []uint64{3, 0}, eperm},
+		// nstype is an int: 1<<32 is 0 to the kernel.
+		{"setns any, high garbage", def, "setns", []uint64{3, 1 << 32}, eperm},
+		{"setns net", def, "setns", []uint64{3, unix.CLONE_NEWNET}, retAllow},
+		{"setns any allowed", userns, "setns", []uint64{3, 0}, retAllow},
+		{"xdp", def, "socket", []uint64{unix.AF_XDP, unix.SOCK_RAW}, eperm},
+		{"xdp, high garbage", def, "socket", []uint64{1<<32 | unix.AF_XDP, unix.SOCK_RAW}, eperm},
+		{"inet SOCK_PACKET", def, "socket", []uint64{unix.AF_INET, unix.SOCK_PACKET}, eperm},
+		{"inet SOCK_PACKET cloexec", def, "socket", []uint64{unix.AF_INET, unix.SOCK_PACKET | unix.SOCK_CLOEXEC}, eperm},
+		{"xdp left to the kernel", raw, "socket", []uint64{unix.AF_XDP, unix.SOCK_RAW}, retAllow},
+		{"raw left to the kernel", raw, "socket", []uint64{unix.AF_INET, unix.SOCK_RAW, 255}, retAllow},
+		{"raw refused by the filter", def, "socket", []uint64{unix.AF_INET, unix.SOCK_RAW, 255}, eperm},
+		{"udp", def, "socket", []uint64{unix.AF_INET, unix.SOCK_DGRAM}, retAllow},
+	}
+	for _, c := range cases {
+		if got := evalFilter(t, c.opts, c.sys, c.args...); got != c.want {
+			t.Errorf("%s: got %#x, want %#x", c.name, got, c.want)
+		}
+	}
+}
+
+func TestInitOptionsRoundTrip(t *testing.T) {
+	o := initOptions{LayerOptions{Landlock: true, KeepCaps: true, PreserveFDs: 2}, true, 5}
+	got, err := decodeInitOptions(o.encode())
+	if err != nil || got != o {
+		t.Fatalf("%q: %+v, %v", o.encode(), got, err)
+	}
+	// The pair must sit just above the preserved range.
+	if _, err := decodeInitOptions("0,1,0,0,2,3"); err == nil {
+		t.Error("conn inside the preserved range accepted")
+	}
+}
