@@ -29,9 +29,12 @@ var (
 	usernsFlag     bool
 )
 
-// sandboxRun is the sandbox command line up to "--". A layer refusing new
-// user namespaces is lifted with --allow-userns where the sandbox has it,
-// so that these tests exercise the supervisor itself.
+// sandboxRun is the sandbox command line up to "--". The layers that refuse
+// new user namespaces and drop a root program's capabilities are lifted
+// (--allow-userns, --keep-caps), so that these tests exercise the
+// supervisor itself: a root program's controls keep the privilege they
+// have natively, and only the deputy stands between a nobody program and
+// the supervisor's.
 func sandboxRun(t *testing.T, sb string, policy ...string) []string {
 	usernsFlagOnce.Do(func() {
 		r := nettest.Run(time.Minute, sb, "run", "--help")
@@ -39,7 +42,7 @@ func sandboxRun(t *testing.T, sb string, policy ...string) []string {
 	})
 	argv := []string{sb, "run", "--log-level", "error"}
 	if usernsFlag {
-		argv = append(argv, "--allow-userns")
+		argv = append(argv, "--allow-userns", "--keep-caps")
 	}
 	return append(append(argv, policy...), "--")
 }
