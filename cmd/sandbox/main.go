@@ -172,7 +172,7 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 		Argv:        argv,
 		Env:         os.Environ(),
 		FailAt:      os.Getenv("SANDBOX_TEST_FAIL_AT"),
-		Foreground:  isTerminal(0),
+		Foreground:  isForeground(0),
 		SignalGroup: c.Bool("signal-group"),
 		Grace:       c.Duration("grace"),
 		WaitAll:     c.Bool("wait-all"),
@@ -232,6 +232,14 @@ func newLogger(level, format, file string, stderr io.Writer) (*logrus.Logger, fu
 		closeFn = func() { f.Close() }
 	}
 	return log, closeFn, nil
+}
+
+// isForeground: fd is a terminal whose foreground process group is ours.
+// Only then may PROGRAM be given the terminal: a background job that took it
+// would steal it from its shell.
+func isForeground(fd int) bool {
+	pg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err == nil && pg == unix.Getpgrp()
 }
 
 func isTerminal(fd int) bool {
