@@ -29,6 +29,9 @@ type Config struct {
 	// stderr when PROGRAM ends; SummaryJSON writes it to that file.
 	Summary     bool
 	SummaryJSON string
+	// SummaryOnDenial prints the table only if a call was denied (the
+	// default for a person at a terminal).
+	SummaryOnDenial bool
 }
 
 // Supervisor answers the notifications of one listener.
@@ -91,7 +94,7 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 	if t, ok := cfg.Decider.(interface{ Network() *netstack.Network }); ok {
 		s.topology = t.Network() != nil
 	}
-	s.log.summarize = cfg.Summary || cfg.SummaryJSON != ""
+	s.log.counting = cfg.Summary || cfg.SummaryJSON != "" || cfg.SummaryOnDenial
 	s.waiter, err = newWaiter(s)
 	if err != nil {
 		return nil, err
@@ -244,7 +247,7 @@ func (s *Supervisor) Close() {
 		time.Sleep(time.Millisecond)
 	}
 	s.log.Close()
-	if s.cfg.Summary {
+	if s.cfg.Summary || s.cfg.SummaryOnDenial && s.log.sum.anyDenied() {
 		s.log.sum.writeTable(os.Stderr)
 	}
 	if s.cfg.SummaryJSON != "" {
