@@ -529,3 +529,28 @@ func (d Dest) coversIPv4() bool {
 	}
 	return false
 }
+
+// UnixVerdictError says why a verdict has no twin on a Unix destination:
+// what a real Unix socket could never do. explicit reports that the rule
+// gave the verdict a time (timeout's DURATION, a refusal's delay).
+//
+// The twins: deny is a socket file the caller may not write (EACCES) or a
+// security module (EPERM); refuse is a socket file nobody listens on
+// (ECONNREFUSED, at once); timeout is a listener whose backlog is full (a
+// blocking connect waits, until SO_SNDTIMEO ends it with EAGAIN; a
+// non-blocking one gets EAGAIN). Nothing in Linux makes a Unix connect fail
+// with ENETUNREACH, EHOSTUNREACH or ETIMEDOUT.
+func UnixVerdictError(d Dest, a Action, explicit bool) error {
+	if d.Kind != DestUnix && d.Kind != DestAbstract && d.Kind != DestUnixAny {
+		return nil
+	}
+	switch {
+	case a == Unreachable:
+		return fmt.Errorf("a Unix connect never fails with ENETUNREACH or EHOSTUNREACH; use refuse (ECONNREFUSED, a socket file nobody listens on), deny (EACCES) or timeout (a listener whose backlog is full)")
+	case a == Timeout && explicit:
+		return fmt.Errorf("a Unix connect never times out: under timeout it waits as for a listener whose backlog is full (SO_SNDTIMEO ends the wait with EAGAIN, a non-blocking socket gets EAGAIN at once); drop the duration")
+	case a == Refuse && explicit:
+		return fmt.Errorf("a Unix connect to a socket nobody listens on is refused at once; drop the delay")
+	}
+	return nil
+}

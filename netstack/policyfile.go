@@ -364,6 +364,18 @@ func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
 	if rl.Verdict, good = p.verdict(a, f, f.keys[verb]); !good {
 		ok = false
 	}
+	// Only the verdicts a real Unix socket can produce apply to one. A
+	// time equal to the default is what the normalized form writes out.
+	def, _ := parseVerdictArg(a, "")
+	explicit := rl.Verdict.After != def.After
+	for i, dn := range p.scalars(f.val(verb), "a destination") {
+		if ok && i < len(rl.Dests) {
+			if err := UnixVerdictError(rl.Dests[i], a, explicit); err != nil {
+				p.errf(dn, "%s: %v", rl.Dests[i], err)
+				ok = false
+			}
+		}
+	}
 	if fn := f.val("family"); fn != nil {
 		s, _ := p.scalar(fn, "a family")
 		if fam, found := familyNames[s]; found {

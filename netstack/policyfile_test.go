@@ -225,9 +225,10 @@ func TestNormalizeRoundTrip(t *testing.T) {
     to: "[::1]:9090"
   - timeout: udp:*
     type: dgram
-  - unreachable: unix:*
+  - unreachable: 10.0.0.0/8
     reason: host
     after: 3s
+  - timeout: unix:*
   - allow: "*"
     family: other
 `,

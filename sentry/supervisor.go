@@ -44,6 +44,7 @@ type Supervisor struct {
 	log      *auditLog
 	cfg      Config
 	sinks    sinks
+	unixSink unixSinks
 	self     status // the supervisor's own credentials
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
