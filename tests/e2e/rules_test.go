@@ -38,3 +38,18 @@ func TestRuleSyntaxThatCannotMatch(t *testing.T) {
 		t.Errorf("policy check: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// The brief's broken file: policy check names line 3 and the column, quotes
+// the line and puts a caret under the problem.
+func TestPolicyCheckPointsAtTheSyntaxError(t *testing.T) {
+	sb := sandbox(t)
+	pf := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(pf, []byte("version: 1\nrules:\n  - {{{ broken\n"), 0o644)
+	r := run(t, sb, "policy", "check", pf)
+	want := "sandbox: " + pf + ":3:6: expected valid YAML: could not find flow map content\n" +
+		"    3 |   - {{{ broken\n" +
+		"      |      ^\n"
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+	}
+}
