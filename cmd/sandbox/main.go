@@ -104,8 +104,13 @@ to the sandbox are forwarded to PROGRAM (to its process group with
 --signal-group). After the first SIGTERM, PROGRAM has --grace to exit, then
 everything left is killed. As PID 1 (a container's ENTRYPOINT) or not, the
 sandbox reaps every orphan of PROGRAM's tree; when PROGRAM exits, whatever it
-left running is killed, unless --wait-all. With a terminal on stdin, PROGRAM
-gets the foreground process group (docker run -it).
+left running is killed (a warning lists each by pid and command), unless
+--wait-all. With a terminal on stdin, PROGRAM gets the foreground process
+group (docker run -it); a background job leaves the terminal to its shell.
+Ctrl-Z stops PROGRAM and the sandbox with it, so the shell sees a stopped
+job: fg and bg resume both. PROGRAM inherits the signal mask and the ignored
+signals of the sandbox's caller, as natively (nohup, a shell's background
+job); an ignored signal is not forwarded either.
 
 Policy: with no --policy and no rule flags, PROGRAM may connect only to
 sockets its own process tree listens on or has bound (loopback TCP and UDP,
@@ -113,8 +118,14 @@ Unix paths and abstract names); every other connect, or send to an address,
 is denied with EACCES and logged at warning level with the flag that would
 allow it. Rule flags are checked first, in the order given, then the policy
 file's rules.
-DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets),
-unix:PATH-GLOB or unix:@ABSTRACT-GLOB.
+DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets:
+[::1]:8080), unix:PATH-GLOB (the path the kernel connects to, after
+symbolic links: unix:/run/postgresql/* for the sockets in a directory) or
+unix:@ABSTRACT-GLOB. A DEST that could match nothing is an error naming the
+fix. On Unix sockets, refuse is a socket file nobody listens on
+(ECONNREFUSED) and timeout a listener whose backlog is full (a blocking
+connect waits, until SO_SNDTIMEO: EAGAIN; a non-blocking one gets EAGAIN);
+unreachable, and a duration or delay, have no Unix twin and are refused.
 
 Logs: every decision is logged with the fields pid, fd, family, type, dst,
 verdict, errno and latency: denials at warn, the rest at info. The default
@@ -124,10 +135,11 @@ every decision in text, -vv also the calls answered before any decision
 (verdict=native, e.g. glibc's probe of a missing nscd socket) and sendmsg
 calls that name no address. Timestamps are RFC 3339 with milliseconds. Text
 is never coloured unless --color says so. When stderr is a terminal and a
-call was denied, the --summary table follows PROGRAM's end. Every flag can also be set
-through the environment variable SANDBOX_<FLAG> (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...;
-rule variables take comma-separated lists); a flag given on the command
-line wins over its variable.`,
+call was denied, the --summary table follows PROGRAM's end.
+
+Every flag can also be set through the environment variable SANDBOX_<FLAG>
+(SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...; rule variables take comma-separated
+lists); a flag given on the command line wins over its variable.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"SANDBOX_LOG_LEVEL"}, Category: "Logging",
 				Usage: "log level: panic, fatal, error, warn, info, debug or trace (default: warn for text, info for json)"},
