@@ -40,12 +40,19 @@ type auditLog struct {
 	counting bool
 	sum      summary
 
-	enc    encoder // zero: use logrus
-	buf    []byte  // the goroutine's output buffer
-	scr    []byte  // the goroutine's scratch buffer
-	msgs   map[string]*[3]string
+	// syncDenials: a denial is written before the call is answered, with
+	// whatever is pending, so that at a terminal the warning comes before
+	// the program's own error message, not in the middle of it.
+	syncDenials bool
+
+	// outMu serializes formatting and output; the buffers are under it.
 	outMu  sync.Mutex
+	enc    encoder // zero: use logrus
+	buf    []byte  // output buffer
+	scr    []byte  // scratch buffer
+	msgs   map[string]*[3]string
 	outErr error
+	spare  []logRec
 }
 
 const (
@@ -108,10 +115,12 @@ func (a *auditLog) run() {
 		case <-a.stop:
 			stopping = true
 		}
+		a.outMu.Lock()
 		a.mu.Lock()
 		batch, a.batch = a.batch, batch[:0]
 		a.mu.Unlock()
 		a.writeBatch(batch)
+		a.outMu.Unlock()
 		clear(batch) // drop the strings the records held
 		if stopping {
 			return
@@ -145,9 +154,7 @@ func (a *auditLog) flush() {
 	if len(a.buf) == 0 {
 		return
 	}
-	a.outMu.Lock()
 	_, err := a.l.Out.Write(a.buf)
-	a.outMu.Unlock()
 	if err != nil && a.outErr == nil {
 		a.outErr = err // as logrus does: a failing log output does not stop the sandbox
 	}
@@ -231,6 +238,25 @@ func (a *auditLog) send(r *logRec) {
 		default:
 		}
 	}
+}
+
+// recordNow writes c's record and everything pending at once, for a
+// denial that a person should see before the program reacts to it.
+func (a *auditLog) recordNow(c *call, o outcome) {
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.record(c, o)
+	a.mu.Lock()
+	a.spare, a.batch = a.batch, a.spare[:0]
+	a.mu.Unlock()
+	a.writeBatch(a.spare)
+	clear(a.spare)
+}
+
+// denialFirst reports whether c's record should be written before c is
+// answered (see syncDenials).
+func (a *auditLog) denialFirst(c *call) bool {
+	return a.syncDenials && c.decided && c.dec.Action == netstack.Deny
 }
 
 // record is the hot path: what the receive thread pays per finished call.

@@ -101,7 +101,7 @@ func (s *summary) writeTable(w io.Writer) {
 	}
 	tw.Flush()
 	if s.native > 0 {
-		fmt.Fprintf(w, "(and %d calls the kernel's own checks answered before any decision, such as a Unix path that does not exist: --log-level debug shows them)\n", s.native)
+		fmt.Fprintf(w, "(not listed: %d calls the kernel answered before any decision, e.g. to a Unix path that does not exist; -vv logs them)\n", s.native)
 	}
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	// SummaryOnDenial prints the table only if a call was denied (the
 	// default for a person at a terminal).
 	SummaryOnDenial bool
+	// SyncDenials writes a denial's record before the call is answered
+	// (for a person at a terminal; it costs the call the write).
+	SyncDenials bool
 }
 
 // Supervisor answers the notifications of one listener.
@@ -95,6 +98,7 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 	if t, ok := cfg.Decider.(interface{ Network() *netstack.Network }); ok {
 		s.topology = t.Network() != nil
 	}
+	s.log.syncDenials = cfg.SyncDenials
 	s.log.counting = cfg.Summary || cfg.SummaryJSON != "" || cfg.SummaryOnDenial
 	s.waiter, err = newWaiter(s)
 	if err != nil {
@@ -202,6 +206,10 @@ func (s *Supervisor) serveOne(c *call) {
 func (s *Supervisor) finish(c *call, o outcome) {
 	s.finishing.Add(1)
 	defer s.finishing.Add(-1)
+	logged := !o.gone && s.log.denialFirst(c)
+	if logged {
+		s.log.recordNow(c, o) // a person sees the warning before the program's reaction
+	}
 	if !o.gone {
 		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
 			if !errors.Is(err, seccomp.ErrGone) {
@@ -213,7 +221,9 @@ func (s *Supervisor) finish(c *call, o outcome) {
 	if !o.gone && c.afterAnswer != nil {
 		c.afterAnswer()
 	}
-	s.log.record(c, o)
+	if !logged {
+		s.log.record(c, o)
+	}
 	s.release(c)
 }
 

@@ -206,7 +206,10 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json"),
 		// A person at a terminal sees the warnings, and then the table
 		// that puts them together, when anything was denied.
-		SummaryOnDenial: lo.format == "text" && lo.file == "" && isTerminal(2)}
+		SummaryOnDenial: lo.format == "text" && lo.file == "" && isTerminal(2),
+		// At a terminal, a denial's warning comes before the program's
+		// own error about it, not in the middle of its line.
+		SyncDenials: lo.file == "" && isTerminal(2)}
 	code, err := sentry.Run(spec, cfg)
 	if err != nil {
 		return &exitError{code: code, err: err}

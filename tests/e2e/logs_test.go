@@ -105,7 +105,7 @@ func TestSummaryLeavesNativeOut(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	sum := filepath.Join(t.TempDir(), "sum.json")
 	r := run(t, sb, "run", "--summary", "--summary-json", sum, "--", "python3", "-c", connectPy, "10.9.9.9:80", missing, missing)
-	if strings.Contains(r.stderr, "unix:"+missing) || !strings.Contains(r.stderr, "and 2 calls the kernel's own checks answered") ||
+	if strings.Contains(r.stderr, "unix:"+missing) || !strings.Contains(r.stderr, "not listed: 2 calls the kernel answered before any decision") ||
 		!regexp.MustCompile(`tcp:10\.9\.9\.9:80\s+1\s+deny\s+EACCES`).MatchString(r.stderr) {
 		t.Errorf("summary:\n%s", r.stderr)
 	}
@@ -127,7 +127,7 @@ func TestLogsAtATerminal(t *testing.T) {
 		t.Skip("skipping: script(1) is needed for a pseudo-terminal")
 	}
 	sb := sandbox(t)
-	denied := sb + ` run %s -- python3 -c 'import socket; socket.socket().connect_ex(("10.9.9.9", 80))'`
+	denied := sb + ` run %s -- python3 -c 'import socket, sys; socket.socket().connect_ex(("10.9.9.9", 80)); print("program-after", file=sys.stderr)'`
 	allowed := sb + ` run %s --allow tcp:127.0.0.1:1 -- python3 -c 'import socket; socket.socket().connect_ex(("127.0.0.1", 1))'`
 	pty := func(env []string, cmd string) string {
 		t.Helper()
@@ -143,6 +143,10 @@ func TestLogsAtATerminal(t *testing.T) {
 	if out := pty(nil, sf(denied, "")); ansi.MatchString(out) || !regexp.MustCompile(`(?m)^tcp:10\.9\.9\.9:80\s+1\s+deny\s+EACCES`).MatchString(strings.ReplaceAll(out, "\r", "")) ||
 		!strings.Contains(out, `msg="connect denied"`) {
 		t.Errorf("denied, default: want a plain warning and the summary table, got %q", out)
+	}
+	// The warning comes before what the program says after the denial.
+	if out := pty(nil, sf(denied, "")); strings.Index(out, "connect denied") > strings.Index(out, "program-after") {
+		t.Errorf("the warning follows the program's own output: %q", out)
 	}
 	if out := pty(nil, sf(allowed, "")); strings.Contains(out, "DESTINATION") || strings.Contains(out, "level=") {
 		t.Errorf("allowed, default: want nothing from the sandbox, got %q", out)
