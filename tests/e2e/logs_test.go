@@ -145,7 +145,9 @@ func TestLogsAtATerminal(t *testing.T) {
 		t.Errorf("denied, default: want a plain warning and the summary table, got %q", out)
 	}
 	// The warning comes before what the program says after the denial.
-	if out := pty(nil, sf(denied, "")); strings.Index(out, "connect denied") > strings.Index(out, "program-after") {
+	// (LastIndex: the typescript's header quotes the command.)
+	out := pty(nil, sf(denied, ""))
+	if d := strings.Index(out, "connect denied"); d < 0 || d > strings.LastIndex(out, "program-after") {
 		t.Errorf("the warning follows the program's own output: %q", out)
 	}
 	if out := pty(nil, sf(allowed, "")); strings.Contains(out, "DESTINATION") || strings.Contains(out, "level=") {
