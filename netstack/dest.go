@@ -3,7 +3,9 @@ package netstack
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -138,14 +140,74 @@ func parseUnixDest(rest string) (Dest, error) {
 		if _, err := path.Match(glob, ""); err != nil {
 			return Dest{}, fmt.Errorf("bad glob %q after unix:@: expected a path.Match pattern", glob)
 		}
+		if !hasMeta(glob) && len(glob) > maxAbstract {
+			return Dest{}, fmt.Errorf("abstract name of %d bytes: a socket address holds at most %d, so nothing can connect to it", len(glob), maxAbstract)
+		}
 		return Dest{Kind: DestAbstract, Glob: glob}, nil
 	case strings.HasPrefix(rest, "/"):
 		if _, err := path.Match(rest, ""); err != nil {
 			return Dest{}, fmt.Errorf("bad glob %q after unix: expected a path.Match pattern", rest)
 		}
-		return Dest{Kind: DestUnix, Glob: rest}, nil
+		if err := checkUnixGlob(rest); err != nil {
+			return Dest{}, err
+		}
+		return Dest{Kind: DestUnix, Glob: rest}, checkUnixOnHost(rest)
 	}
 	return Dest{}, fmt.Errorf("expected an absolute path, @NAME or * after unix: (the sandbox resolves relative paths before matching, so write the absolute one)")
+}
+
+// maxAbstract is the longest abstract name: sun_path's 108 bytes less the
+// leading NUL.
+const maxAbstract = 107
+
+func hasMeta(glob string) bool { return strings.ContainsAny(glob, `*?[\`) }
+
+// checkUnixGlob rejects path globs that can match no path a Unix connect
+// resolves to: the sandbox matches the resolved, clean, absolute path of
+// the socket file, never a directory.
+func checkUnixGlob(glob string) error {
+	switch {
+	case strings.IndexByte(glob, 0) >= 0:
+		return fmt.Errorf("unix:%q contains a NUL byte, which no path holds", glob)
+	case glob == "/":
+		return fmt.Errorf("unix:/ is a directory, never a socket: write unix:/* for the sockets in /, or unix:* for every Unix socket")
+	case strings.HasSuffix(glob, "/"):
+		dir := strings.TrimRight(glob, "/")
+		return fmt.Errorf("unix:%s ends in /: a socket is a file, never a directory; for the sockets in it write unix:%s/*", glob, dir)
+	case path.Clean(glob) != glob:
+		return fmt.Errorf("unix:%s is not a clean path: the sandbox matches the path the kernel resolves, which has no //, . or ..; write unix:%s", glob, path.Clean(glob))
+	}
+	return nil
+}
+
+// checkUnixOnHost catches globs that the host's file system shows can
+// never match: a directory, or a path through a symbolic link (the sandbox
+// matches the resolved path, as the kernel connects to the link's target).
+// Only the literal part of a glob is looked at; what does not exist (yet)
+// is fine.
+func checkUnixOnHost(glob string) error {
+	lit := glob
+	if i := strings.IndexAny(glob, `*?[\`); i >= 0 {
+		lit = glob[:strings.LastIndexByte(glob[:i], '/')+1]
+	}
+	whole := lit == glob
+	p := strings.TrimSuffix(lit, "/")
+	for p != "" && p != "/" {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			p, whole = path.Dir(p), false // the longest prefix that exists
+			continue
+		}
+		if real != p {
+			return fmt.Errorf("unix:%s goes through a symbolic link (%s is %s): the sandbox matches the path the kernel connects to, so write unix:%s",
+				glob, p, real, real+glob[len(p):])
+		}
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() && whole {
+			return fmt.Errorf("unix:%s is a directory, and a connect never names a directory: for the sockets in it write unix:%s/*", glob, glob)
+		}
+		return nil
+	}
+	return nil
 }
 
 func parseInetDest(s string, types TypeSet, resolve Resolver) (Dest, error) {
@@ -177,6 +239,9 @@ func parseInetDest(s string, types TypeSet, resolve Resolver) (Dest, error) {
 		}
 	case strings.Count(s, ":") >= 2:
 		addr = s // bare IPv6: a port would be ambiguous, so there is none
+		if err := bareIPv6WithPort(s); err != nil {
+			return Dest{}, err
+		}
 	default:
 		addr, ports, hasPorts = strings.Cut(s, ":")
 	}
@@ -222,6 +287,27 @@ func parseInetDest(s string, types TypeSet, resolve Resolver) (Dest, error) {
 	}
 	d.Prefixes = []netip.Prefix{p}
 	return d, nil
+}
+
+// bareIPv6WithPort rejects a bare IPv6 address whose last group reads as a
+// port (::1:8080): it would silently mean the address ::1:8080 on every
+// port.
+func bareIPv6WithPort(s string) error {
+	if strings.Contains(s, "/") {
+		return nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	head, tail := s[:i], s[i+1:]
+	if _, err := parsePorts(tail); err != nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(head); err != nil || strings.Contains(head, "%") {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err != nil {
+		return fmt.Errorf("an IPv6 address takes its port after brackets: write [%s]:%s", head, tail)
+	}
+	return fmt.Errorf("%s is ambiguous: for port %s on %s write [%s]:%s; for the address %s on every port write [%s]", s, tail, head, head, tail, s, s)
 }
 
 // parsePrefix parses ADDR or ADDR/BITS, rejects zones and host bits, and
@@ -442,4 +528,29 @@ func (d Dest) coversIPv4() bool {
 		}
 	}
 	return false
+}
+
+// UnixVerdictError says why a verdict has no twin on a Unix destination:
+// what a real Unix socket could never do. explicit reports that the rule
+// gave the verdict a time (timeout's DURATION, a refusal's delay).
+//
+// The twins: deny is a socket file the caller may not write (EACCES) or a
+// security module (EPERM); refuse is a socket file nobody listens on
+// (ECONNREFUSED, at once); timeout is a listener whose backlog is full (a
+// blocking connect waits, until SO_SNDTIMEO ends it with EAGAIN; a
+// non-blocking one gets EAGAIN). Nothing in Linux makes a Unix connect fail
+// with ENETUNREACH, EHOSTUNREACH or ETIMEDOUT.
+func UnixVerdictError(d Dest, a Action, explicit bool) error {
+	if d.Kind != DestUnix && d.Kind != DestAbstract && d.Kind != DestUnixAny {
+		return nil
+	}
+	switch {
+	case a == Unreachable:
+		return fmt.Errorf("a Unix connect never fails with ENETUNREACH or EHOSTUNREACH; use refuse (ECONNREFUSED, a socket file nobody listens on), deny (EACCES) or timeout (a listener whose backlog is full)")
+	case a == Timeout && explicit:
+		return fmt.Errorf("a Unix connect never times out: under timeout it waits as for a listener whose backlog is full (SO_SNDTIMEO ends the wait with EAGAIN, a non-blocking socket gets EAGAIN at once); drop the duration")
+	case a == Refuse && explicit:
+		return fmt.Errorf("a Unix connect to a socket nobody listens on is refused at once; drop the delay")
+	}
+	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // String prints the policy normalized, as YAML that ParsePolicy reads back
@@ -192,7 +192,7 @@ func (p *Policy) Explain(r Request) string {
 	var b strings.Builder
 	d := p.Decide(r)
 	fmt.Fprintf(&b, "request:  %s %s (%s %s socket)\n", opName(r.Op), r.Dest(), r.Family, r.Type)
-	fmt.Fprintf(&b, "verdict:  %s\n", decisionString(d))
+	fmt.Fprintf(&b, "verdict:  %s\n", decisionStringFor(d, r.Family))
 	if r.Family == FamilyUnspec {
 		b.WriteString("because:  AF_UNSPEC dissolves an association; it reaches no destination\n")
 		return b.String()
@@ -291,6 +291,23 @@ func decisionString(d Decision) string {
 		s += " after " + d.Delay.String()
 	}
 	return s
+}
+
+// decisionStringFor is decisionString for a socket of family f: on a Unix
+// socket, verdicts act as their Unix twins (see UnixVerdictError).
+func decisionStringFor(d Decision, f Family) string {
+	if f != FamilyUnix {
+		return decisionString(d)
+	}
+	switch d.Action {
+	case Unreachable:
+		return "unreachable, which a Unix socket shows as a socket file nobody listens on (ECONNREFUSED)"
+	case Timeout:
+		return "timeout, which a Unix socket shows as a listener whose backlog is full (waits; EAGAIN when non-blocking or after SO_SNDTIMEO)"
+	case Refuse:
+		return "refuse (ECONNREFUSED)"
+	}
+	return decisionString(d)
 }
 
 // matchWhy explains which of the rule's destinations matches r and how.

@@ -2,6 +2,8 @@ package netstack
 
 import (
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -63,12 +65,7 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy("f.yaml", data, stubResolver)
 		if err != nil {
-			for _, l := range strings.Split(err.Error(), "\n") {
-				fs := strings.SplitN(l, ":", 4)
-				if len(fs) < 4 || fs[0] != "f.yaml" || fs[1] == "" || fs[2] == "" || strings.Trim(fs[1]+fs[2], "0123456789") != "" {
-					t.Fatalf("error line %q does not start with FILE:LINE:COL:", l)
-				}
-			}
+			checkErrorLines(t, "f.yaml", data, err.Error())
 			return
 		}
 		text := p.String()
@@ -88,4 +85,33 @@ func FuzzParsePolicy(f *testing.F) {
 			p.Explain(r)
 		}
 	})
+}
+
+var snippetLine = regexp.MustCompile(`^ *([0-9]+) \| `)
+
+// checkErrorLines: every error starts with FILE:LINE:COL: on a line of the
+// source, and, when it quotes the source, quotes that line with a caret.
+func checkErrorLines(t *testing.T, file string, data []byte, msg string) {
+	t.Helper()
+	src := strings.Split(string(data), "\n")
+	lines := strings.Split(msg, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		fs := strings.SplitN(l, ":", 4)
+		if len(fs) < 4 || fs[0] != file || fs[1] == "" || fs[2] == "" || strings.Trim(fs[1]+fs[2], "0123456789") != "" {
+			t.Fatalf("error line %q does not start with FILE:LINE:COL:", l)
+		}
+		n, _ := strconv.Atoi(fs[1])
+		if n < 1 || n > len(src) {
+			t.Fatalf("error %q: line %d is not in the %d-line source", l, n, len(src))
+		}
+		if i+1 < len(lines) {
+			if m := snippetLine.FindStringSubmatch(lines[i+1]); m != nil {
+				if m[1] != fs[1] || i+2 >= len(lines) || !strings.HasPrefix(lines[i+2], "      | ") || !strings.HasSuffix(lines[i+2], "^") {
+					t.Fatalf("error %q quotes %q then %q", l, lines[i+1], lines[min(i+2, len(lines)-1)])
+				}
+				i += 2
+			}
+		}
+	}
 }

@@ -9,8 +9,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	goccy "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
+	"go.yaml.in/yaml/v3"
 )
 
 // ParsePolicy parses a YAML policy file (schema in README.md) and compiles
@@ -30,6 +33,7 @@ type fileParser struct {
 	file    string
 	resolve Resolver
 	errs    []error
+	lines   []string // the source, to quote it in errors
 }
 
 const maxErrors = 20
@@ -39,15 +43,70 @@ func (p *fileParser) pos(n *yaml.Node) string {
 }
 
 func (p *fileParser) errf(n *yaml.Node, format string, args ...any) {
+	p.errAt(n.Line, n.Column, fmt.Sprintf(format, args...))
+}
+
+// errAt records an error at line:col, as compilers print them: the
+// position, the message, the offending line and a caret under the column.
+func (p *fileParser) errAt(line, col int, msg string) {
 	if len(p.errs) < maxErrors {
-		p.errs = append(p.errs, fmt.Errorf("%s: %s", p.pos(n), fmt.Sprintf(format, args...)))
+		p.errs = append(p.errs, fmt.Errorf("%s:%d:%d: %s%s", p.file, line, col, msg, p.snippet(line, col)))
 	}
+}
+
+// snippet quotes source line line with a caret under column col (1-based,
+// in characters; tabs are kept so that the caret lines up).
+func (p *fileParser) snippet(line, col int) string {
+	if line < 1 || line > len(p.lines) {
+		return ""
+	}
+	src := strings.TrimRight(p.lines[line-1], "\r")
+	var pad strings.Builder
+	for i, r := range []rune(src) {
+		if i >= col-1 {
+			break
+		}
+		if r == '\t' {
+			pad.WriteByte('\t')
+		} else {
+			pad.WriteByte(' ')
+		}
+	}
+	return fmt.Sprintf("\n%5d | %s\n      | %s^", line, src, pad.String())
+}
+
+var unknownAnchor = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+
+// find returns the position (1-based, columns in characters) of the first
+// occurrence of tok that ends a word.
+func (p *fileParser) find(tok string) (int, int, bool) {
+	for i, l := range p.lines {
+		for off := 0; ; {
+			j := strings.Index(l[off:], tok)
+			if j < 0 {
+				break
+			}
+			end := off + j + len(tok)
+			if end == len(l) || strings.ContainsRune(" \t,]}\r#", rune(l[end])) {
+				return i + 1, utf8.RuneCountInString(l[:off+j]) + 1, true
+			}
+			off = end
+		}
+	}
+	return 0, 0, false
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (p *fileParser) parse(data []byte) (Default, []Rule, *Network) {
 	def := DefaultSelf
+	p.lines = strings.Split(string(data), "\n")
+	// yaml.v3 places a syntax error on the wrong line (often the line of
+	// the enclosing block): goccy/go-yaml's parser, which tracks the
+	// offending token, checks the syntax first. The tree is yaml.v3's.
+	if !p.syntaxOK(data) {
+		return def, nil, nil
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -99,7 +158,33 @@ func (p *fileParser) parse(data []byte) (Default, []Rule, *Network) {
 	return def, rules, network
 }
 
+// syntaxOK reports a YAML syntax error at the token where it is.
+// Repeated keys are left to the schema checks, which say more.
+func (p *fileParser) syntaxOK(data []byte) bool {
+	_, err := goccyparser.ParseBytes(data, 0, goccyparser.AllowDuplicateMapKey())
+	if err == nil {
+		return true
+	}
+	var se *goccy.SyntaxError
+	if errors.As(err, &se) && se.GetToken() != nil {
+		pos := se.GetToken().Position
+		p.errAt(pos.Line, pos.Column, "expected valid YAML: "+se.GetMessage())
+		return false
+	}
+	p.errs = append(p.errs, fmt.Errorf("%s: expected valid YAML: %v", p.file, err))
+	return false
+}
+
+// syntaxError reports an error yaml.v3 found after goccy/go-yaml accepted
+// the file (they rarely disagree); yaml.v3's line is only approximate.
 func (p *fileParser) syntaxError(err error) {
+	// goccy/go-yaml's parser leaves aliases alone: find the unknown one.
+	if m := unknownAnchor.FindStringSubmatch(err.Error()); m != nil {
+		if line, col, ok := p.find("*" + m[1]); ok {
+			p.errAt(line, col, "expected valid YAML: unknown anchor '"+m[1]+"' referenced (no &"+m[1]+" before it)")
+			return
+		}
+	}
 	line, msg := 1, err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
@@ -363,6 +448,18 @@ func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
 	var good bool
 	if rl.Verdict, good = p.verdict(a, f, f.keys[verb]); !good {
 		ok = false
+	}
+	// Only the verdicts a real Unix socket can produce apply to one. A
+	// time equal to the default is what the normalized form writes out.
+	def, _ := parseVerdictArg(a, "")
+	explicit := rl.Verdict.After != def.After
+	for i, dn := range p.scalars(f.val(verb), "a destination") {
+		if ok && i < len(rl.Dests) {
+			if err := UnixVerdictError(rl.Dests[i], a, explicit); err != nil {
+				p.errf(dn, "%s: %v", rl.Dests[i], err)
+				ok = false
+			}
+		}
 	}
 	if fn := f.val("family"); fn != nil {
 		s, _ := p.scalar(fn, "a family")

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -122,7 +123,7 @@ func TestParsePolicyDefaults(t *testing.T) {
 
 func TestParsePolicyErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
-		{"rules: [\n", "p.yaml:1:1: expected valid YAML"},
+		{"rules: [\n", "p.yaml:1:8: expected valid YAML: sequence end token ']' not found"},
 		{"a: 1\n---\nb: 2\n", "p.yaml:2:1: expected a single YAML document"},
 		{"- allow: '*'", "p.yaml:1:1: expected the policy (a mapping), got a list"},
 		{"defualt: deny", `p.yaml:1:1: unknown key "defualt" in the policy: expected one of version, default, rules, network`},
@@ -195,15 +196,10 @@ func TestParsePolicyErrorsAllPositioned(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	lines := strings.Split(err.Error(), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("want 3 errors, got %q", lines)
+	if n := strings.Count(err.Error(), "\np.yaml:") + 1; n != 3 {
+		t.Fatalf("want 3 errors, got %d: %q", n, err)
 	}
-	for _, l := range lines {
-		if f := strings.SplitN(l, ":", 4); len(f) < 4 || f[0] != "p.yaml" || strings.Trim(f[1]+f[2], "0123456789") != "" {
-			t.Errorf("error %q does not start with FILE:LINE:COL:", l)
-		}
-	}
+	checkErrorLines(t, "p.yaml", []byte(src), err.Error())
 }
 
 // String prints YAML that parses back to the same policy.
@@ -225,9 +221,10 @@ func TestNormalizeRoundTrip(t *testing.T) {
     to: "[::1]:9090"
   - timeout: udp:*
     type: dgram
-  - unreachable: unix:*
+  - unreachable: 10.0.0.0/8
     reason: host
     after: 3s
+  - timeout: unix:*
   - allow: "*"
     family: other
 `,
@@ -248,5 +245,56 @@ func TestNormalizeRoundTrip(t *testing.T) {
 		if a, b := p.format(false), q.format(false); a != b {
 			t.Errorf("round trip changed the policy:\n%s\nvs\n%s", a, b)
 		}
+	}
+}
+
+// Broken files: each error points at the line and column where the problem
+// is, quotes that line, and puts a caret under the column.
+func TestPolicyErrorPositions(t *testing.T) {
+	tests := []struct {
+		name, src string
+		line, col int
+		msg       string
+	}{
+		// The outer { opens a mapping; its content cannot start with {.
+		{"flow mapping never closed", "version: 1\nrules:\n  - {{{ broken\n", 3, 6, "expected valid YAML: could not find flow map content"},
+		{"the brief's example", "rules:\n  - {{{ broken\n", 2, 6, "expected valid YAML"},
+		{"bad indentation", "rules:\n  - allow: x\n   bad: indent\n", 3, 4, "expected valid YAML"},
+		{"unterminated string", "rules:\n  - allow: \"unterminated\n", 2, 12, "expected valid YAML"},
+		{"tab indentation", "default: deny\n\trules: []\n", 2, 1, "expected valid YAML"},
+		{"unclosed list", "rules: [a, b\n", 1, 8, "expected valid YAML"},
+		{"unknown alias", "default: *nope\n", 1, 10, "expected valid YAML"},
+		{"unknown key", "rules:\n  - allow: '*'\n    erno: EPERM\n", 3, 5, `unknown key "erno"`},
+		{"bad port", "rules:\n  - allow: tcp:1.2.3.4:99999\n", 2, 12, "expected PORT"},
+		{"second of a list", "rules:\n  - allow: [1.2.3.4, 'tcp:']\n", 2, 22, "expected an address"},
+		{"repeated key", "default: deny\ndefault: allow\n", 2, 1, `key "default" repeated (first at line 1)`},
+		{"ambiguous IPv6", "rules:\n  - allow: '::1:8080'\n", 2, 12, "write [::1]:8080"},
+		{"unix unreachable", "rules:\n  - unreachable: unix:/run/x\n", 2, 18, "never fails with ENETUNREACH"},
+		{"unknown alias, second use", "default: deny\nrules:\n  - allow: [1.2.3.4, *nope]\n", 3, 22, "unknown anchor 'nope'"},
+		{"after a multi-byte character", "rules:\n  - allow: [\"unix:/é\", 'tcp:']\n", 2, 24, "expected an address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePolicy("p.yaml", []byte(tt.src), stubResolver)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			want := fmt.Sprintf("p.yaml:%d:%d: ", tt.line, tt.col)
+			first := strings.SplitN(err.Error(), "\n", 4)
+			if !strings.HasPrefix(first[0], want) || !strings.Contains(first[0], tt.msg) {
+				t.Fatalf("got %q, want %s...%s...", err, want, tt.msg)
+			}
+			src := strings.Split(tt.src, "\n")[tt.line-1]
+			if len(first) < 3 || first[1] != fmt.Sprintf("%5d | %s", tt.line, src) {
+				t.Fatalf("the error does not quote line %d %q:\n%s", tt.line, src, err)
+			}
+			caret := "      | " + strings.Repeat(" ", tt.col-1) + "^"
+			if strings.HasPrefix(src, "\t") {
+				caret = "      | ^"
+			}
+			if first[2] != caret {
+				t.Errorf("caret line %q, want %q\n%s", first[2], caret, err)
+			}
+		})
 	}
 }

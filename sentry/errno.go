@@ -31,6 +31,23 @@ func errnoFor(d netstack.Decision) unix.Errno {
 	return 0
 }
 
+// errnoOn is errnoFor on a socket of the given domain. A Unix socket can
+// fail only as a real one can: a destination under unreachable (a '*' rule
+// or a default; Unix rules with it are refused at load) is a socket file
+// nobody listens on (ECONNREFUSED), and one under timeout whose busy twin
+// could not be set up is busy (EAGAIN).
+func errnoOn(d netstack.Decision, domain int) unix.Errno {
+	if domain == unix.AF_UNIX {
+		switch d.Action {
+		case netstack.Unreachable:
+			return unix.ECONNREFUSED
+		case netstack.Timeout:
+			return unix.EAGAIN
+		}
+	}
+	return errnoFor(d)
+}
+
 // errnoName returns the symbolic name of e ("EACCES"), or "" for success.
 func errnoName(e unix.Errno) string {
 	if e == 0 {

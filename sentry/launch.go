@@ -136,7 +136,7 @@ func Start(spec Spec) (*Child, error) {
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", seccomp.ErrInjected)}
 	}
 	proc, err := os.StartProcess(self, argv, &os.ProcAttr{
-		Env:   spec.Env,
+		Env:   withInheritedSignals(spec.Env),
 		Files: files,
 		Sys:   sys,
 	})
@@ -292,6 +292,7 @@ func InitMain(args []string) {
 	}
 	unix.Close(lfd) // taken: PROGRAM must not inherit it
 	unix.CloseOnExec(conn)
+	restoreSignals()
 	err = unix.Exec(path, argv, os.Environ())
 	e, _ := err.(unix.Errno)
 	var p [4]byte

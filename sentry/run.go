@@ -2,12 +2,15 @@ package sentry
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"sandbox/seccomp"
@@ -35,8 +38,19 @@ func Run(spec Spec, cfg Config) (int, error) {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return 125, &SetupError{err}
 	}
+	// A signal the caller ignores is ignored here too, and not forwarded:
+	// natively PROGRAM would never see it (nohup, a shell's background job).
+	inh := Inherited()
+	notify := []os.Signal{unix.SIGCHLD, unix.SIGCONT}
+	for _, s := range append(Forwarded, unix.SIGTSTP) {
+		if inh.IsIgnored(s.(syscall.Signal)) {
+			signal.Ignore(s)
+		} else {
+			notify = append(notify, s)
+		}
+	}
 	sigc := make(chan os.Signal, 128)
-	signal.Notify(sigc, append([]os.Signal{unix.SIGCHLD}, Forwarded...)...)
+	signal.Notify(sigc, notify...)
 	defer signal.Stop(sigc)
 
 	ch, err := Start(spec)
@@ -76,17 +90,59 @@ func Run(spec Spec, cfg Config) (int, error) {
 	logLayers(cfg.Log, ch.Layers)
 	status := wait(ch.Pid, sigc, spec)
 	// What remains of the tree is killed: daemons PROGRAM left behind must
-	// not outlive the sandbox unsupervised.
+	// not outlive the sandbox unsupervised. Say so: a daemon that vanishes
+	// without a word looks like a crash.
+	if left := leftovers(); len(left) > 0 {
+		cfg.Log.WithFields(logrus.Fields{"killed": len(left), "processes": describe(left)}).
+			Warn("PROGRAM exited and left processes running: killed them (--wait-all waits for them instead)")
+	}
 	killLeftovers()
 	return status, nil
+}
+
+// leftovers lists PROGRAM's remaining descendants with their command, as
+// "PID COMMAND".
+func leftovers() []string {
+	var out []string
+	for _, p := range descendants(os.Getpid()) {
+		out = append(out, strconv.Itoa(p)+" "+command(p))
+	}
+	return out
+}
+
+// describe joins at most ten processes, and counts the rest.
+func describe(ps []string) string {
+	const most = 10
+	if len(ps) <= most {
+		return strings.Join(ps, ", ")
+	}
+	return strings.Join(ps[:most], ", ") + fmt.Sprintf(", and %d more", len(ps)-most)
+}
+
+// command is a process's command line, or its name in brackets.
+func command(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if s := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " ")); s != "" {
+		return s
+	}
+	b, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return "[" + strings.TrimSpace(string(b)) + "]"
 }
 
 // wait forwards signals until PROGRAM ends, reaping every child meanwhile,
 // and returns PROGRAM's status. With WaitAll it goes on until no
 // descendant is left.
+//
+// Job control: when PROGRAM stops on a job-control signal (Ctrl-Z), the
+// sandbox stops itself with the same signal, so that the shell sees a
+// stopped job and takes the terminal back. On SIGCONT (fg, bg) it gives the
+// terminal back to PROGRAM if the shell gave it to the sandbox, and
+// continues PROGRAM's process group.
 func wait(pid int, sigc <-chan os.Signal, spec Spec) int {
 	var grace <-chan time.Time
 	status, done := 0, false
+	stopped := false // PROGRAM is stopped, as last reported
+	var saved *savedAction
 	for {
 		select {
 		case <-grace:
@@ -96,10 +152,18 @@ func wait(pid int, sigc <-chan os.Signal, spec Spec) int {
 			killTree()
 			grace = nil
 		case sig := <-sigc:
-			if sig != unix.SIGCHLD {
-				s := sig.(syscall.Signal)
-				if spec.SignalGroup {
-					unix.Kill(-pid, s)
+			s := sig.(syscall.Signal)
+			switch s {
+			case unix.SIGCHLD:
+			case unix.SIGCONT:
+				if stopped && !done {
+					resume(pid, spec, saved)
+					saved = nil
+				}
+				continue
+			default:
+				if spec.SignalGroup || s == unix.SIGTSTP {
+					unix.Kill(-pid, s) // a stop is for the whole job
 				} else {
 					unix.Kill(pid, s)
 				}
@@ -110,7 +174,7 @@ func wait(pid int, sigc <-chan os.Signal, spec Spec) int {
 			}
 			for {
 				var ws unix.WaitStatus
-				p, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				p, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WUNTRACED|unix.WCONTINUED, nil)
 				if err == unix.EINTR {
 					continue
 				}
@@ -120,7 +184,18 @@ func wait(pid int, sigc <-chan os.Signal, spec Spec) int {
 				if p <= 0 || err != nil {
 					break
 				}
-				if p == pid {
+				if p != pid || done {
+					continue
+				}
+				switch {
+				case ws.Stopped():
+					stopped = true
+					if jobStop(ws.StopSignal()) {
+						saved = stopSelf(ws.StopSignal(), spec)
+					}
+				case ws.Continued():
+					stopped = false
+				default:
 					if spec.Foreground {
 						reclaimTerminal()
 					}
@@ -132,6 +207,55 @@ func wait(pid int, sigc <-chan os.Signal, spec Spec) int {
 			}
 		}
 	}
+}
+
+// jobStop: the stops a terminal or a shell's job control produces. A
+// SIGSTOP (a debugger, kill -STOP PID) is not mirrored: whoever sent it
+// continues PROGRAM by pid, and a stopped sandbox would then never see it
+// exit.
+func jobStop(s syscall.Signal) bool {
+	return s == unix.SIGTSTP || s == unix.SIGTTIN || s == unix.SIGTTOU
+}
+
+// stopSelf stops the sandbox with PROGRAM's stop signal, as the job it
+// is, so that the shell reports the same "Stopped". As PID 1 or in an
+// orphaned process group the kernel discards it, as it would for PROGRAM.
+// It returns what resume must put back.
+func stopSelf(s syscall.Signal, spec Spec) *savedAction {
+	if os.Getpid() == 1 {
+		return nil
+	}
+	if spec.Foreground {
+		reclaimTerminal()
+	}
+	// The stop needs the default disposition. signal.Reset cannot give it
+	// (the runtime keeps its handler and drops the signal), so the handler
+	// is swapped with the raw system call and restored on SIGCONT.
+	sa := &savedAction{sig: int(s)}
+	if rtSigaction(sa.sig, &kernelSigaction{}, &sa.old) != nil {
+		return nil
+	}
+	unix.Kill(os.Getpid(), s)
+	return sa
+}
+
+type savedAction struct {
+	sig int
+	old kernelSigaction
+}
+
+// resume follows a SIGCONT to the sandbox: fg gave it the terminal (pass
+// it on to PROGRAM), bg did not.
+func resume(pid int, spec Spec, saved *savedAction) {
+	if saved != nil {
+		rtSigaction(saved.sig, &saved.old, nil)
+	}
+	if spec.Foreground {
+		if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+			unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pid)
+		}
+	}
+	unix.Kill(-pid, unix.SIGCONT)
 }
 
 func exitStatus(ws unix.WaitStatus) int {

@@ -176,7 +176,7 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	if c.dec.Action == netstack.Timeout && c.typ == unix.SOCK_DGRAM {
 		return outcome{val: int64(c.msg.total)} // a datagram nobody reads
 	}
-	return ret(errnoFor(c.dec))
+	return ret(errnoOn(c.dec, c.domain))
 }
 
 // addressUsed reports whether a send's address decides where data goes.

@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -179,4 +180,97 @@ func durationMillis(d time.Duration) int {
 		ms = 1<<31 - 1
 	}
 	return int(ms)
+}
+
+// unixSinks are the Unix twins of a timeout: a peer that is there but busy.
+// For stream and seqpacket, a listener whose backlog (0) is full: a
+// blocking connect waits (the waiter retries, honouring SO_SNDTIMEO), a
+// non-blocking one gets EAGAIN. For datagrams, a receiver whose queue is
+// full: the connect succeeds and sends wait, or get EAGAIN. Each has an
+// autobound abstract name, in the supervisor's network namespace (for a
+// socket made in another one the name does not exist: ECONNREFUSED).
+type unixSinks struct {
+	once sync.Once
+	err  error
+	addr map[int][]byte // by socket type
+	keep []int
+}
+
+func (u *unixSinks) get(typ int) ([]byte, error) {
+	u.once.Do(func() { u.err = u.build() })
+	if u.err != nil {
+		return nil, u.err
+	}
+	return u.addr[typ], nil
+}
+
+func (u *unixSinks) build() error {
+	u.addr = map[int][]byte{}
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_SEQPACKET, unix.SOCK_DGRAM} {
+		l, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("unix sink: %w", err)
+		}
+		u.keep = append(u.keep, l)
+		if err := unix.Bind(l, &unix.SockaddrUnix{}); err != nil { // autobind: a fresh abstract name
+			return fmt.Errorf("unix sink bind: %w", err)
+		}
+		sa, err := unix.Getsockname(l)
+		if err != nil {
+			return err
+		}
+		name := sa.(*unix.SockaddrUnix).Name // "@xxxxx"
+		raw := make([]byte, 2+len(name))
+		binary.NativeEndian.PutUint16(raw, unix.AF_UNIX)
+		copy(raw[3:], name[1:])
+		if typ != unix.SOCK_DGRAM {
+			if err := unix.Listen(l, 0); err != nil {
+				return err
+			}
+			// One queued connection fills a backlog of 0.
+			if _, err := u.client(typ, raw); err != nil {
+				return err
+			}
+		} else if err := u.fillQueue(raw); err != nil {
+			return err
+		}
+		u.addr[typ] = raw
+	}
+	return nil
+}
+
+func (u *unixSinks) client(typ int, raw []byte) (int, error) {
+	c, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, err
+	}
+	u.keep = append(u.keep, c)
+	if e := rawConnect(c, raw); e != 0 {
+		return -1, fmt.Errorf("fill unix sink: %w", e)
+	}
+	return c, nil
+}
+
+// fillQueue sends datagrams nobody reads until the receiver's queue is
+// full (net.unix.max_dgram_qlen). A sender's own buffer may fill first, so
+// senders are added until a fresh one cannot send either.
+func (u *unixSinks) fillQueue(raw []byte) error {
+	for senders := 0; senders < 256; senders++ {
+		c, err := u.client(unix.SOCK_DGRAM, raw)
+		if err != nil {
+			return err
+		}
+		sent := 0
+		for ; ; sent++ {
+			if _, err := unix.Write(c, []byte{0}); err == unix.EAGAIN {
+				break
+			} else if err != nil {
+				return fmt.Errorf("fill unix sink: %w", err)
+			}
+		}
+		if sent == 0 {
+			return nil
+		}
+	}
+	return errors.New("fill unix sink: the queue never filled")
 }

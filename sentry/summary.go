@@ -8,16 +8,57 @@ import (
 	"sort"
 	"sync"
 	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
 )
 
 // summary counts finished calls by destination, verdict and errno, for
-// --summary and --summary-json.
+// --summary and --summary-json. Calls answered before any decision
+// (verdict=native: glibc's nscd probe, EBADF) are no decisions: only their
+// number is kept. The log's goroutine counts; the key holds no built
+// strings.
 type summary struct {
 	mu     sync.Mutex
 	counts map[summaryKey]int
+	native int
+	denied int
 }
 
-type summaryKey struct{ Dst, Verdict, Errno string }
+type summaryKey struct {
+	req     netstack.Request // the destination's fields only
+	verdict netstack.Action
+	errno   unix.Errno
+	gone    bool
+}
+
+func (s *summary) count(r *logRec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.native {
+		if r.syscall != "sendmsg" && r.syscall != "sendmmsg" { // routine sends are not even that
+			s.native++
+		}
+		return
+	}
+	if s.counts == nil {
+		s.counts = map[summaryKey]int{}
+	}
+	k := summaryKey{verdict: r.action, errno: r.errno, gone: r.gone}
+	k.req.Family, k.req.Type, k.req.Addr, k.req.Unix = r.req.Family, r.req.Type, r.req.Addr, r.req.Unix
+	s.counts[k]++
+	if r.action == netstack.Deny {
+		s.denied++
+	}
+}
+
+// anyDenied reports whether a call was denied.
+func (s *summary) anyDenied() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.denied > 0
+}
 
 // SummaryRow is one line of the summary.
 type SummaryRow struct {
@@ -27,22 +68,17 @@ type SummaryRow struct {
 	Errno   string `json:"errno"`
 }
 
-func (s *summary) add(k summaryKey) {
-	s.mu.Lock()
-	if s.counts == nil {
-		s.counts = map[summaryKey]int{}
-	}
-	s.counts[k]++
-	s.mu.Unlock()
-}
-
 // rows returns the summary, most frequent first.
 func (s *summary) rows() []SummaryRow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]SummaryRow, 0, len(s.counts))
 	for k, n := range s.counts {
-		out = append(out, SummaryRow{Dst: k.Dst, Count: n, Verdict: k.Verdict, Errno: k.Errno})
+		e := errnoName(k.errno)
+		if k.gone {
+			e = "(no answer: interrupted)"
+		}
+		out = append(out, SummaryRow{Dst: k.req.Dest(), Count: n, Verdict: k.verdict.String(), Errno: e})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Count != out[j].Count {
@@ -64,12 +100,16 @@ func (s *summary) writeTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Dst, r.Count, r.Verdict, e)
 	}
 	tw.Flush()
+	if s.native > 0 {
+		fmt.Fprintf(w, "(not listed: %d calls the kernel answered before any decision, e.g. to a Unix path that does not exist; -vv logs them)\n", s.native)
+	}
 }
 
 func (s *summary) writeJSON(path string) error {
 	b, err := json.MarshalIndent(struct {
 		Connects []SummaryRow `json:"connects"`
-	}{s.rows()}, "", "  ")
+		Native   int          `json:"native"` // calls answered before any decision, not in connects
+	}{s.rows(), s.native}, "", "  ")
 	if err != nil {
 		return err
 	}

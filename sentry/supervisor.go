@@ -29,6 +29,12 @@ type Config struct {
 	// stderr when PROGRAM ends; SummaryJSON writes it to that file.
 	Summary     bool
 	SummaryJSON string
+	// SummaryOnDenial prints the table only if a call was denied (the
+	// default for a person at a terminal).
+	SummaryOnDenial bool
+	// SyncDenials writes a denial's record before the call is answered
+	// (for a person at a terminal; it costs the call the write).
+	SyncDenials bool
 }
 
 // Supervisor answers the notifications of one listener.
@@ -41,6 +47,7 @@ type Supervisor struct {
 	log      *auditLog
 	cfg      Config
 	sinks    sinks
+	unixSink unixSinks
 	self     status // the supervisor's own credentials
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
@@ -97,7 +104,8 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 	if t, ok := cfg.Decider.(interface{ Network() *netstack.Network }); ok {
 		s.topology = t.Network() != nil
 	}
-	s.log.summarize = cfg.Summary || cfg.SummaryJSON != ""
+	s.log.syncDenials = cfg.SyncDenials
+	s.log.counting = cfg.Summary || cfg.SummaryJSON != "" || cfg.SummaryOnDenial
 	s.waiter, err = newWaiter(s)
 	if err != nil {
 		return nil, err
@@ -215,6 +223,10 @@ func (s *Supervisor) finish(c *call, o outcome) {
 	s.finishing.Add(1)
 	defer s.finishing.Add(-1)
 	s.release(c)
+	logged := !o.gone && s.log.denialFirst(c)
+	if logged {
+		s.log.recordNow(c, o) // a person sees the warning before the program's reaction
+	}
 	if !o.gone && !o.answered {
 		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
 			if !errors.Is(err, seccomp.ErrGone) {
@@ -226,7 +238,9 @@ func (s *Supervisor) finish(c *call, o outcome) {
 	if !o.gone && c.afterAnswer != nil {
 		c.afterAnswer()
 	}
-	s.log.record(c, o)
+	if !logged {
+		s.log.record(c, o)
+	}
 }
 
 func (s *Supervisor) release(c *call) {
@@ -260,7 +274,7 @@ func (s *Supervisor) Close() {
 		time.Sleep(time.Millisecond)
 	}
 	s.log.Close()
-	if s.cfg.Summary {
+	if s.cfg.Summary || s.cfg.SummaryOnDenial && s.log.sum.anyDenied() {
 		s.log.sum.writeTable(os.Stderr)
 	}
 	if s.cfg.SummaryJSON != "" {

@@ -72,15 +72,22 @@ func (s *Supervisor) act(c *call) outcome {
 			unix.SetsockoptInt(c.sock, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, durationMillis(d.Timeout))
 			return s.connectTo(c, sink)
 		}
-	case d.Action == netstack.Timeout:
-		// Unix sockets never time out natively: a blocking caller waits for
-		// the verdict's time, a non-blocking one finds the peer busy.
-		if !blocking {
-			return ret(unix.EAGAIN)
+	case d.Action == netstack.Timeout && c.domain == unix.AF_UNIX:
+		// A Unix connect never times out: its twin is a listener whose
+		// backlog is full (a receiver whose queue is full, for datagrams).
+		// The caller's socket is connected to one, and the kernel answers.
+		sink, err := s.unixSink.get(c.typ)
+		if err == nil && sink != nil {
+			return s.connectTo(c, sink)
 		}
-		return s.waiter.after(c, d.Timeout, unix.ETIMEDOUT)
+		if err != nil {
+			s.log.internal(c, "unix sinks", err)
+		}
 	}
-	e := errnoFor(d)
+	e := errnoOn(d, c.domain)
+	if c.domain == unix.AF_UNIX {
+		return ret(e) // a stale socket file refuses at once
+	}
 	if d.Delay > 0 && blocking {
 		// An on-link host that does not answer ARP: the failure shows after
 		// a delay. A non-blocking caller is answered at once.

@@ -86,9 +86,10 @@ Start with: sandbox run --help`,
 func runCommand() *cli.Command {
 	rules := &ruleFlags{fromEnv: map[string]bool{}}
 	return &cli.Command{
-		Name:      "run",
-		Usage:     "run PROGRAM under the supervisor",
-		ArgsUsage: "[--] PROGRAM [ARGS...]",
+		UseShortOptionHandling: true, // -vv
+		Name:                   "run",
+		Usage:                  "run PROGRAM under the supervisor",
+		ArgsUsage:              "[--] PROGRAM [ARGS...]",
 		Description: `PROGRAM runs with the sandbox's stdin, stdout, stderr, environment and
 working directory. Every process and thread it starts is covered.
 
@@ -103,8 +104,13 @@ to the sandbox are forwarded to PROGRAM (to its process group with
 --signal-group). After the first SIGTERM, PROGRAM has --grace to exit, then
 everything left is killed. As PID 1 (a container's ENTRYPOINT) or not, the
 sandbox reaps every orphan of PROGRAM's tree; when PROGRAM exits, whatever it
-left running is killed, unless --wait-all. With a terminal on stdin, PROGRAM
-gets the foreground process group (docker run -it).
+left running is killed (a warning lists each by pid and command), unless
+--wait-all. With a terminal on stdin, PROGRAM gets the foreground process
+group (docker run -it); a background job leaves the terminal to its shell.
+Ctrl-Z stops PROGRAM and the sandbox with it, so the shell sees a stopped
+job: fg and bg resume both. PROGRAM inherits the signal mask and the ignored
+signals of the sandbox's caller, as natively (nohup, a shell's background
+job); an ignored signal is not forwarded either.
 
 Policy: with no --policy and no rule flags, PROGRAM may connect only to
 sockets its own process tree listens on or has bound (loopback TCP and UDP,
@@ -112,21 +118,38 @@ Unix paths and abstract names); every other connect, or send to an address,
 is denied with EACCES and logged at warning level with the flag that would
 allow it. Rule flags are checked first, in the order given, then the policy
 file's rules.
-DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets),
-unix:PATH-GLOB or unix:@ABSTRACT-GLOB.
+DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets:
+[::1]:8080), unix:PATH-GLOB (the path the kernel connects to, after
+symbolic links: unix:/run/postgresql/* for the sockets in a directory) or
+unix:@ABSTRACT-GLOB. A DEST that could match nothing is an error naming the
+fix. On Unix sockets, refuse is a socket file nobody listens on
+(ECONNREFUSED) and timeout a listener whose backlog is full (a blocking
+connect waits, until SO_SNDTIMEO: EAGAIN; a non-blocking one gets EAGAIN);
+unreachable, and a duration or delay, have no Unix twin and are refused.
 
-Every connect, and every send to an address, is logged (level info) with the
-fields pid, fd, family, type, dst, verdict, errno and latency; a sendmsg that
-names no address is logged only at debug level. Every flag can also be set
-through the environment variable SANDBOX_<FLAG> (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...;
-rule variables take comma-separated lists); a flag given on the command
-line wins over its variable.`,
+Logs: every decision is logged with the fields pid, fd, family, type, dst,
+verdict, errno and latency: denials at warn, the rest at info. The default
+level is warn for --log-format text (denials, leftover processes, errors)
+and info for json (every decision, for machines and containers); -v shows
+every decision in text, -vv also the calls answered before any decision
+(verdict=native, e.g. glibc's probe of a missing nscd socket) and sendmsg
+calls that name no address. Timestamps are RFC 3339 with milliseconds. Text
+is never coloured unless --color says so. When stderr is a terminal and a
+call was denied, the --summary table follows PROGRAM's end.
+
+Every flag can also be set through the environment variable SANDBOX_<FLAG>
+(SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...; rule variables take comma-separated
+lists); a flag given on the command line wins over its variable.`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"SANDBOX_LOG_LEVEL"},
-				Usage: "log level: panic, fatal, error, warn, info, debug or trace"},
-			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SANDBOX_LOG_FORMAT"},
-				Usage: "log format: text or json (one object per line)"},
-			&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"},
+			&cli.StringFlag{Name: "log-level", EnvVars: []string{"SANDBOX_LOG_LEVEL"}, Category: "Logging",
+				Usage: "log level: panic, fatal, error, warn, info, debug or trace (default: warn for text, info for json)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity, Category: "Logging",
+				Usage: "log every decision (-v: info), and calls answered before any decision (-vv: debug)"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SANDBOX_LOG_FORMAT"}, Category: "Logging",
+				Usage: "text (key=value lines, never coloured unless --color) or json (one object per line)"},
+			&cli.StringFlag{Name: "color", Value: "never", EnvVars: []string{"SANDBOX_COLOR"}, Category: "Logging",
+				Usage: "colour text logs: never, always, or auto (only on a terminal, and not if NO_COLOR is set)"},
+			&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"}, Category: "Logging",
 				Usage: "append logs to `FILE` instead of stderr"},
 			&cli.BoolFlag{Name: "signal-group", EnvVars: []string{"SANDBOX_SIGNAL_GROUP"}, Category: "Process",
 				Usage: "forward signals to PROGRAM's whole process group, not only PROGRAM"},
@@ -144,9 +167,9 @@ line wins over its variable.`,
 				Usage: "keep all of PROGRAM's capabilities (by default a root PROGRAM keeps only Docker's default set without NET_RAW; NET_RAW too with --raw-sockets)"},
 			&cli.IntFlag{Name: "preserve-fds", EnvVars: []string{"SANDBOX_PRESERVE_FDS"}, Category: "Layers",
 				Usage: "pass inherited descriptors 3 to 3+`N`-1 to PROGRAM (every other one above 2 is closed)"},
-			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"},
-				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr"},
-			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"},
+			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"}, Category: "Logging",
+				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr (on a terminal it is printed anyway when a call was denied)"},
+			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"}, Category: "Logging",
 				Usage: "when PROGRAM ends, write the summary as one JSON object to `FILE`"},
 		}, policyFlags(rules)...),
 		Action: func(c *cli.Context) error { return runAction(c, rules) },
@@ -161,7 +184,9 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 	if len(argv) == 0 {
 		return &exitError{code: exitSandbox, err: errors.New("run: no PROGRAM given (usage: sandbox run [flags] -- PROGRAM [ARGS...])")}
 	}
-	log, closeLog, err := newLogger(c.String("log-level"), c.String("log-format"), c.String("log-file"), c.App.ErrWriter)
+	lo := logOptions{level: c.String("log-level"), verbosity: verbosity, format: c.String("log-format"),
+		color: c.String("color"), file: c.String("log-file")}
+	log, closeLog, err := newLogger(lo, c.App.ErrWriter)
 	if err != nil {
 		return &exitError{code: exitSandbox, err: err}
 	}
@@ -180,7 +205,7 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 		Argv:        argv,
 		Env:         os.Environ(),
 		FailAt:      os.Getenv("SANDBOX_TEST_FAIL_AT"),
-		Foreground:  isTerminal(0),
+		Foreground:  isForeground(0),
 		SignalGroup: c.Bool("signal-group"),
 		Grace:       c.Duration("grace"),
 		WaitAll:     c.Bool("wait-all"),
@@ -191,7 +216,13 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 	if spec.Layers.PreserveFDs < 0 || spec.Layers.PreserveFDs > 1<<16 {
 		return &exitError{code: exitSandbox, err: fmt.Errorf("--preserve-fds %d: want 0 to 65536", spec.Layers.PreserveFDs)}
 	}
-	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json")}
+	cfg := sentry.Config{Decider: policy, Log: log, Summary: c.Bool("summary"), SummaryJSON: c.String("summary-json"),
+		// A person at a terminal sees the warnings, and then the table
+		// that puts them together, when anything was denied.
+		SummaryOnDenial: lo.format == "text" && lo.file == "" && isTerminal(2),
+		// At a terminal, a denial's warning comes before the program's
+		// own error about it, not in the middle of its line.
+		SyncDenials: lo.file == "" && isTerminal(2)}
 	code, err := sentry.Run(spec, cfg)
 	if err != nil {
 		return &exitError{code: code, err: err}
@@ -219,25 +250,64 @@ func lookPath(name string) (string, error) {
 	return p, nil
 }
 
-func newLogger(level, format, file string, stderr io.Writer) (*logrus.Logger, func(), error) {
+// verbosity counts -v flags.
+var verbosity int
+
+type logOptions struct {
+	level     string // "" picks by format and verbosity
+	verbosity int
+	format    string
+	color     string
+	file      string
+}
+
+// newLogger builds the logger. The defaults: text for a person, at warn
+// (denials, leftovers, errors: what needs attention); JSON for machines and
+// containers, at info (every decision).
+func newLogger(o logOptions, stderr io.Writer) (*logrus.Logger, func(), error) {
 	log := logrus.New()
-	lvl, err := logrus.ParseLevel(level)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--log-level %q: want panic, fatal, error, warn, info, debug or trace", level)
+	lvl := logrus.WarnLevel
+	if o.format == "json" {
+		lvl = logrus.InfoLevel
+	}
+	switch {
+	case o.level != "":
+		l, err := logrus.ParseLevel(o.level)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--log-level %q: want panic, fatal, error, warn, info, debug or trace", o.level)
+		}
+		lvl = l
+	case o.verbosity == 1:
+		lvl = logrus.InfoLevel
+	case o.verbosity == 2:
+		lvl = logrus.DebugLevel
+	case o.verbosity > 2:
+		lvl = logrus.TraceLevel
 	}
 	log.SetLevel(lvl)
-	switch format {
-	case "text":
-		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: file != "" || !isTerminal(2)})
-	case "json":
-		log.SetFormatter(&logrus.JSONFormatter{})
+	var colour bool
+	switch o.color {
+	case "never":
+	case "always":
+		colour = true
+	case "auto":
+		colour = o.file == "" && isTerminal(2) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	default:
-		return nil, nil, fmt.Errorf("--log-format %q: want text or json", format)
+		return nil, nil, fmt.Errorf("--color %q: want never, always or auto", o.color)
+	}
+	switch o.format {
+	case "text":
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: sentry.LogTimeFormat,
+			DisableColors: !colour, ForceColors: colour})
+	case "json":
+		log.SetFormatter(&logrus.JSONFormatter{TimestampFormat: sentry.LogTimeFormat})
+	default:
+		return nil, nil, fmt.Errorf("--log-format %q: want text or json", o.format)
 	}
 	log.SetOutput(stderr)
 	closeFn := func() {}
-	if file != "" {
-		f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	if o.file != "" {
+		f, err := os.OpenFile(o.file, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--log-file: %w", err)
 		}
@@ -245,6 +315,14 @@ func newLogger(level, format, file string, stderr io.Writer) (*logrus.Logger, fu
 		closeFn = func() { f.Close() }
 	}
 	return log, closeFn, nil
+}
+
+// isForeground: fd is a terminal whose foreground process group is ours.
+// Only then may PROGRAM be given the terminal: a background job that took it
+// would steal it from its shell.
+func isForeground(fd int) bool {
+	pg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err == nil && pg == unix.Getpgrp()
 }
 
 func isTerminal(fd int) bool {

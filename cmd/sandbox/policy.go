@@ -166,6 +166,9 @@ func loadPolicy(c *cli.Context, rules *ruleFlags) (*netstack.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := unixVerdict(f.name, f.value, r); err != nil {
+			return nil, err
+		}
 		flagRules = append(flagRules, r)
 	}
 	if len(flagRules) == 0 {
@@ -232,4 +235,17 @@ func readPolicy(c *cli.Context, nargs int) (*netstack.Policy, error) {
 		return nil, &exitError{code: 1, err: err}
 	}
 	return p, nil
+}
+
+// unixVerdict refuses a rule flag whose verdict no real Unix socket could
+// produce (netstack.UnixVerdictError).
+func unixVerdict(name, value string, r netstack.Rule) error {
+	name = strings.TrimLeft(name, "-")
+	explicit := name == "timeout" && strings.Contains(value, "=")
+	for _, d := range r.Dests {
+		if err := netstack.UnixVerdictError(d, r.Verdict.Action, explicit); err != nil {
+			return fmt.Errorf("--%s %s: %v", name, value, err)
+		}
+	}
+	return nil
 }

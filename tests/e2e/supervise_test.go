@@ -27,7 +27,7 @@ func TestCurlLocalServer(t *testing.T) {
 	}))
 	defer srv.Close()
 	hostport := strings.TrimPrefix(srv.URL, "http://")
-	r := run(t, sb, "run", "--allow", "tcp:"+hostport, "--", "curl", "-s", srv.URL+"/")
+	r := run(t, sb, "run", "-v", "--allow", "tcp:"+hostport, "--", "curl", "-s", srv.URL+"/")
 	if r.code != 0 || r.stdout != "hello from the host\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

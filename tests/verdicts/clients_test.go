@@ -163,7 +163,7 @@ func TestSummaryAndEnvironment(t *testing.T) {
 	sum := filepath.Join(t.TempDir(), "summary.json")
 	// Rules from the environment; --summary-json from a flag.
 	r := n.Run(30*time.Second, "env", "SANDBOX_REFUSE="+dst+",10.9.0.6:80", "SANDBOX_LOG_FORMAT=json",
-		sb, "run", "--summary", "--summary-json", sum, "--log-format", "text", "--", "sh", "-c",
+		sb, "run", "-v", "--summary", "--summary-json", sum, "--log-format", "text", "--", "sh", "-c",
 		dial+" "+dst+" 2s; "+dial+" "+dst+" 2s; "+dial+" 10.9.0.6:80 2s")
 	if strings.Count(r.Stdout, "connection refused") != 3 {
 		t.Fatalf("SANDBOX_REFUSE was not applied: %q %q", r.Stdout, r.Stderr)
