@@ -351,4 +351,3 @@ func childPids(pid int) []int {
 	}
 	return out
 }
-
