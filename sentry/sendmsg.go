@@ -266,6 +266,11 @@ func (s *Supervisor) passRights(c *call) unix.Errno {
 			dup, err := s.tracees.getfd(c.n.Pid, int32(binary.LittleEndian.Uint32(p)))
 			if err != nil {
 				e = unix.EBADF
+				if err != unix.EBADF {
+					// Not the caller's error: the supervisor's (EMFILE...).
+					s.log.internal(c, "pidfd_getfd (SCM_RIGHTS)", err)
+					e = c.resourceErrno()
+				}
 				return false
 			}
 			c.msg.passed = append(c.msg.passed, dup)

@@ -132,10 +132,20 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 		return s.send(c)
 	}
 	if c.isUnixPath() {
-		if o, ok := s.openUnixTarget(c); !ok {
-			return o
-		}
+		// The lookup, and the send to the object found, can block on a
+		// file system: off the receive thread.
+		return s.offload(c, func() outcome {
+			if o, ok := s.openUnixTarget(c); !ok {
+				return o
+			}
+			return s.decideSend(c)
+		})
 	}
+	return s.decideSend(c)
+}
+
+// decideSend decides a send to an address the kernel will use, and acts.
+func (s *Supervisor) decideSend(c *call) outcome {
 	s.decide(c)
 	switch c.dec.Action {
 	case netstack.Allow:

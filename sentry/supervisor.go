@@ -137,6 +137,8 @@ type call struct {
 	msg       message
 	mm        *mmsgState
 	noWait    bool
+	// offloaded: the call runs on a goroutine of its own (offload.go).
+	offloaded bool
 	// afterAnswer, when set, runs once the answer has been given.
 	afterAnswer func()
 	// retry, when set, is what the waiter runs once the socket is writable
@@ -153,6 +155,9 @@ type outcome struct {
 }
 
 func ret(e unix.Errno) outcome { return outcome{errno: e} }
+
+// errNotGone is logged when a handler gave up on a call that was still live.
+var errNotGone = errors.New("the notification is still valid")
 
 var (
 	gone    = outcome{gone: true}
@@ -198,6 +203,12 @@ func (s *Supervisor) serveOne(c *call) {
 func (s *Supervisor) finish(c *call, o outcome) {
 	s.finishing.Add(1)
 	defer s.finishing.Add(-1)
+	if o.gone && s.lis.Valid(c.n.ID) {
+		// Only NOTIF_ID_VALID may call a notification gone: a live call
+		// taken for gone would hang its thread. Fail closed.
+		s.log.internal(c, "a live call taken for gone", errNotGone)
+		o = ret(c.resourceErrno())
+	}
 	if !o.gone {
 		if err := s.lis.Respond(c.n.ID, o.val, o.errno); err != nil {
 			if !errors.Is(err, seccomp.ErrGone) {
