@@ -121,6 +121,9 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 			return ret(e)
 		}
 	}
+	if e := s.netlinkPayload(c); e != 0 { // descriptors and pids in rtnetlink requests
+		return ret(e)
+	}
 	if !s.lis.Valid(c.n.ID) {
 		return gone
 	}
