@@ -92,8 +92,8 @@ func TestProgramKeepsItsFileLimit(t *testing.T) {
 	}
 }
 
-// One hung path stalls only its own caller. Process A connects to a path in
-// a FUSE mount whose server never answers: natively A blocks in the lookup.
+// One hung path stalls only its own caller. Process A connects (or sends a
+// datagram) to a path in a FUSE mount whose server never answers: natively A blocks in the lookup.
 // Meanwhile process B makes 200 allowed connects, which must all finish
 // while A is still blocked: the lookup may not hold the supervisor's receive
 // thread. Then the FUSE connection is aborted, A returns, and its errno
@@ -102,20 +102,24 @@ func TestHungPathStallsOnlyItsCaller(t *testing.T) {
 	nettest.RequireRoot(t)
 	sb := nettest.BuildSandbox(t)
 	prog := nettest.CompileC(t, filepath.Join("testdata", "hungpath.c"), false)
-	native := hungPath(t, []string{prog})
-	boxed := hungPath(t, []string{sb, "run", "--allow-all", "--log-level", "error", "--", prog})
-	if boxed != native {
-		t.Errorf("A's connect: sandboxed %s, native %s", boxed, native)
+	for _, mode := range []string{"connect", "sendto"} {
+		t.Run(mode, func(t *testing.T) {
+			native := hungPath(t, []string{prog}, mode)
+			boxed := hungPath(t, []string{sb, "run", "--allow-all", "--log-level", "error", "--", prog}, mode)
+			if boxed != native {
+				t.Errorf("A's %s: sandboxed %s, native %s", mode, boxed, native)
+			}
+			t.Logf("A's %s after the abort: %s (native and sandboxed)", mode, native)
+		})
 	}
-	t.Logf("A's connect after the abort: %s (native and sandboxed)", native)
 }
 
 // hungPath runs argv with a path in a fresh, never-answered FUSE mount and
 // returns what A's connect returned once the mount was aborted.
-func hungPath(t *testing.T, argv []string) string {
+func hungPath(t *testing.T, argv []string, mode string) string {
 	t.Helper()
 	dir, abort := hungFUSE(t)
-	cmd := exec.Command(argv[0], append(argv[1:], filepath.Join(dir, "sock"))...)
+	cmd := exec.Command(argv[0], append(argv[1:], filepath.Join(dir, "sock"), mode)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -1,4 +1,5 @@
-// hungpath: process A connects to PATH (inside a FUSE mount whose server
+// hungpath PATH [sendto]: process A connects to PATH, or sends a datagram
+// to it (inside a FUSE mount whose server
 // never answers, so A blocks in the lookup, as natively); meanwhile process
 // B makes 200 connects to a loopback listener. It prints "B done; A still
 // blocked" when B has finished while A had not returned, then waits for A
@@ -45,8 +46,9 @@ int main(int argc, char **argv) {
 	if (a == 0) {
 		struct sockaddr_un u = {.sun_family = AF_UNIX};
 		strncpy(u.sun_path, argv[1], sizeof u.sun_path - 1);
-		int s = socket(AF_UNIX, SOCK_STREAM, 0);
-		int r = connect(s, (void *)&u, sizeof u);
+		int dgram = argc > 2 && strcmp(argv[2], "sendto") == 0;
+		int s = socket(AF_UNIX, dgram ? SOCK_DGRAM : SOCK_STREAM, 0);
+		int r = dgram ? sendto(s, "x", 1, 0, (void *)&u, sizeof u) < 0 : connect(s, (void *)&u, sizeof u);
 		printf("A: errno=%d\n", r ? errno : 0);
 		_exit(0);
 	}
