@@ -14,8 +14,10 @@ package sentry
 // and the goroutine either finishes it or parks it in the waiter.
 
 // offload runs rest, the tail of call c that may block on a file system, on
-// its own goroutine, and finishes c there. A call already offloaded (a later
-// message of the same sendmmsg) runs rest inline.
+// its own goroutine, and finishes c there. A call already off the receive
+// thread (a later message of the same sendmmsg, on its goroutine or on the
+// waiter's, which cannot take a pending outcome from a retry) runs rest
+// inline.
 func (s *Supervisor) offload(c *call, rest func() outcome) outcome {
 	if c.offloaded {
 		return rest()

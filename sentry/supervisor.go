@@ -137,7 +137,8 @@ type call struct {
 	msg       message
 	mm        *mmsgState
 	noWait    bool
-	// offloaded: the call runs on a goroutine of its own (offload.go).
+	// offloaded: the call runs off the receive thread, on a goroutine of
+	// its own or the waiter's: blocking work runs inline (offload.go).
 	offloaded bool
 	// afterAnswer, when set, runs once the answer has been given.
 	afterAnswer func()

@@ -232,3 +232,19 @@ func contains(s []int, v int) bool {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// A call is finished exactly once, whoever resumes it. A blocking sendmmsg
+// whose first message waits for room (in the waiter) and whose second
+// names a Unix path must return 2 with the second datagram delivered, as
+// natively: the waiter resolves that path itself rather than handing the
+// call on (it would have answered 0 and finished the call a second time).
+func TestSendmmsgResumedToAPath(t *testing.T) {
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "mmsgpath.c"), false)
+	native := nettest.Run(time.Minute, prog, t.TempDir())
+	boxed := nettest.Run(time.Minute, sb, "run", "--allow-all", "--log-level", "error", "--", prog, t.TempDir())
+	const want = "filled>0=1 sendmmsg=2 r2=1:2\n"
+	if native.Stdout != want || boxed.Stdout != want {
+		t.Fatalf("want %q\nnative %v: %q\nsandboxed %v: %q", want, native, native.Stdout, boxed, boxed.Stdout)
+	}
+}
