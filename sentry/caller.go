@@ -127,7 +127,7 @@ func (t *unixTarget) close() {
 }
 
 func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
-	return s.asCaller(c, func() unix.Errno { return rawConnect(c.sock, t.addr) })
+	return s.asCaller(c, func() unix.Errno { return pathConnect(c.sock, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that

@@ -1,5 +1,11 @@
 package sentry
 
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
 // Never block the receive thread. Resolving an AF_UNIX path (openat2 in the
 // caller's root), and the connect or send to the object found, walk a file
 // system: lookups and inode_permission (fuse_permission asks the FUSE server
@@ -44,4 +50,27 @@ func (s *Supervisor) mmsgContinue(c *call, o outcome) outcome {
 	}
 	c.mm.i++
 	return s.mmsgLoop(c)
+}
+
+// pathConnect and pathSendmsg are connect and sendmsg to a Unix path
+// (/proc/self/fd/N): its lookup and inode_permission can block on the file
+// system even on a non-blocking socket. A RawSyscall that blocks keeps its
+// processor (GOMAXPROCS of them), and with it, once there are as many, the
+// whole supervisor: these tell the scheduler, as unix.Syscall does.
+func pathConnect(fd int, addr []byte) unix.Errno {
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&addr[0])), uintptr(len(addr)))
+	return e
+}
+
+func pathSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
+	var iov unix.Iovec
+	m := unix.Msghdr{Iov: &iov, Iovlen: 1, Name: &name[0], Namelen: uint32(len(name))}
+	if len(data) > 0 {
+		iov.Base, iov.Len = &data[0], uint64(len(data))
+	}
+	if len(control) > 0 {
+		m.Control, m.Controllen = &control[0], uint64(len(control))
+	}
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
+	return int(r), e
 }

@@ -299,12 +299,16 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	}
 	var n int
 	var e unix.Errno
+	send := rawSendmsg
+	if c.unix != nil {
+		send = pathSendmsg // the path's lookup can block: see offload.go
+	}
 	do := func() unix.Errno {
-		n, e = rawSendmsg(c.sock, addr, c.msg.data, control, flags)
+		n, e = send(c.sock, addr, c.msg.data, control, flags)
 		if (e == unix.EPERM || e == unix.ESRCH) && named {
 			// The credentials added for the caller were refused: send as
 			// Linux would from the supervisor.
-			n, e = rawSendmsg(c.sock, addr, c.msg.data, c.msg.control, flags)
+			n, e = send(c.sock, addr, c.msg.data, c.msg.control, flags)
 		}
 		return e
 	}
