@@ -1,6 +1,7 @@
 package sentry
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -83,7 +84,11 @@ func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
 func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func() unix.Errno) unix.Errno {
 	st, err := c.callerStatus()
 	if err != nil {
-		return unix.EACCES
+		if e := procErr(err); isResource(e) {
+			s.log.internal(c, "read caller credentials", err)
+			return c.resourceErrno()
+		}
+		return unix.EACCES // unknown credentials: fail closed
 	}
 	if sameCreds(st, s.self) {
 		return fn()
@@ -159,7 +164,7 @@ func (t *unixTarget) close() {
 }
 
 func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
-	return s.asCaller(c, func() unix.Errno { return rawConnect(c.sock, t.addr) })
+	return s.asCaller(c, func() unix.Errno { return pathConnect(c.sock, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that
@@ -177,10 +182,14 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	path := c.req.Unix.Path
 	dirfd, resolve, p, cleanup, err := s.callerView(c, path)
 	if err != nil {
-		if err == unix.ESRCH || err == unix.ENOENT {
-			return gone, false // the caller died while we looked
+		e := procErr(err)
+		if e == unix.ESRCH {
+			return gone, false // the caller died while we looked (finish checks)
 		}
 		s.log.internal(c, "caller view", err)
+		if isResource(e) {
+			return ret(c.resourceErrno()), false
+		}
 		return ret(unix.EACCES), false
 	}
 	defer cleanup()
@@ -244,9 +253,9 @@ func (s *Supervisor) callerView(c *call, path string) (dirfd int, resolve uint64
 		// The cwd as seen from the caller's root.
 		rootPath, err1 := os.Readlink(root)
 		cwdPath, err2 := os.Readlink(fmt.Sprintf("/proc/%d/cwd", tid))
-		if err1 != nil || err2 != nil {
+		if err := errors.Join(err1, err2); err != nil {
 			cleanup()
-			return -1, 0, "", func() {}, unix.ESRCH
+			return -1, 0, "", func() {}, procErr(err)
 		}
 		rel := strings.TrimPrefix(cwdPath, strings.TrimSuffix(rootPath, "/"))
 		path = rel + "/" + path
@@ -270,7 +279,7 @@ func (s *Supervisor) procSelf(c *call, path string, sameRoot bool) (string, erro
 	}
 	st, err := c.callerStatus()
 	if err != nil {
-		return "", unix.ESRCH
+		return "", procErr(err)
 	}
 	// In a foreign root, the caller's /proc shows its own pid namespace.
 	tgid, tid := st.Tgid, int(c.n.Pid)

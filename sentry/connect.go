@@ -48,10 +48,19 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	}
 	if c.isUnixPath() {
 		// Decide on the object actually opened, not on the path's text.
-		if o, ok := s.openUnixTarget(c); !ok {
-			return o
-		}
+		// The lookup can block on a file system: off the receive thread.
+		return s.offload(c, func() outcome {
+			if o, ok := s.openUnixTarget(c); !ok {
+				return o
+			}
+			return s.decideConnect(c)
+		})
 	}
+	return s.decideConnect(c)
+}
+
+// decideConnect decides a connect whose address is decoded, and acts.
+func (s *Supervisor) decideConnect(c *call) outcome {
 	if o, ok := s.landlockConnect(c); !ok { // the caller's own Landlock layers
 		return o
 	}
@@ -84,11 +93,10 @@ func (s *Supervisor) takeFD(c *call) (outcome, bool) {
 	case unix.ESRCH:
 		return gone, false
 	case unix.EMFILE, unix.ENFILE, unix.ENOMEM:
-		// The supervisor ran out of descriptors or memory. connect(2)
-		// documents EAGAIN for a lack of local resources: retryable, and
-		// closed.
+		// The supervisor ran out of descriptors or memory: a documented,
+		// retryable errno (EAGAIN for connect, ENOBUFS for sends), closed.
 		s.log.internal(c, "pidfd_getfd", err)
-		return ret(unix.EAGAIN), false
+		return ret(c.resourceErrno()), false
 	default:
 		// No right to the caller's descriptors (a non-dumpable caller under
 		// an unprivileged supervisor, for instance): fail closed.

@@ -194,6 +194,9 @@ func (s *Supervisor) mmsgLoop(c *call) outcome {
 
 // mmsgResume finishes a first message that waited for room, then goes on.
 func (s *Supervisor) mmsgResume(c *call) outcome {
+	// On the waiter's goroutine, which takes no pending outcome: a later
+	// message's Unix path is resolved right here (see offload).
+	c.offloaded = true
 	o := s.sendOnce(c)
 	if o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS {
 		return o // still no room: the waiter tries again
@@ -269,6 +272,11 @@ func (s *Supervisor) passRights(c *call) unix.Errno {
 			dup, err := s.tracees.getfd(c.n.Pid, int32(binary.LittleEndian.Uint32(p)))
 			if err != nil {
 				e = unix.EBADF
+				if err != unix.EBADF {
+					// Not the caller's error: the supervisor's (EMFILE...).
+					s.log.internal(c, "pidfd_getfd (SCM_RIGHTS)", err)
+					e = c.resourceErrno()
+				}
 				return false
 			}
 			c.msg.passed = append(c.msg.passed, dup)

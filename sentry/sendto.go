@@ -130,6 +130,9 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 			return ret(e)
 		}
 	}
+	if e := s.netlinkPayload(c); e != 0 { // descriptors and pids in rtnetlink requests
+		return ret(e)
+	}
 	if !s.lis.Valid(c.n.ID) {
 		return gone
 	}
@@ -144,10 +147,20 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 		return s.send(c)
 	}
 	if c.isUnixPath() {
-		if o, ok := s.openUnixTarget(c); !ok {
-			return o
-		}
+		// The lookup, and the send to the object found, can block on a
+		// file system: off the receive thread.
+		return s.offload(c, func() outcome {
+			if o, ok := s.openUnixTarget(c); !ok {
+				return o
+			}
+			return s.decideSend(c)
+		})
 	}
+	return s.decideSend(c)
+}
+
+// decideSend decides a send to an address the kernel will use, and acts.
+func (s *Supervisor) decideSend(c *call) outcome {
 	if o, ok := s.landlockSend(c); !ok { // the caller's own Landlock scope
 		return o
 	}
@@ -338,8 +351,12 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	}
 	var n int
 	var e unix.Errno
+	send := rawSendmsg
+	if c.unix != nil {
+		send = pathSendmsg // the path's lookup can block: see offload.go
+	}
 	do := func() unix.Errno {
-		n, e = rawSendmsg(c.sock, addr, c.msg.data[c.msg.at:], control, flags)
+		n, e = send(c.sock, addr, c.msg.data[c.msg.at:], control, flags)
 		return e
 	}
 	if asCaller {

@@ -179,22 +179,6 @@ func readReplies(fd int, fn func([]byte)) error {
 	}
 }
 
-// eachAttr walks netlink attributes (struct nlattr, 4-byte aligned).
-func eachAttr(b []byte, fn func(typ uint16, v []byte)) {
-	for len(b) >= 4 {
-		l := int(binary.NativeEndian.Uint16(b))
-		if l < 4 || l > len(b) {
-			return
-		}
-		fn(binary.NativeEndian.Uint16(b[2:])&^0xc000, b[4:l])
-		l = (l + 3) &^ 3
-		if l > len(b) {
-			return
-		}
-		b = b[l:]
-	}
-}
-
 // flow is what a policy-routing rule (fib_rule_match) can select on, taken
 // from the caller's socket so that the lookup is the one its connect makes.
 type flow struct {

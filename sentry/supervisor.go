@@ -153,6 +153,9 @@ type call struct {
 	noWait    bool
 	// parked: the call waits in the waiter, which resumes it (retry).
 	parked bool
+	// offloaded: the call runs off the receive thread, on a goroutine of
+	// its own or the waiter's: blocking work runs inline (offload.go).
+	offloaded bool
 	// afterAnswer, when set, runs once the answer has been given.
 	afterAnswer func()
 	// retry, when set, is what the waiter runs once the socket is writable
@@ -172,6 +175,9 @@ type outcome struct {
 }
 
 func ret(e unix.Errno) outcome { return outcome{errno: e} }
+
+// errNotGone is logged when a handler gave up on a call that was still live.
+var errNotGone = errors.New("the notification is still valid")
 
 var (
 	gone    = outcome{gone: true}
@@ -222,6 +228,12 @@ func (s *Supervisor) serveOne(c *call) {
 func (s *Supervisor) finish(c *call, o outcome) {
 	s.finishing.Add(1)
 	defer s.finishing.Add(-1)
+	if o.gone && s.lis.Valid(c.n.ID) {
+		// Only NOTIF_ID_VALID may call a notification gone: a live call
+		// taken for gone would hang its thread. Fail closed.
+		s.log.internal(c, "a live call taken for gone", errNotGone)
+		o = ret(c.resourceErrno())
+	}
 	s.release(c)
 	logged := !o.gone && s.log.denialFirst(c)
 	if logged {

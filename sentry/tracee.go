@@ -3,11 +3,13 @@ package sentry
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,21 +32,21 @@ type tracees struct {
 	mu    sync.Mutex
 	procs map[int]int    // tgid -> process pidfd
 	tgids map[uint32]int // tid -> tgid, a hint checked by kcmp
-	// kcmp is false once kcmp was refused (Docker's default profile allows
+	// noKcmp is set once kcmp was refused (Docker's default profile allows
 	// it only with CAP_SYS_PTRACE): every non-leader thread then takes the
-	// one-shot path.
-	kcmp bool
-	// vmRead is false once process_vm_readv was refused (the same profile,
+	// one-shot path. Atomic: calls are served from several goroutines.
+	noKcmp atomic.Bool
+	// noVMRead is set once process_vm_readv was refused (the same profile,
 	// the same capability): memory is then read through /proc/PID/mem,
 	// with page permissions checked by hand because /proc/PID/mem reads
 	// PROT_NONE pages.
-	vmRead bool
+	noVMRead atomic.Bool
 }
 
 const pruneAt = 256 // cached process pidfds before exited ones are pruned
 
 func newTracees() *tracees {
-	return &tracees{procs: make(map[int]int), tgids: make(map[uint32]int), kcmp: true, vmRead: true}
+	return &tracees{procs: make(map[int]int), tgids: make(map[uint32]int)}
 }
 
 // getfd duplicates thread tid's descriptor fd into the supervisor: the same
@@ -58,7 +60,7 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if tgid == int(tid) || t.kcmp {
+	if tgid == int(tid) || !t.noKcmp.Load() {
 		if f, ok, err := t.getfdShared(tid, tgid, fd); ok {
 			return f, err
 		}
@@ -105,9 +107,7 @@ func (t *tracees) getfdShared(tid uint32, tgid int, fd int32) (int, bool, error)
 func (t *tracees) sameFiles(tgid int, tid uint32) bool {
 	r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(tgid), uintptr(tid), kcmpFiles, 0, 0, 0)
 	if e == unix.EPERM || e == unix.ENOSYS {
-		t.mu.Lock()
-		t.kcmp = false
-		t.mu.Unlock()
+		t.noKcmp.Store(true)
 	}
 	if e != 0 || r != 0 {
 		t.forget(tid, -1) // the tid hint may be stale: read it again next time
@@ -125,7 +125,10 @@ func pidfdGetfd(pidfd int, fd int32) (int, error) {
 	return int(r), nil
 }
 
-// tgidOf returns the thread group of tid, from the cache or /proc.
+// tgidOf returns the thread group of tid, from the cache or /proc. ESRCH
+// means the thread is gone; any other error (EMFILE, ENOMEM, EACCES) is the
+// supervisor's own failure and is returned as it is, never as ESRCH: a call
+// taken for gone is not answered.
 func (t *tracees) tgidOf(tid uint32) (int, error) {
 	t.mu.Lock()
 	tgid, ok := t.tgids[tid]
@@ -134,8 +137,11 @@ func (t *tracees) tgidOf(tid uint32) (int, error) {
 		return tgid, nil
 	}
 	st, err := readStatus(fmt.Sprintf("/proc/%d/status", tid))
-	if err != nil || st.Tgid == 0 {
-		return 0, unix.ESRCH
+	if err != nil {
+		return 0, procErr(err)
+	}
+	if st.Tgid == 0 {
+		return 0, unix.ESRCH // a status without Tgid: the task is being reaped
 	}
 	t.mu.Lock()
 	if len(t.tgids) > 1<<16 {
@@ -216,7 +222,7 @@ func (t *tracees) access(tid uint32, addr uint64, buf []byte, write bool) error 
 	if len(buf) == 0 {
 		return nil
 	}
-	if t.vmRead {
+	if !t.noVMRead.Load() {
 		n, e := rawAccessMem(tid, addr, buf, write)
 		switch {
 		case e == 0 && n == len(buf):
@@ -224,7 +230,7 @@ func (t *tracees) access(tid uint32, addr uint64, buf []byte, write bool) error 
 		case e == 0, e == unix.EFAULT:
 			return unix.EFAULT
 		case e == unix.EPERM || e == unix.ENOSYS:
-			t.vmRead = false
+			t.noVMRead.Store(true)
 		default:
 			return e
 		}
@@ -376,4 +382,36 @@ func sameCreds(a, b status) bool {
 		}
 	}
 	return true
+}
+
+// procErr reduces an error from reading /proc/TID to an errno: ESRCH when
+// the task is gone (its directory vanished: ENOENT, or ESRCH from a read of
+// an exiting task), otherwise the errno itself (EMFILE, ENFILE, ENOMEM,
+// EACCES, ...), which the caller must answer, not drop.
+func procErr(err error) unix.Errno {
+	var e unix.Errno
+	if !errors.As(err, &e) {
+		return unix.EIO
+	}
+	if e == unix.ENOENT {
+		return unix.ESRCH
+	}
+	return e
+}
+
+// isResource reports whether e is the supervisor running out of
+// descriptors or memory.
+func isResource(e error) bool {
+	return e == unix.EMFILE || e == unix.ENFILE || e == unix.ENOMEM || e == unix.ENOBUFS
+}
+
+// resourceErrno is the documented answer when the supervisor itself lacks
+// resources to serve c: connect(2) documents EAGAIN for "insufficient
+// entries in the routing cache" (a lack of local resources), the send
+// family ENOBUFS. Both are retryable, and both fail closed.
+func (c *call) resourceErrno() unix.Errno {
+	if c.name == "connect" {
+		return unix.EAGAIN
+	}
+	return unix.ENOBUFS
 }
