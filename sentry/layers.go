@@ -313,7 +313,8 @@ func restrictLandlock(o initOptions, failAt string) (string, error) {
 	return fmt.Sprintf("layer=landlock abi=%d scoped=signal ptrace=domain", abi), nil
 }
 
-// logLayers writes the init stage's report, one info line per layer.
+// logLayers writes the init stage's report, one line per layer, at debug
+// level: setup, not a decision (-vv, or --log-level debug, shows them).
 func logLayers(log *logrus.Logger, report []string) {
 	for _, line := range report {
 		f := logrus.Fields{}
@@ -322,6 +323,6 @@ func logLayers(log *logrus.Logger, report []string) {
 				f[k] = v
 			}
 		}
-		log.WithFields(f).Info("layer applied")
+		log.WithFields(f).Debug("layer applied")
 	}
 }

@@ -427,18 +427,18 @@ func TestLayerSetupFailuresFailClosed(t *testing.T) {
 	}
 }
 
-// Each layer says what it did, in one info line of the supervisor's log.
+// Each layer says what it did, in one (debug) line of the supervisor's log.
 func TestLayersAreLogged(t *testing.T) {
 	sb := nettest.BuildSandbox(t)
 	layers := func(flags ...string) map[string]map[string]any {
-		argv := append(append([]string{sb, "run", "--log-level", "info", "--log-format", "json"}, flags...), "--", "true")
+		argv := append(append([]string{sb, "run", "--log-level", "debug", "--log-format", "json"}, flags...), "--", "true")
 		r := nettest.Run(time.Minute, argv...)
 		got := map[string]map[string]any{}
 		for _, l := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
 			var rec map[string]any
 			if json.Unmarshal([]byte(l), &rec) == nil && rec["layer"] != nil {
-				if rec["level"] != "info" {
-					t.Errorf("%s: level %v, want info", l, rec["level"])
+				if rec["level"] != "debug" {
+					t.Errorf("%s: level %v, want debug", l, rec["level"])
 				}
 				got[rec["layer"].(string)] = rec
 			}
