@@ -82,10 +82,10 @@ if "$sandbox" run "${flags[@]}" -- curl -sS --max-time 10 -o /dev/null "$url"; t
 	exit 1
 fi
 echo "demo: denied by the default policy, as expected"
-# 2. Allowed: a real connection. The log (stderr) shows the trapped connect;
+# 2. Allowed: a real connection. With -v the log (stderr) shows the allowed connect;
 #    curl's status code shows the request went through.
-echo "+ $sandbox run --allow tcp:127.0.0.1:$port ${flags[*]:+${flags[*]} }-- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' $url"
-code=$("$sandbox" run --allow "tcp:127.0.0.1:$port" "${flags[@]}" -- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$url")
+echo "+ $sandbox run -v --allow tcp:127.0.0.1:$port ${flags[*]:+${flags[*]} }-- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' $url"
+code=$("$sandbox" run -v --allow "tcp:127.0.0.1:$port" "${flags[@]}" -- curl -s --max-time 10 -o /dev/null -w '%{http_code}\n' "$url")
 echo "$code"
 if [[ $code != 200 ]]; then
 	echo "demo: expected HTTP 200 through the sandbox, got '$code'" >&2

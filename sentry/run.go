@@ -104,7 +104,7 @@ func Run(spec Spec, cfg Config) (int, error) {
 // "PID COMMAND".
 func leftovers() []string {
 	var out []string
-	for _, p := range descendants(os.Getpid()) {
+	for _, p := range leftoverPids() {
 		out = append(out, strconv.Itoa(p)+" "+command(p))
 	}
 	return out
@@ -285,7 +285,7 @@ func reapAll(pid int) {
 
 // killTree sends SIGKILL to every descendant, without reaping.
 func killTree() int {
-	pids := descendants(os.Getpid())
+	pids := leftoverPids()
 	for _, p := range pids {
 		unix.Kill(p, unix.SIGKILL)
 	}
@@ -313,12 +313,73 @@ func killLeftovers() {
 	}
 }
 
+// leftoverPids lists what remains of PROGRAM's tree, for the report and the
+// kill at exit. A process that is exiting hands its children to the
+// subreaper (us) mid-way, and the kernel's children lists can miss them at
+// that instant; parent links in /proc/PID/stat cannot (a child names its old
+// parent or us). So every process is read, but only when we have a child at
+// all: with none (wait4 says ECHILD), nothing can be left, and the walk of
+// the host's processes is skipped.
+func leftoverPids() []int {
+	var info unix.Siginfo
+	// waitid with WNOWAIT peeks: it reaps nothing.
+	if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil); err == unix.ECHILD {
+		return nil
+	}
+	self := os.Getpid()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return descendants(self)
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := ppid(p); pp > 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var out []int
+	queue := []int{self}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name may contain spaces and parentheses: skip past the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
 // descendants lists the processes below pid. It follows the kernel's
 // children lists (/proc/PID/task/TID/children, one per thread: a child
 // belongs to the thread that forked it) rather than reading every process's
 // stat: the cost is the tree's, not the host's. A process being reparented
 // at that instant may be missed; the callers cope (killLeftovers goes round
-// again; for the self oracle, a missed holder can only mean a denial).
+// again; for the self oracle, a missed holder can only mean a denial). The
+// exit path uses leftoverPids instead, which cannot miss one.
 func descendants(pid int) []int {
 	var out []int
 	seen := map[int]bool{pid: true}

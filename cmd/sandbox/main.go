@@ -113,10 +113,12 @@ signals of the sandbox's caller, as natively (nohup, a shell's background
 job); an ignored signal is not forwarded either.
 
 Policy: with no --policy and no rule flags, PROGRAM may connect only to
-sockets its own process tree listens on or has bound (loopback TCP and UDP,
-Unix paths and abstract names); every other connect, or send to an address,
-is denied with EACCES and logged at warning level with the flag that would
-allow it. Rule flags are checked first, in the order given, then the policy
+sockets its own process tree holds: a destination counts as its own only if
+every socket the kernel could deliver to belongs to the tree (TCP listeners
+and UDP sockets at a local address of the sandbox's network namespace, Unix
+sockets reached by path or by exact abstract name); every other connect, or
+send to an address, is denied with EACCES and logged at warning level with
+the flag that would allow it. Rule flags are checked first, in the order given, then the policy
 file's rules.
 DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets:
 [::1]:8080), unix:PATH-GLOB (the path the kernel connects to, after
@@ -126,6 +128,14 @@ fix. On Unix sockets, refuse is a socket file nobody listens on
 (ECONNREFUSED) and timeout a listener whose backlog is full (a blocking
 connect waits, until SO_SNDTIMEO: EAGAIN; a non-blocking one gets EAGAIN);
 unreachable, and a duration or delay, have no Unix twin and are refused.
+
+Layers: before PROGRAM starts, inherited descriptors above 2 are closed
+(--preserve-fds N keeps 3..3+N-1), a root PROGRAM keeps only Docker's default
+capabilities without NET_RAW (--keep-caps), new user namespaces are refused
+(--allow-userns), and PROGRAM is put in a Landlock domain, so that it cannot
+ptrace, read or write the memory of, take descriptors from, or signal
+processes outside the sandbox (--landlock=false). A layer that is asked for
+and unavailable stops the sandbox (125) before PROGRAM runs.
 
 Logs: every decision is logged with the fields pid, fd, family, type, dst,
 verdict, errno and latency: denials at warn, the rest at info. The default
@@ -158,7 +168,7 @@ lists); a flag given on the command line wins over its variable.`,
 			&cli.BoolFlag{Name: "wait-all", EnvVars: []string{"SANDBOX_WAIT_ALL"}, Category: "Process",
 				Usage: "when PROGRAM exits, wait for its remaining descendants instead of killing them (the default)"},
 			&cli.BoolFlag{Name: "raw-sockets", EnvVars: []string{"SANDBOX_RAW_SOCKETS"}, Category: "Policy",
-				Usage: "allow raw and packet sockets (refused with EPERM by default: they reach peers without connect)"},
+				Usage: "allow raw, packet and XDP sockets and keep CAP_NET_RAW (by default PROGRAM lacks it and the kernel refuses them; they reach peers without connect)"},
 			&cli.BoolFlag{Name: "landlock", Value: true, EnvVars: []string{"SANDBOX_LANDLOCK"}, Category: "Layers",
 				Usage: "put PROGRAM in a Landlock domain: no ptrace, memory access, descriptor taking or signals to processes outside the sandbox (--landlock=false disables)"},
 			&cli.BoolFlag{Name: "allow-userns", EnvVars: []string{"SANDBOX_ALLOW_USERNS"}, Category: "Layers",
