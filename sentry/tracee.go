@@ -121,8 +121,7 @@ func pidfdGetfd(pidfd int, fd int32) (int, error) {
 	if e != 0 {
 		return -1, e
 	}
-	unix.CloseOnExec(int(r))
-	return int(r), nil
+	return int(r), nil // close-on-exec already: pidfd_getfd sets it
 }
 
 // tgidOf returns the thread group of tid, from the cache or /proc. ESRCH
@@ -165,8 +164,7 @@ func (t *tracees) procPidfd(tgid int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	unix.CloseOnExec(fd)
-	t.procs[tgid] = fd
+	t.procs[tgid] = fd // close-on-exec already: pidfd_open sets it
 	return fd, nil
 }
 
