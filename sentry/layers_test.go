@@ -1,10 +1,8 @@
 package sentry
 
 import (
-	"encoding/binary"
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"sandbox/seccomp"
@@ -19,37 +17,13 @@ func evalFilter(t *testing.T, opts FilterOptions, name string, args ...uint64) u
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := make([]bpf.RawInstruction, len(prog))
-	for i, in := range prog {
-		raw[i] = bpf.RawInstruction{Op: in.Code, Jt: in.Jt, Jf: in.Jf, K: in.K}
-	}
-	insns, ok := bpf.Disassemble(raw)
-	if !ok {
-		t.Fatal("filter does not disassemble")
-	}
-	vm, err := bpf.NewVM(insns)
-	if err != nil {
-		t.Fatal(err)
-	}
 	nr, err := seccomp.SyscallNumber(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var a [6]uint64
 	copy(a[:], args)
-	words := []uint32{uint32(nr), unix.AUDIT_ARCH_X86_64, 0, 0}
-	for _, v := range a {
-		words = append(words, uint32(v), uint32(v>>32))
-	}
-	buf := make([]byte, 4*len(words))
-	for i, w := range words {
-		binary.BigEndian.PutUint32(buf[4*i:], w)
-	}
-	out, err := vm.Run(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uint32(out)
+	return runBPF(t, prog, nr, a)
 }
 
 const (

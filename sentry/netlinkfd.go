@@ -3,8 +3,6 @@ package sentry
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -256,58 +254,9 @@ func sameNS(a, b string) bool {
 // below it. A scan of /proc: only programs in a pid namespace of their own
 // that name a pid pay it.
 func globalPid(tid uint32, v int) (int, bool) {
-	mine := nsPids(fmt.Sprintf("/proc/%d/status", tid))
-	if len(mine) == 0 {
-		return 0, false
-	}
-	level := len(mine) - 1
-	var callerNS unix.Stat_t
-	if unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", tid), &callerNS) != nil {
-		return 0, false
-	}
-	procs, err := os.ReadDir("/proc")
+	st, err := readStatus(fmt.Sprintf("/proc/%d/status", tid))
 	if err != nil {
 		return 0, false
 	}
-	for _, p := range procs {
-		if _, err := strconv.Atoi(p.Name()); err != nil {
-			continue
-		}
-		tasks, err := os.ReadDir("/proc/" + p.Name() + "/task")
-		if err != nil {
-			continue
-		}
-		for _, t := range tasks {
-			dir := "/proc/" + p.Name() + "/task/" + t.Name()
-			ids := nsPids(dir + "/status")
-			if len(ids) <= level || ids[level] != v {
-				continue
-			}
-			if inNS(dir+"/ns/pid", len(ids)-1-level, callerNS) {
-				g, err := strconv.Atoi(t.Name())
-				return g, err == nil
-			}
-		}
-	}
-	return 0, false
-}
-
-// inNS reports whether the pid namespace at link, up levels, is ns
-// (NS_GET_PARENT).
-func inNS(link string, up int, ns unix.Stat_t) bool {
-	fd, err := unix.Open(link, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	for ; up > 0; up-- {
-		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
-		unix.Close(fd)
-		if err != nil {
-			return false
-		}
-		fd = parent
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	return unix.Fstat(fd, &st) == nil && st.Dev == ns.Dev && st.Ino == ns.Ino
+	return findInPidNS(tid, st, v)
 }
