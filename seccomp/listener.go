@@ -120,18 +120,7 @@ func (l *Listener) Respond(id uint64, val int64, errno unix.Errno) error {
 	if errno != 0 {
 		r.Val = 0
 	}
-	for {
-		err := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
-		switch err {
-		case nil:
-			return nil
-		case unix.EINTR:
-			continue
-		case unix.ENOENT:
-			return ErrGone
-		}
-		return err
-	}
+	return l.send(&r)
 }
 
 func ioctl(fd int, req uint, arg uintptr) error {
@@ -212,8 +201,13 @@ func (l *Listener) AddFDAndRespond(id uint64, srcfd int, cloexec bool) (int, err
 // use it.
 func (l *Listener) ContinueSelfRestriction(id uint64) error {
 	r := resp{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+	return l.send(&r)
+}
+
+// send answers one notification with NOTIF_SEND; ErrGone when it vanished.
+func (l *Listener) send(r *resp) error {
 	for {
-		err := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&r)))
+		err := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(r)))
 		switch err {
 		case nil:
 			return nil
