@@ -1,6 +1,7 @@
 package sentry
 
 import (
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -10,46 +11,29 @@ import (
 // caller's root), and the connect or send to the object found, walk a file
 // system: lookups and inode_permission (fuse_permission asks the FUSE server
 // for attributes) can wait for as long as a server takes to answer, forever
-// for a hung one. Natively that stalls only the calling thread. So the rest
-// of such a call runs on a goroutine of its own, which finishes it, as the
-// waiter finishes parked calls; the receive thread goes on at once. inet
-// calls, which never touch a file system, stay on the receive thread.
+// for a hung one. Natively that stalls only the calling thread.
 //
-// The call is owned by exactly one goroutine at a time: the receive thread
-// hands it over (the handler returns pending and never touches it again),
-// and the goroutine either finishes it or parks it in the waiter.
+// Such work runs on the receive thread, marked as work that can block
+// (offload), and a watchdog (Supervisor.watchReceiver) starts another
+// receiver when one has been in it for longer than stuckAfter; the stuck one
+// finishes its call whenever the file system answers, then exits. So a hung
+// path stalls only its own caller, and a call that finishes in time (all
+// of them, on a healthy file system) pays no hand-over between threads: an
+// earlier design gave every Unix path call a goroutine of its own, and the
+// hand-overs cost more than the call (a Unix connect went from ~40 to
+// ~200 µs).
 
-// offload runs rest, the tail of call c that may block on a file system, on
-// its own goroutine, and finishes c there. A call already off the receive
-// thread (a later message of the same sendmmsg, on its goroutine or on the
-// waiter's, which cannot take a pending outcome from a retry) runs rest
-// inline.
+// offload runs rest, the tail of call c that may block on a file system,
+// marked for the watchdog. A call already off the receive thread (a later
+// message of the same sendmmsg resumed by the waiter) runs rest as it is.
 func (s *Supervisor) offload(c *call, rest func() outcome) outcome {
-	if c.offloaded {
+	if c.offloaded || c.rx == nil {
 		return rest()
 	}
 	c.offloaded = true
-	go func() {
-		o := rest()
-		if c.mm != nil && !o.pending && !o.gone {
-			// One message of a sendmmsg: the vector goes on from here.
-			o = s.mmsgContinue(c, o)
-		}
-		if !o.pending {
-			s.finish(c, o)
-		}
-	}()
-	return pending
-}
-
-// mmsgContinue accounts for the outcome o of sendmmsg's current message and
-// sends the rest of the vector, as mmsgLoop would have.
-func (s *Supervisor) mmsgContinue(c *call, o outcome) outcome {
-	if !s.mmsgDone(c, o) {
-		return c.mm.result()
-	}
-	c.mm.i++
-	return s.mmsgLoop(c)
+	c.rx.busySince.Store(time.Now().UnixNano())
+	defer c.rx.busySince.Store(0)
+	return rest()
 }
 
 // pathConnect and pathSendmsg are connect and sendmsg to a Unix path

@@ -64,6 +64,10 @@ type Supervisor struct {
 	// optmemMax is net.core.optmem_max: longer control buffers fail with
 	// ENOBUFS before they are copied.
 	optmemMax uint64
+	// rx is the receiver currently expected to receive (see Serve).
+	rx atomic.Pointer[receiver]
+	// credThreads are idle threads carrying callers' credentials (asCaller).
+	credThreads credPool
 	// marks are the TCP sockets answered as connected while the kernel's
 	// socket is not (see settle).
 	marks connectedMarks
@@ -153,9 +157,11 @@ type call struct {
 	noWait    bool
 	// parked: the call waits in the waiter, which resumes it (retry).
 	parked bool
-	// offloaded: the call runs off the receive thread, on a goroutine of
-	// its own or the waiter's: blocking work runs inline (offload.go).
+	// offloaded: the call's work that can block is under way, watched
+	// (offload.go), or the call is off the receive thread (the waiter's).
 	offloaded bool
+	// rx is the receiver that received the call.
+	rx *receiver
 	// afterAnswer, when set, runs once the answer has been given.
 	afterAnswer func()
 	// retry, when set, is what the waiter runs once the socket is writable
@@ -189,16 +195,62 @@ var (
 func (s *Supervisor) Serve() error {
 	// One OS thread receives and answers; synchronous wake-ups then keep the
 	// tracee and this thread on one CPU. Blocking connects never hold it:
-	// they are finished by the waiter.
-	runtime.LockOSThread()
+	// they are finished by the waiter. Work that can block on a file system
+	// runs on it too (see offload.go), watched: if it is stuck, another
+	// thread takes over receiving.
 	go s.waiter.run()
-	for {
-		c := &call{sock: -1, restoreUserTimeout: -1}
+	errc := make(chan error, 1)
+	r := &receiver{}
+	s.rx.Store(r)
+	go s.watchReceiver(errc)
+	go s.receive(r, errc)
+	return <-errc
+}
+
+// receiver is one thread receiving notifications.
+type receiver struct {
+	// busySince is when the call it serves started work that can block
+	// (UnixNano), 0 otherwise.
+	busySince atomic.Int64
+	// retire: another receiver took over; this one exits after its call.
+	retire atomic.Bool
+}
+
+// receive is a receiver's loop. The first listener error ends Serve.
+func (s *Supervisor) receive(r *receiver, errc chan<- error) {
+	runtime.LockOSThread()
+	for !r.retire.Load() {
+		c := &call{sock: -1, restoreUserTimeout: -1, rx: r}
 		if err := s.lis.Receive(&c.n); err != nil {
-			return err
+			select {
+			case errc <- err:
+			default:
+			}
+			return
 		}
 		c.start = time.Now()
 		s.serveOne(c)
+	}
+}
+
+// stuckAfter is how long a receiver may spend in work that can block before
+// another takes over. A hung file system then stalls only its own caller,
+// as natively; calls that finish in time cost no hand-over at all.
+const stuckAfter = 20 * time.Millisecond
+
+// watchReceiver starts a new receiver whenever the current one is stuck in
+// work that can block, and retires the stuck one once its call ends.
+func (s *Supervisor) watchReceiver(errc chan<- error) {
+	t := time.NewTicker(stuckAfter / 2)
+	defer t.Stop()
+	for range t.C {
+		r := s.rx.Load()
+		if since := r.busySince.Load(); since != 0 && time.Since(time.Unix(0, since)) > stuckAfter {
+			r.retire.Store(true)
+			nr := &receiver{}
+			s.rx.Store(nr)
+			go s.receive(nr, errc)
+		}
 	}
 }
 
