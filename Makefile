@@ -61,10 +61,11 @@ test:
 
 # Each fuzz target runs briefly beyond its seed corpus (which plain `go test`
 # already replays): the sockaddr decoder, the control-message walker, the
-# DEST and policy parsers, and the verdict lookup against a linear scan.
+# rtnetlink payload translation, the DEST parser (and that whatever parses
+# can match), the policy parser, and the verdict lookup against a linear scan.
 # FUZZTIME=10m for a real session.
 FUZZTIME ?= 5s
-FUZZ_TARGETS := sentry:FuzzDecodeRequest sentry:FuzzWalkCmsgs netstack:FuzzParseDest netstack:FuzzParsePolicy netstack:FuzzDecide
+FUZZ_TARGETS := sentry:FuzzDecodeRequest sentry:FuzzWalkCmsgs sentry:FuzzNetlinkPayload netstack:FuzzParseDest netstack:FuzzParseDestMatchable netstack:FuzzParsePolicy netstack:FuzzDecide
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \
