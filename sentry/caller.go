@@ -78,6 +78,38 @@ func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
 	return s.asCallerWith(c, 0, fn)
 }
 
+// asCallerOnPath is asCaller for a Unix path's lookup and connect, whose
+// only checks of the task are generic_permission's and may_lookup's: its
+// fsuid, fsgid and groups, and CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+// (capable_wrt_inode_uidgid). When those are the supervisor's own, the
+// result is the same on the supervisor's thread, and no hand-over is paid:
+// the common case of a root program whose other capabilities the layers
+// dropped. (A Unix connect records the connecting task's credentials for
+// SO_PEERCRED: uid and gid, which are then the same too.)
+func (s *Supervisor) asCallerOnPath(c *call, fn func() unix.Errno) unix.Errno {
+	if st, err := c.callerStatus(); err == nil && samePathCreds(st, s.self) {
+		return fn()
+	}
+	return s.asCaller(c, fn)
+}
+
+// samePathCreds reports whether two tasks pass the same path permission
+// checks. CAP_DAC_OVERRIDE grants everything CAP_DAC_READ_SEARCH does there
+// (search and read), so with it on both sides the latter does not matter.
+func samePathCreds(a, b status) bool {
+	const override, search = 1 << unix.CAP_DAC_OVERRIDE, 1 << unix.CAP_DAC_READ_SEARCH
+	if a.Uid != b.Uid || a.Gid != b.Gid || len(a.Groups) != len(b.Groups) {
+		return false
+	}
+	for i := range a.Groups {
+		if a.Groups[i] != b.Groups[i] {
+			return false
+		}
+	}
+	ca, cb := a.CapEff&(override|search), b.CapEff&(override|search)
+	return ca == cb || ca&override != 0 && cb&override != 0
+}
+
 // asCallerWith is asCaller with the effective capabilities in extra added
 // to the caller's (as far as the supervisor holds them). The one use:
 // CAP_SYS_ADMIN, to name the caller in SCM_CREDENTIALS (see sendsAsCaller).
@@ -231,7 +263,7 @@ func (t *unixTarget) close() {
 }
 
 func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
-	return s.asCaller(c, func() unix.Errno { return pathConnect(c.sock, t.addr) })
+	return s.asCallerOnPath(c, func() unix.Errno { return pathConnect(c.sock, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that
@@ -261,7 +293,7 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	}
 	defer cleanup()
 	obj := -1
-	e := s.asCaller(c, func() unix.Errno {
+	e := s.asCallerOnPath(c, func() unix.Errno {
 		fd, err := unix.Openat2(dirfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve})
 		if err != nil {
 			return err.(unix.Errno)
