@@ -9,20 +9,29 @@ package sentry
 
 /*
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static unsigned long long sandbox_sig_ignored, sandbox_sig_blocked;
 
+// The kernel's struct sigaction on x86_64. The raw system calls are used:
+// glibc's sigaction refuses signals 32 and 33 (its own, for threads), which a
+// caller may well have ignored, and PROGRAM inherits them all the same.
+struct sandbox_ksigaction {
+	unsigned long handler;
+	unsigned long flags;
+	unsigned long restorer;
+	unsigned long long mask;
+};
+
 __attribute__((constructor)) static void sandbox_record_signals(void) {
-	sigset_t set;
-	if (sigprocmask(SIG_BLOCK, NULL, &set) == 0) {
-		for (int s = 1; s <= 64; s++) {
-			if (sigismember(&set, s) == 1)
-				sandbox_sig_blocked |= 1ULL << (s - 1);
-		}
-	}
+	unsigned long long set;
+	if (syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &set, 8) == 0)
+		sandbox_sig_blocked = set;
 	for (int s = 1; s <= 64; s++) {
-		struct sigaction sa;
-		if (sigaction(s, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN)
+		struct sandbox_ksigaction sa;
+		if (syscall(SYS_rt_sigaction, s, NULL, &sa, 8) == 0 && !(sa.flags & SA_SIGINFO) &&
+		    sa.handler == (unsigned long)SIG_IGN)
 			sandbox_sig_ignored |= 1ULL << (s - 1);
 	}
 }
@@ -92,7 +101,7 @@ func restoreSignals() {
 		}
 		var cur kernelSigaction
 		if rtSigaction(sig, nil, &cur) != nil {
-			continue // 32 and 33 may be refused; nothing to restore there
+			continue
 		}
 		want := uintptr(0) // SIG_DFL
 		if s.Ignored&(1<<(sig-1)) != 0 {

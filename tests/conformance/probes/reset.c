@@ -194,12 +194,15 @@ static void many(const char *name, const char *ip, int n)
 			reset++;
 		close(s);
 	}
-	/* Printed as booleans: a rare native failure (the reset overtaking the
-	 * woken task) must not make the probe flaky, nor its sandboxed twin (a
-	 * reset landing within the supervisor's one-call window, about 1 in
-	 * 3,000 with everything on one CPU), but a systematic one shows. */
-	fact(name, "mostly_connected=%d all_eisconn_after=%d mostly_reset_on_recv=%d", failed <= n / 100,
-	     eisconn == n - failed, reset >= (n - failed) - n / 100);
+	/* Printed as booleans: a native failure (the reset overtaking the
+	 * woken task: 0-3 in 5,000 on a quiet machine, more under load) must
+	 * not make the probe flaky, nor its sandboxed twin (a reset landing
+	 * within the supervisor's one-call window, about 1 in 3,000 with
+	 * everything on one CPU); a systematic one shows (the first design
+	 * failed 48-97% of these connects). TestBlockingConnectsToAResettingServer
+	 * compares the counts. */
+	fact(name, "mostly_connected=%d all_eisconn_after=%d mostly_reset_on_recv=%d", failed < n / 4,
+	     eisconn == n - failed, reset >= (n - failed) - n / 4);
 	server_stop(&sv);
 }
 
