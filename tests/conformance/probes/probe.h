@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -547,6 +548,37 @@ static inline void sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+
+/* SIGALRM for the signal cases: alarms counts deliveries, set_alarm_handler
+ * installs the counter (with or without SA_RESTART), and alarm_every sends
+ * SIGALRM every ms milliseconds (0 stops it). It repeats so that a signal
+ * that comes before the call even starts cannot leave it blocked for good. */
+static volatile sig_atomic_t alarms;
+
+static inline void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+static inline void set_alarm_handler(int restart)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = restart ? SA_RESTART : 0;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+}
+
+static inline void alarm_every(int ms)
+{
+	struct itimerval it = {{ms / 1000, (ms % 1000) * 1000}, {ms / 1000, (ms % 1000) * 1000}};
+
+	setitimer(ITIMER_REAL, &it, NULL);
 }
 
 #endif /* PROBE_H */

@@ -9,32 +9,6 @@
 #define BIG (4 << 20)
 
 static char *big;
-static volatile sig_atomic_t alarms;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	alarms++;
-}
-
-static void alarm_handler(int restart)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sa.sa_flags = restart ? SA_RESTART : 0;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGALRM, &sa, NULL);
-}
-
-static void alarm_every(int ms)
-{
-	struct itimerval it = {{ms / 1000, (ms % 1000) * 1000}, {ms / 1000, (ms % 1000) * 1000}};
-
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
 /* A reader that drains fd after a delay, reporting how much it read. */
 struct reader {
 	int fd, delay_ms;
@@ -151,7 +125,7 @@ static void whole_sendmmsg(const char *name, int sv[2])
  * part of it left: the count of what left. */
 static void signal_partial(const char *name, int sv[2], int restart)
 {
-	alarm_handler(restart);
+	set_alarm_handler(restart);
 	alarms = 0;
 	alarm_every(100);
 	errno = 0;
@@ -171,7 +145,7 @@ static void signal_nothing_sent(const char *name, int sv[2], int restart)
 	struct reader r;
 
 	fill(sv[0]);
-	alarm_handler(restart);
+	set_alarm_handler(restart);
 	alarms = 0;
 	if (restart)
 		reader_start(&r, sv[1], 400);
@@ -198,7 +172,7 @@ static void timeout(const char *name, int sv[2], int prefill, int with_signal)
 	if (prefill)
 		fill(sv[0]);
 	if (with_signal) {
-		alarm_handler(1);
+		set_alarm_handler(1);
 		alarms = 0;
 		alarm_every(100);
 	}

@@ -10,34 +10,6 @@
 static int lfd;
 static struct sockaddr_in lis, closed;
 
-static volatile sig_atomic_t alarms;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	alarms++;
-}
-
-static void set_alarm_handler(int restart)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_alarm;
-	sa.sa_flags = restart ? SA_RESTART : 0;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGALRM, &sa, NULL);
-}
-
-/* alarm_every sends SIGALRM every ms milliseconds (0 stops it). It repeats
- * so that a signal that comes before the connect even starts cannot leave
- * the connect blocked for good. */
-static void alarm_every(int ms)
-{
-	struct itimerval it = {{ms / 1000, (ms % 1000) * 1000}, {ms / 1000, (ms % 1000) * 1000}};
-
-	setitimer(ITIMER_REAL, &it, NULL);
-}
 
 static void set_sndtimeo(int fd, int ms)
 {
