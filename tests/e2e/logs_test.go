@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,12 +34,25 @@ var (
 	ansi      = regexp.MustCompile("\x1b\\[")
 )
 
-func logLines(s string) []string {
+// logLines returns the log lines of s. Native calls to a destination not in
+// ours are the machine's own (glibc asks nscd once or many times depending on
+// the host's name services), so they are left out when ours is given.
+func logLines(s string, ours ...string) []string {
 	var out []string
+next:
 	for _, l := range strings.Split(strings.ReplaceAll(s, "\r", ""), "\n") {
 		if strings.Contains(l, "layer applied") {
 			continue // setup, at debug level: tests/security TestLayersAreLogged
 		}
+		if len(ours) > 0 && strings.Contains(l, "verdict=native") {
+			for _, o := range ours {
+				if strings.Contains(l, `dst="`+o+`"`) {
+					goto keep
+				}
+			}
+			continue next
+		}
+	keep:
 		if strings.HasPrefix(l, "time=") || strings.HasPrefix(l, "{") || strings.Contains(l, "level=") {
 			out = append(out, l)
 		}
@@ -76,6 +90,9 @@ func TestLogDefaults(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 			}
 			lines := logLines(r.stderr)
+			if c.name == "-vv" {
+				lines = logLines(r.stderr, "unix:"+missing)
+			}
 			if len(lines) != len(c.want) {
 				t.Fatalf("%d log lines, want %d:\n%s", len(lines), len(c.want), r.stderr)
 			}
@@ -108,17 +125,20 @@ func TestSummaryLeavesNativeOut(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope")
 	sum := filepath.Join(t.TempDir(), "sum.json")
 	r := run(t, sb, "run", "--summary", "--summary-json", sum, "--", "python3", "-c", connectPy, "10.9.9.9:80", missing, missing)
-	if strings.Contains(r.stderr, "unix:"+missing) || !strings.Contains(r.stderr, "not listed: 2 calls the kernel answered before any decision") ||
-		!regexp.MustCompile(`tcp:10\.9\.9\.9:80\s+1\s+deny\s+EACCES`).MatchString(r.stderr) {
-		t.Errorf("summary:\n%s", r.stderr)
-	}
+	// The host's own name service lookups (glibc asks nscd, once or many
+	// times) add to the native count, so it is at least our two.
 	b, _ := os.ReadFile(sum)
 	var s struct {
 		Connects []map[string]any
 		Native   int
 	}
-	if err := json.Unmarshal(b, &s); err != nil || len(s.Connects) != 1 || s.Native != 2 {
+	if err := json.Unmarshal(b, &s); err != nil || len(s.Connects) != 1 || s.Native < 2 {
 		t.Errorf("summary JSON %s (%v)", b, err)
+	}
+	want := s.Native
+	if strings.Contains(r.stderr, "unix:"+missing) || !strings.Contains(r.stderr, fmt.Sprintf("not listed: %d calls the kernel answered before any decision", want)) ||
+		!regexp.MustCompile(`tcp:10\.9\.9\.9:80\s+1\s+deny\s+EACCES`).MatchString(r.stderr) {
+		t.Errorf("summary (want %d native):\n%s", want, r.stderr)
 	}
 }
 
