@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -76,11 +77,63 @@ Start with: sandbox run --help`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{runCommand(), policyCommand()},
+		Version:         version(),
+		Commands:        usageErrors([]*cli.Command{runCommand(), policyCommand()}, "sandbox"),
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return &exitError{code: exitSandbox, err: fmt.Errorf("%v (see 'sandbox %s --help')", err, c.Command.Name)}
+			return usageError("sandbox", err)
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			// urfave/cli has no error return here: exit as a usage error does.
+			fmt.Fprintf(c.App.ErrWriter, "sandbox: no command %q: the commands are run and policy (see 'sandbox --help')\n", name)
+			os.Exit(exitSandbox)
 		},
 	}
+}
+
+// usageError is a bad flag or argument: one line naming it and where the
+// help is, exit status 125, and not the whole help text.
+func usageError(path string, err error) error {
+	return &exitError{code: exitSandbox, err: fmt.Errorf("%v (see '%s --help')", err, path)}
+}
+
+// usageErrors gives every command, subcommands included, the one-line
+// usage error: without it urfave/cli prints a command's whole help after the
+// error, to stdout.
+func usageErrors(cmds []*cli.Command, parent string) []*cli.Command {
+	for _, c := range cmds {
+		path := parent + " " + c.Name
+		c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(path, err) }
+		usageErrors(c.Subcommands, path)
+	}
+	return cmds
+}
+
+// version is the module version and VCS revision the binary was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v, rev, dirty := bi.Main.Version, "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	// A pseudo-version already names the revision.
+	if v == "(devel)" && rev != "" {
+		v = "devel " + rev
+		if dirty {
+			v += "+dirty"
+		}
+	}
+	return v + ", " + bi.GoVersion
 }
 
 func runCommand() *cli.Command {

@@ -31,7 +31,10 @@ func TestExitStatus(t *testing.T) {
 		{"not executable", []string{"run", "--", "/etc/passwd"}, 126, "/etc/passwd: permission denied"},
 		{"a directory", []string{"run", "--", "/tmp"}, 126, "/tmp: permission denied"},
 		{"no program", []string{"run"}, 125, "no PROGRAM given"},
-		{"bad flag", []string{"run", "--no-such-flag", "--", "true"}, 125, "no-such-flag"},
+		{"bad flag", []string{"run", "--no-such-flag", "--", "true"}, 125, "no-such-flag (see 'sandbox run --help')"},
+		{"bad flag of a subcommand", []string{"policy", "check", "--nope"}, 125, "-nope (see 'sandbox policy check --help')"},
+		{"bad top-level flag", []string{"--nope"}, 125, "-nope (see 'sandbox --help')"},
+		{"no such command", []string{"rnu", "--", "true"}, 125, `no command "rnu": the commands are run and policy`},
 		{"bad log level", []string{"run", "--log-level", "loud", "--", "true"}, 125, `--log-level "loud"`},
 		{"bad log format", []string{"run", "--log-format", "xml", "--", "true"}, 125, `--log-format "xml"`},
 		{"unwritable log file", []string{"run", "--log-file", "/proc/nope/log", "--", "true"}, 125, "--log-file"},
@@ -45,11 +48,22 @@ func TestExitStatus(t *testing.T) {
 			if c.stderr == "" {
 				return
 			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q: an error is one line on stderr, not the help", r.stdout)
+			}
 			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], "sandbox: ") || !strings.Contains(lines[0], c.stderr) {
 				t.Fatalf("stderr %q: want one line 'sandbox: ...%s...'", r.stderr, c.stderr)
 			}
 		})
+	}
+}
+
+// --version names the build; it is not an error.
+func TestVersion(t *testing.T) {
+	r := run(t, sandbox(t), "--version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "sandbox version ") || !strings.Contains(r.stdout, "go1.") || r.stderr != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
 
