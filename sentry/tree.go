@@ -160,16 +160,7 @@ func newInetQuery(c *call) (q inetQuery, ok bool) {
 		oif = n
 	}
 	q.dst = dst.WithZone("")
-	mark, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_MARK)
-	if e != 0 {
-		return q, false
-	}
-	// The socket's owner (sk_uid) is its inode's owner.
-	var st unix.Stat_t
-	if unix.Fstat(c.sock, &st) != nil {
-		return q, false
-	}
-	q.fl = flow{oif: uint32(oif), mark: uint32(mark), uid: st.Uid, proto: uint8(proto), dport: q.port}
+	q.fl = flow{oif: uint32(oif), proto: uint8(proto), dport: q.port}
 	if sa, err := unix.Getsockname(c.sock); err == nil {
 		switch a := sa.(type) {
 		case *unix.SockaddrInet4:
@@ -252,6 +243,15 @@ func (t *tree) ownsInet(c *call) bool {
 			return false
 		}
 	}
+	// The rest of the flow a policy-routing rule may select on: the mark,
+	// and the socket's owner (sk_uid), which is its inode's owner.
+	mark, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_MARK)
+	var st unix.Stat_t
+	if e != 0 || unix.Fstat(c.sock, &st) != nil {
+		clean = true
+		return false
+	}
+	q.fl.mark, q.fl.uid = uint32(mark), st.Uid
 	if !routeLocal(q.dst, q.fl) {
 		clean = true
 		return false
