@@ -34,37 +34,194 @@ const inetDiagSkV6Only = 11
 // states whose local port is port. Reading /proc/net/tcp instead walks the
 // whole established-connection hash table, which costs milliseconds even
 // when it is empty; a dump of LISTEN sockets walks only the listening hash.
+//
+// A dump still walks a whole table (udp_dump: every slot of the UDP hash;
+// inet_diag_dump_icsk: every bucket of the listening hash), however narrow
+// the port filter: tens of µs on a machine whose tables are sized by a large
+// RAM. For TCP, fam AF_UNSPEC asks for both families in one walk through
+// the compatibility request (TCPDIAG_GETSOCK: inet_diag_dump_compat passes
+// sdiag_family AF_UNSPEC down); the version-2 request names one family.
 func diagInet(fd int, fam, proto uint8, states uint32, port uint16, out []inetSock) ([]inetSock, error) {
-	// struct nlmsghdr + struct inet_diag_req_v2 (linux/inet_diag.h).
-	req := make([]byte, unix.SizeofNlMsghdr+56)
-	r := req[unix.SizeofNlMsghdr:]
-	r[0], r[1] = fam, proto
-	binary.NativeEndian.PutUint32(r[4:], states)
-	// The sockid's source port: the dumps (udp_dump, inet_diag_dump_icsk)
-	// skip other ports themselves; it is checked again below.
-	binary.BigEndian.PutUint16(r[8:], port)
-	err := netlinkDump(fd, req, unix.SOCK_DIAG_BY_FAMILY, func(d []byte) {
-		// struct inet_diag_msg: family, state, timer, retrans, then the
-		// sockid (sport, dport big-endian, src[16], dst[16], if, cookie[2]),
-		// then expires, rqueue, wqueue, uid, inode; then attributes.
-		if len(d) < 72 || d[0] != fam || binary.BigEndian.Uint16(d[4:]) != port {
-			return
+	var req []byte
+	var typ uint16
+	if fam == unix.AF_UNSPEC {
+		if proto != unix.IPPROTO_TCP {
+			return out, unix.EINVAL
 		}
-		s := inetSock{family: fam, ino: uint64(binary.NativeEndian.Uint32(d[68:])), cookie: diagCookie(d[44:])}
-		if fam == unix.AF_INET {
-			s.addr = netip.AddrFrom4([4]byte(d[8:12]))
-		} else {
-			s.addr = netip.AddrFrom16([16]byte(d[8:24]))
+		// struct nlmsghdr + struct inet_diag_req: family, src_len,
+		// dst_len, ext, the sockid (48 bytes), states, dbs.
+		req = make([]byte, unix.SizeofNlMsghdr+60)
+		r := req[unix.SizeofNlMsghdr:]
+		binary.BigEndian.PutUint16(r[4:], port) // the sockid's source port
+		binary.NativeEndian.PutUint32(r[52:], states)
+		typ = tcpdiagGetsock
+	} else {
+		// struct nlmsghdr + struct inet_diag_req_v2 (linux/inet_diag.h).
+		req = make([]byte, unix.SizeofNlMsghdr+56)
+		r := req[unix.SizeofNlMsghdr:]
+		r[0], r[1] = fam, proto
+		binary.NativeEndian.PutUint32(r[4:], states)
+		// The sockid's source port: the dumps (udp_dump,
+		// inet_diag_dump_icsk) skip other ports themselves; it is checked
+		// again below.
+		binary.BigEndian.PutUint16(r[8:], port)
+		typ = unix.SOCK_DIAG_BY_FAMILY
+	}
+	err := netlinkDump(fd, req, typ, func(d []byte) {
+		if s, ok := parseInetDiag(d); ok && (fam == unix.AF_UNSPEC || s.family == fam) && s.port == port {
+			out = append(out, s.inetSock)
 		}
-		eachAttr(d[72:], func(typ uint16, v []byte) {
-			if typ == inetDiagSkV6Only && len(v) >= 1 {
-				s.v6only = v[0] != 0
-			}
-		})
-		out = append(out, s)
 	})
 	return out, err
 }
+
+// TCPDIAG_GETSOCK (linux/inet_diag.h), the compatibility dump request.
+const tcpdiagGetsock = 18
+
+// inetDiagMsg is an inet_diag_msg as parsed: the socket, its state and its
+// local port.
+type inetDiagMsg struct {
+	inetSock
+	state uint8
+	port  uint16
+}
+
+// parseInetDiag decodes a struct inet_diag_msg: family, state, timer,
+// retrans, then the sockid (sport, dport big-endian, src[16], dst[16], if,
+// cookie[2]), then expires, rqueue, wqueue, uid, inode; then attributes.
+func parseInetDiag(d []byte) (inetDiagMsg, bool) {
+	if len(d) < 72 || (d[0] != unix.AF_INET && d[0] != unix.AF_INET6) {
+		return inetDiagMsg{}, false
+	}
+	m := inetDiagMsg{state: d[1], port: binary.BigEndian.Uint16(d[4:])}
+	m.inetSock = inetSock{family: d[0], ino: uint64(binary.NativeEndian.Uint32(d[68:])), cookie: diagCookie(d[44:])}
+	if m.family == unix.AF_INET {
+		m.addr = netip.AddrFrom4([4]byte(d[8:12]))
+	} else {
+		m.addr = netip.AddrFrom16([16]byte(d[8:24]))
+	}
+	eachAttr(d[72:], func(typ uint16, v []byte) {
+		if typ == inetDiagSkV6Only && len(v) >= 1 {
+			m.v6only = v[0] != 0
+		}
+	})
+	return m, true
+}
+
+// lookupInet asks inet_diag for the one socket the kernel's own receive
+// lookup picks for a packet from remote:rport to local:lport arriving on
+// interface ifindex (an exact request, without NLM_F_DUMP): for TCP,
+// inet_diag_find_one_icsk runs inet_lookup (the established hash, then
+// __inet_lookup_listener); for UDP and UDP-Lite, udp_dump_one runs
+// __udp4_lib_lookup or __udp6_lib_lookup. Both look at one hash bucket or
+// two, not the whole table. fam is the family on the wire: for IPv4 the
+// kernel's IPv4 lookup also finds dual-stack and v4-mapped IPv6 sockets.
+// found is false when the kernel has no socket for it (ENOENT).
+func lookupInet(fd int, fam, proto uint8, local netip.Addr, lport uint16, remote netip.Addr, rport uint16, ifindex uint32) (m inetDiagMsg, found bool, err error) {
+	// struct nlmsghdr + struct inet_diag_req_v2.
+	var req [unix.SizeofNlMsghdr + 56]byte
+	r := req[unix.SizeofNlMsghdr:]
+	r[0], r[1] = fam, proto
+	binary.NativeEndian.PutUint32(r[4:], ^uint32(0)) // states: not used by the lookups
+	id := r[8:]
+	// TCP names the local end as the sockid's source; UDP the other way
+	// round (udp_dump_one: "src and dst are swapped for historical
+	// reasons").
+	src, sport, dst, dport := local, lport, remote, rport
+	if proto != unix.IPPROTO_TCP {
+		src, sport, dst, dport = remote, rport, local, lport
+	}
+	binary.BigEndian.PutUint16(id[0:], sport)
+	binary.BigEndian.PutUint16(id[2:], dport)
+	putDiagAddr(id[4:20], src)
+	putDiagAddr(id[20:36], dst)
+	binary.NativeEndian.PutUint32(id[36:], ifindex)
+	binary.NativeEndian.PutUint32(id[40:], ^uint32(0)) // INET_DIAG_NOCOOKIE
+	binary.NativeEndian.PutUint32(id[44:], ^uint32(0))
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return m, false, err
+	}
+	bp := replyBufs.Get().(*[]byte)
+	defer replyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return m, false, err
+		}
+		if n < unix.SizeofNlMsghdr {
+			return m, false, unix.EINVAL
+		}
+		l := min(int(binary.NativeEndian.Uint32(buf[0:])), n)
+		body := buf[unix.SizeofNlMsghdr:l]
+		switch binary.NativeEndian.Uint16(buf[4:]) {
+		case unix.NLMSG_ERROR:
+			if len(body) >= 4 && unix.Errno(-int32(binary.NativeEndian.Uint32(body))) == unix.ENOENT {
+				return m, false, nil
+			}
+			return m, false, unix.EINVAL
+		case unix.SOCK_DIAG_BY_FAMILY:
+			m, ok := parseInetDiag(body)
+			if !ok {
+				return m, false, unix.EINVAL
+			}
+			return m, true, nil
+		}
+		return m, false, unix.EINVAL
+	}
+}
+
+// putDiagAddr writes a into a sockid address field: 4 bytes for IPv4
+// (idiag_src[0]), 16 for IPv6.
+func putDiagAddr(b []byte, a netip.Addr) {
+	if !a.IsValid() {
+		return
+	}
+	if a.Is4() {
+		v := a.As4()
+		copy(b, v[:])
+		return
+	}
+	v := a.As16()
+	copy(b, v[:])
+}
+
+// inetDiagFree keeps NETLINK_SOCK_DIAG sockets for the inet oracle between
+// decisions: an exchange that ran to its end (the reply, or NLMSG_DONE)
+// leaves nothing queued, so the socket can be reused; one that failed is
+// closed instead.
+var inetDiagFree = make(chan int, 4)
+
+func getInetDiag() (int, error) {
+	select {
+	case fd := <-inetDiagFree:
+		return fd, nil
+	default:
+		return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	}
+}
+
+// putNetlink returns fd to pool after a clean exchange, or closes it.
+func putNetlink(pool chan int, fd int, clean bool) {
+	if clean {
+		select {
+		case pool <- fd:
+			return
+		default:
+		}
+	}
+	unix.Close(fd)
+}
+
+// replyBufs holds the buffers netlink replies are read into (32 KiB each:
+// one datagram of a dump).
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // unixSock is one socket of a unix_diag dump.
 type unixSock struct {
@@ -148,7 +305,9 @@ func netlinkDump(fd int, req []byte, typ uint16, fn func([]byte)) error {
 }
 
 func readReplies(fd int, fn func([]byte)) error {
-	buf := make([]byte, 32<<10)
+	bp := replyBufs.Get().(*[]byte)
+	defer replyBufs.Put(bp)
+	buf := *bp
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err == unix.EINTR {
@@ -193,11 +352,12 @@ type flow struct {
 // multicast, anycast and every remote address are not: the kernel would
 // send those to the wire or to several sockets at once.
 func routeLocal(dst netip.Addr, fl flow) bool {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	fd, err := getRouteSock()
 	if err != nil {
 		return false
 	}
-	defer unix.Close(fd)
+	clean := false
+	defer func() { putNetlink(routeFree, fd, clean) }()
 	fam, alen := uint8(unix.AF_INET6), 16
 	if dst.Is4() {
 		fam, alen = unix.AF_INET, 4
@@ -243,7 +403,22 @@ func routeLocal(dst netip.Addr, fl flow) bool {
 			local = true
 		}
 	})
+	clean = err == nil
 	return err == nil && local
+}
+
+// routeFree keeps NETLINK_ROUTE sockets between route lookups: a lookup is
+// one request and one reply, so a socket whose exchange completed holds
+// nothing stale. (They join no multicast group: nothing else arrives.)
+var routeFree = make(chan int, 4)
+
+func getRouteSock() (int, error) {
+	select {
+	case fd := <-routeFree:
+		return fd, nil
+	default:
+		return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	}
 }
 
 // ownNetnsCookie is the cookie of the supervisor's network namespace

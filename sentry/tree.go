@@ -57,7 +57,7 @@ func (t *tree) owns(c *call) bool {
 	var inodes map[uint64]uint64 // inode -> cookie
 	switch c.req.Family {
 	case netstack.FamilyInet, netstack.FamilyInet6:
-		inodes = inetCandidates(c)
+		return t.ownsInet(c)
 	case netstack.FamilyUnix:
 		inodes = unixCandidates(c)
 	}
@@ -113,70 +113,187 @@ func (t *tree) holdsAll(inodes map[uint64]uint64) bool {
 	return len(found) == len(missing)
 }
 
-// inetCandidates lists the inodes of every socket that could receive c's
-// connect or datagram, or nil when that cannot be established. It mirrors
-// the kernel's receive lookups (__inet_lookup_listener, __udp4_lib_lookup,
-// inet6_lookup_listener, __udp6_lib_lookup), over-approximated: every socket
-// of the protocol on the port whose bound address is the destination or a
-// wildcard that accepts it, REUSEPORT members, connected UDP sockets and
-// sockets bound to a device included.
-func inetCandidates(c *call) map[uint64]uint64 {
+// inetQuery is what the inet oracle needs to know of c: the destination
+// as it goes on the wire, the protocol, and the flow of the caller's socket.
+type inetQuery struct {
+	dst   netip.Addr // unmapped for IPv4 on the wire, without its zone
+	v4    bool       // IPv4 on the wire: an IPv4 destination, or v4-mapped on an IPv6 socket
+	port  uint16
+	proto int
+	fl    flow
+	src   netip.Addr // the caller's bound address, unmapped; invalid if unbound
+}
+
+// newInetQuery reads the caller's socket; ok is false when the destination
+// cannot be the tree's (unspecified, another network namespace, a protocol
+// not modelled) or the socket cannot be read.
+func newInetQuery(c *call) (q inetQuery, ok bool) {
 	dst := c.req.Addr.Addr()
 	if !dst.IsValid() || dst.Unmap().IsUnspecified() || !sameNetnsSock(c.sock) {
-		return nil
+		return q, false
 	}
-	// IPv4 on the wire: an IPv4 destination, or v4-mapped on an IPv6 socket.
-	v4 := dst.Is4() || dst.Is4In6()
-	if v4 {
+	q.v4 = dst.Is4() || dst.Is4In6()
+	if q.v4 {
 		dst = dst.Unmap()
 	}
+	q.port = c.req.Addr.Port()
 	proto, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_PROTOCOL)
 	if e != 0 {
-		return nil
+		return q, false
 	}
-	var states uint32
+	q.proto = proto
 	switch {
 	case proto == unix.IPPROTO_TCP && c.typ == unix.SOCK_STREAM:
+	case (proto == unix.IPPROTO_UDP || proto == unix.IPPROTO_UDPLITE) && c.typ == unix.SOCK_DGRAM:
+	default:
+		return q, false // MPTCP, SCTP, ping sockets, raw...: not modelled
+	}
+	oif, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX)
+	if e != 0 {
+		return q, false
+	}
+	if z := dst.Zone(); z != "" {
+		n, err := strconv.Atoi(z)
+		if err != nil || oif != 0 && oif != n {
+			return q, false
+		}
+		oif = n
+	}
+	q.dst = dst.WithZone("")
+	q.fl = flow{oif: uint32(oif), proto: uint8(proto), dport: q.port}
+	if sa, err := unix.Getsockname(c.sock); err == nil {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			q.fl.sport = uint16(a.Port)
+			q.src = netip.AddrFrom4(a.Addr)
+		case *unix.SockaddrInet6:
+			q.fl.sport = uint16(a.Port)
+			q.src = netip.AddrFrom16(a.Addr).Unmap()
+		}
+	}
+	return q, true
+}
+
+// loopbackIfindex is LOOPBACK_IFINDEX: the loopback device is interface 1
+// in every network namespace.
+const loopbackIfindex = 1
+
+// ownsInet reports whether every socket that could receive c's connect or
+// datagram is held by the tree (see tree).
+//
+// First the kernel's own pick, by an exact inet_diag lookup (one hash bucket
+// or two): if it picks no socket, or one the tree does not hold, the answer
+// is no, and no table is walked. That is the common denial, and it can only
+// ever turn a yes into a no. A yes still needs what it needed before: the
+// destination is local for the socket's flow, and the dumps find every
+// candidate, each one held. The lookup cannot stand for them: it returns
+// one socket, and hides those a REUSEPORT group would also choose, those it
+// outscored (an exact address over a wildcard, an AF_INET socket over a
+// dual-stack one, the one last run on this CPU), and those bound to another
+// device or connected to another peer; any of them may receive once the
+// tree closes its own, or from another source port or CPU.
+func (t *tree) ownsInet(c *call) bool {
+	q, ok := newInetQuery(c)
+	if !ok {
+		return false
+	}
+	fd, err := getInetDiag()
+	if err != nil {
+		return false
+	}
+	clean := false
+	defer func() { putNetlink(inetDiagFree, fd, clean) }()
+	fam := uint8(unix.AF_INET6)
+	if q.v4 {
+		fam = unix.AF_INET
+	}
+	// The packet comes from the caller's bound address and port (0 when
+	// unbound: then no connected socket matches; none could be chosen for a
+	// port not yet picked) on its bound device, or on loopback (inet_iif:
+	// the route's rt_iif is the flow's oif, else skb_iif is loopback's).
+	// TCP's remote port is left 0, so that only listeners are found.
+	remote, rport := q.src, q.fl.sport
+	if !remote.IsValid() || remote.Is4() != q.v4 {
+		remote = netip.IPv6Unspecified()
+		if q.v4 {
+			remote = netip.IPv4Unspecified()
+		}
+	}
+	if q.proto == unix.IPPROTO_TCP {
+		rport = 0
+	}
+	dif := q.fl.oif
+	if dif == 0 {
+		dif = loopbackIfindex
+	}
+	m, found, err := lookupInet(fd, fam, uint8(q.proto), q.dst, q.port, remote, rport, dif)
+	if err != nil {
+		return false
+	}
+	if !found || m.ino == 0 {
+		// Nothing would receive it (or a socket with no file yet).
+		clean = true
+		return false
+	}
+	if (q.proto != unix.IPPROTO_TCP || m.state == tcpListen) && candidateFor(q, m.inetSock) {
+		// The kernel's pick is one of the candidates below: if the tree
+		// does not hold it, the destination is not the tree's.
+		if !t.holdsAll(map[uint64]uint64{m.ino: m.cookie}) {
+			clean = true
+			return false
+		}
+	}
+	// The rest of the flow a policy-routing rule may select on: the mark,
+	// and the socket's owner (sk_uid), which is its inode's owner.
+	mark, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_MARK)
+	var st unix.Stat_t
+	if e != 0 || unix.Fstat(c.sock, &st) != nil {
+		clean = true
+		return false
+	}
+	q.fl.mark, q.fl.uid = uint32(mark), st.Uid
+	if !routeLocal(q.dst, q.fl) {
+		clean = true
+		return false
+	}
+	var socks []inetSock
+	switch {
+	case q.proto == unix.IPPROTO_TCP:
 		// A SYN reaches a listener. (In a simultaneous open it reaches a
 		// socket in SYN-SENT, but only one connecting to this very socket:
 		// that peer chose to connect to the tree, as it could have to a
 		// listener. Leaving SYN-SENT out keeps the dump to the listening
 		// hash: inet_diag_dump_icsk walks the established hash for any
-		// other state.)
-		states = 1 << tcpListen
-	case (proto == unix.IPPROTO_UDP || proto == unix.IPPROTO_UDPLITE) && c.typ == unix.SOCK_DGRAM:
-		states = ^uint32(0)
-	default:
-		return nil // MPTCP, SCTP, ping sockets, raw...: not modelled
-	}
-	if !destLocal(c, dst, proto) {
-		return nil
-	}
-	fd, err := diagSocket()
-	if err != nil {
-		return nil
-	}
-	defer unix.Close(fd)
-	port := c.req.Addr.Port()
-	var socks []inetSock
-	families := []uint8{unix.AF_INET6}
-	if v4 {
-		families = append(families, unix.AF_INET)
-	}
-	for _, fam := range families {
-		if socks, err = diagInet(fd, fam, uint8(proto), states, port, socks); err != nil {
-			return nil
+		// other state.) Both families in one walk.
+		socks, err = diagInet(fd, unix.AF_UNSPEC, unix.IPPROTO_TCP, 1<<tcpListen, q.port, socks)
+	case q.v4:
+		// UDP and UDP-Lite: every state, connected sockets included.
+		if socks, err = diagInet(fd, unix.AF_INET6, uint8(q.proto), ^uint32(0), q.port, socks); err == nil {
+			socks, err = diagInet(fd, unix.AF_INET, uint8(q.proto), ^uint32(0), q.port, socks)
 		}
+	default:
+		socks, err = diagInet(fd, unix.AF_INET6, uint8(q.proto), ^uint32(0), q.port, socks)
 	}
+	if err != nil {
+		return false
+	}
+	clean = true
+	inodes := inetCandidates(q, socks)
+	return len(inodes) > 0 && t.holdsAll(inodes)
+}
+
+// inetCandidates picks, from the sockets of the destination's protocol and
+// port, the inodes of every one that could receive the connect or datagram,
+// or nil when that cannot be established. It mirrors the kernel's receive
+// lookups (__inet_lookup_listener, __udp4_lib_lookup,
+// inet6_lookup_listener, __udp6_lib_lookup), over-approximated: every
+// socket whose bound address is the destination or a wildcard that accepts
+// it, REUSEPORT members, connected UDP sockets and sockets bound to a device
+// included.
+func inetCandidates(q inetQuery, socks []inetSock) map[uint64]uint64 {
 	out := map[uint64]uint64{}
 	for _, s := range socks {
-		a := s.addr.Unmap()
-		switch {
-		case v4 && s.family == unix.AF_INET6 && s.addr == netip.IPv6Unspecified() && s.v6only:
-			// ipv6_only_sock: a V6ONLY [::] never sees IPv4.
-		case v4 && (a == dst || a.IsUnspecified()):
-			out[s.ino] = s.cookie
-		case !v4 && s.family == unix.AF_INET6 && (s.addr == dst.WithZone("") || a.IsUnspecified()):
+		if candidateFor(q, s) {
 			out[s.ino] = s.cookie
 		}
 	}
@@ -186,40 +303,21 @@ func inetCandidates(c *call) map[uint64]uint64 {
 	return out
 }
 
-// destLocal reports whether dst is a local unicast address of the socket's
-// namespace for this socket: the FIB says RTN_LOCAL for its flow (mark,
-// bound device or the scope of a link-local address, owner, ports).
-func destLocal(c *call, dst netip.Addr, proto int) bool {
-	oif, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX)
-	if e != 0 {
-		return false
+// candidateFor reports whether socket s, of the destination's protocol and
+// port, accepts traffic for q.dst by its bound address: for IPv4 on the
+// wire, AF_INET sockets at the destination or 0.0.0.0 and AF_INET6 ones at
+// ::ffff:dst or, unless V6ONLY, at ::; for IPv6, AF_INET6 sockets at the
+// destination or ::.
+func candidateFor(q inetQuery, s inetSock) bool {
+	a := s.addr.Unmap()
+	switch {
+	case q.v4 && s.family == unix.AF_INET6 && s.addr == netip.IPv6Unspecified() && s.v6only:
+		return false // ipv6_only_sock: a V6ONLY [::] never sees IPv4.
+	case q.v4:
+		return a == q.dst || a.IsUnspecified()
+	default:
+		return s.family == unix.AF_INET6 && (s.addr == q.dst || a.IsUnspecified())
 	}
-	if z := dst.Zone(); z != "" {
-		n, err := strconv.Atoi(z)
-		if err != nil || oif != 0 && oif != n {
-			return false
-		}
-		oif = n
-	}
-	mark, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_MARK)
-	if e != 0 {
-		return false
-	}
-	// The socket's owner (sk_uid) is its inode's owner.
-	var st unix.Stat_t
-	if unix.Fstat(c.sock, &st) != nil {
-		return false
-	}
-	fl := flow{oif: uint32(oif), mark: uint32(mark), uid: st.Uid, proto: uint8(proto), dport: c.req.Addr.Port()}
-	if sa, err := unix.Getsockname(c.sock); err == nil {
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			fl.sport = uint16(a.Port)
-		case *unix.SockaddrInet6:
-			fl.sport = uint16(a.Port)
-		}
-	}
-	return routeLocal(dst.WithZone(""), fl)
 }
 
 // unixCandidates lists the socket a Unix connect or send reaches: for a

@@ -13,6 +13,9 @@
 //   self abstract NAME     abstract names with spaces and NULs
 //   self bindmount DIR     the foreign socket bind-mounted over an allowed path
 //   self relative DIR      relative names, link() and rename(): must work
+//   self late PORT DIR N   a foreign socket joins (or shadows) the tree's
+//                          after the tree's own was reached: DIR/seen-PORT
+//                          asks the test for it, DIR/go-PORT says it is there
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -527,6 +530,59 @@ static void relative(const char *dir) {
 	close(s);
 }
 
+// waitfor polls for path for up to 20 s.
+static int waitfor(const char *path) {
+	for (int k = 0; k < 400; k++, usleep(50000))
+		if (access(path, F_OK) == 0)
+			return 0;
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+// late: the tree's socket is reached once while it is alone (allowed), then
+// a foreign socket appears at the same port (the test makes it when
+// DIR/seen-PORT appears), and the same destination is reached N times: a
+// REUSEPORT member joining the tree's group, or a wildcard behind the
+// tree's exact address, which receives once the tree closes its own (then N
+// more reaches).
+static void late(int port, const char *dir, int n) {
+	struct {
+		const char *v, *addr;
+		int type, off, opt, shadow;
+	} vs[] = {
+		{"udp4-member", "127.0.0.1", SOCK_DGRAM, 0, SO_REUSEPORT, 0},
+		{"udp6-member", "::1", SOCK_DGRAM, 1, SO_REUSEPORT, 0},
+		{"tcp4-member", "127.0.0.1", SOCK_STREAM, 2, SO_REUSEPORT, 0},
+		{"udp4-shadowed", "127.0.0.1", SOCK_DGRAM, 3, SO_REUSEADDR, 1},
+		{"tcp4-shadowed", "127.0.0.1", SOCK_STREAM, 4, SO_REUSEPORT, 1},
+	};
+	for (unsigned i = 0; i < sizeof vs / sizeof vs[0]; i++) {
+		int p = port + vs[i].off, fam = strchr(vs[i].addr, ':') ? AF_INET6 : AF_INET;
+		char first[64], seen[300], go[300];
+		int s = bound(vs[i].type, 0, vs[i].addr, p, SOL_SOCKET, vs[i].opt);
+		setup(vs[i].v, s);
+		snprintf(first, sizeof first, "%s-first", vs[i].v);
+		report(first, reach(fam, vs[i].type, 0, vs[i].addr, p));
+		snprintf(seen, sizeof seen, "%s/seen-%d", dir, p);
+		snprintf(go, sizeof go, "%s/go-%d", dir, p);
+		close(open(seen, O_CREAT | O_WRONLY, 0666));
+		if (waitfor(go) < 0)
+			printf("%s setup: the foreign socket: %s\n", vs[i].v, strerror(errno));
+		int sent = 0;
+		for (int round = 0; round <= vs[i].shadow; round++) {
+			if (round == 1)
+				close(s);
+			for (int k = 0; k < n; k++)
+				if (reach(fam, vs[i].type, 0, vs[i].addr, p) == 0)
+					sent++;
+		}
+		printf("%s sent=%d\n", vs[i].v, sent);
+		fflush(stdout);
+		if (!vs[i].shadow)
+			close(s);
+	}
+}
+
 int main(int argc, char **argv) {
 	if (argc < 3) {
 		fprintf(stderr, "usage: self MODE ARG...\n");
@@ -553,6 +609,8 @@ int main(int argc, char **argv) {
 		bindmount(argv[2]);
 	else if (!strcmp(m, "relative"))
 		relative(argv[2]);
+	else if (!strcmp(m, "late") && argc > 4)
+		late(atoi(argv[2]), argv[3], atoi(argv[4]));
 	else {
 		fprintf(stderr, "unknown mode %s\n", m);
 		return 2;
