@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -293,8 +295,27 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	}
 	defer cleanup()
 	obj := -1
+	// A clean absolute path walked from the supervisor's own root without
+	// meeting a symlink is the name the file has (d_path gives back the
+	// components walked), so the readlink below is needed only when a
+	// symlink, a dot or a foreign root made the name differ. Any error
+	// other than ELOOP is the walk's own, met before any symlink.
+	clean := dirfd == unix.AT_FDCWD && resolve == 0 && isCleanAbs(p)
 	e := s.asCallerOnPath(c, func() unix.Errno {
-		fd, err := unix.Openat2(dirfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve})
+		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve}
+		if clean {
+			how.Resolve |= unix.RESOLVE_NO_SYMLINKS
+			fd, err := unix.Openat2(dirfd, p, &how)
+			if err == nil {
+				obj = fd
+				return 0
+			}
+			if err != unix.ELOOP {
+				return err.(unix.Errno)
+			}
+			clean, how.Resolve = false, resolve
+		}
+		fd, err := unix.Openat2(dirfd, p, &how)
 		if err != nil {
 			return err.(unix.Errno)
 		}
@@ -304,8 +325,10 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	if e != 0 {
 		return ret(e), false
 	}
-	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix(fmt.Sprintf("/proc/self/fd/%d", obj))}
-	if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
+	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix("/proc/self/fd/" + strconv.Itoa(obj))}
+	if clean {
+		c.req.Unix.Path = p
+	} else if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
 		c.req.Unix.Path = resolved
 	}
 	// The policy judges the socket's own bound name too (a bind mount, a
@@ -391,6 +414,13 @@ func (s *Supervisor) procSelf(c *call, path string, sameRoot bool) (string, erro
 	return fmt.Sprintf("/proc/%d%s", tgid, rest), nil
 }
 
+// sameRoot reports whether the caller's root (/proc/TID/root) is the
+// supervisor's and its mount namespace (/proc/TID/ns/mnt) the supervisor's.
+// The supervisor's own root is read every time (a pivot_root in its mount
+// namespace moves it, chroot_fs_refs); its mount namespace never changes (a
+// multithreaded process cannot setns into another: its fs_struct is
+// shared), and namespaces are compared by nsfs inode, as readlink's
+// "mnt:[INO]" would.
 func sameRoot(root, mntns string) (bool, error) {
 	var a, b unix.Stat_t
 	if err := unix.Stat(root, &a); err != nil {
@@ -402,15 +432,28 @@ func sameRoot(root, mntns string) (bool, error) {
 	if a.Dev != b.Dev || a.Ino != b.Ino {
 		return false, nil
 	}
-	theirs, err := os.Readlink(mntns)
+	theirs, err := nsIno(mntns)
 	if err != nil {
 		return false, err
 	}
-	ours, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		return false, err
+	ours := selfMntNS()
+	if ours == 0 {
+		return false, unix.EPERM // unknown: fail closed
 	}
 	return theirs == ours, nil
+}
+
+// selfMntNS is the supervisor's mount namespace (0 if unreadable).
+var selfMntNS = sync.OnceValue(func() uint64 {
+	ino, _ := nsIno("/proc/self/ns/mnt")
+	return ino
+})
+
+// isCleanAbs reports whether p is an absolute path with no empty, "." or
+// ".." component and no trailing slash: filepath.Clean would leave it as it
+// is.
+func isCleanAbs(p string) bool {
+	return strings.HasPrefix(p, "/") && filepath.Clean(p) == p
 }
 
 func sockaddrUnix(path string) []byte {

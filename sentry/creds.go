@@ -426,6 +426,15 @@ func diagSocket() (int, error) {
 	}
 }
 
+// putDiagSocket keeps fd, whose last exchange completed, for the next query.
+func putDiagSocket(fd int) {
+	select {
+	case unixDiagFree <- fd:
+	default:
+		unix.Close(fd)
+	}
+}
+
 // peerCache remembers where in the caller's process a peer socket sits
 // (tgid and descriptor, or -1 when it holds none), so that only the first
 // send to a peer looks through /proc/TGID/fd. Every hit is proven by the
