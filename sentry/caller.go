@@ -28,27 +28,81 @@ import (
 // is stopped in the trapped call, and unshare(CLONE_NEWUSER) and setns into
 // a user namespace refuse a multithreaded process, so the namespace read
 // here is the one the status belongs to.
+//
+// The credentials (not the per-thread fields: see liveStatus) come from the
+// supervisor's credCache when it proves them current.
 func (c *call) callerStatus() (status, error) {
-	if c.st == nil {
-		st, err := readStatus(fmt.Sprintf("/proc/%d/status", c.n.Pid))
+	if c.st != nil {
+		return *c.st, nil
+	}
+	var cc *credCache
+	if c.sup != nil {
+		cc = c.sup.creds
+	}
+	if cc != nil {
+		if st, same, rootOK, ok := cc.lookup(c.sup.tracees, c.n.Pid); ok {
+			c.st = &st
+			if rootOK {
+				c.same, c.sameKnown = same, true
+			}
+			return st, nil
+		}
+		st, same, err := cc.fill(c.sup.tracees, c.n.Pid, c.readCallerStatus)
 		if err != nil {
 			return st, err
-		}
-		userns, err := nsIno(fmt.Sprintf("/proc/%d/ns/user", c.n.Pid))
-		if err != nil {
-			return st, err
-		}
-		self := selfUserNS()
-		if self == 0 {
-			return st, unix.EPERM // unknown: fail closed
-		}
-		st.UserNS = userns
-		if userns != self {
-			st.CapEff = 0
 		}
 		c.st = &st
+		c.same, c.sameKnown = same, c.sameRead
+		return st, nil
 	}
-	return *c.st, nil
+	st, _, _, err := c.readCallerStatus()
+	if err != nil {
+		return st, err
+	}
+	c.st = &st
+	return st, nil
+}
+
+// readCallerStatus reads the caller's status, its user namespace and
+// whether its root and mount namespace are the supervisor's (cacheable is
+// false when that could not be read).
+func (c *call) readCallerStatus() (st status, same, cacheable bool, err error) {
+	tid := strconv.FormatUint(uint64(c.n.Pid), 10)
+	st, err = readStatus("/proc/" + tid + "/status")
+	if err != nil {
+		return st, false, false, err
+	}
+	live := st
+	c.live = &live
+	userns, err := nsIno("/proc/" + tid + "/ns/user")
+	if err != nil {
+		return st, false, false, err
+	}
+	self := selfUserNS()
+	if self == 0 {
+		return st, false, false, unix.EPERM // unknown: fail closed
+	}
+	st.UserNS = userns
+	if userns != self {
+		st.CapEff = 0
+	}
+	same, serr := sameRoot("/proc/"+tid+"/root", "/proc/"+tid+"/ns/mnt")
+	c.sameRead = serr == nil
+	return st, same, serr == nil, nil
+}
+
+// liveStatus is the caller's status as /proc shows it now, for the fields
+// that are the thread's own (NSpid, signal masks) or change without a
+// trapped call (signal dispositions): read once per call.
+func (c *call) liveStatus() (status, error) {
+	if c.live == nil {
+		st, err := readStatus("/proc/" + strconv.FormatUint(uint64(c.n.Pid), 10) + "/status")
+		if err != nil {
+			return st, err
+		}
+		c.live = &st
+	}
+	return *c.live, nil
 }
 
 // selfUserNS is the supervisor's user namespace (0 if unreadable).
@@ -347,9 +401,15 @@ func (s *Supervisor) callerView(c *call, path string) (dirfd int, resolve uint64
 	cleanup = func() {}
 	tid := c.n.Pid
 	root := fmt.Sprintf("/proc/%d/root", tid)
-	same, err := sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid))
-	if err != nil {
+	if _, err := c.callerStatus(); err != nil {
 		return -1, 0, "", cleanup, err
+	}
+	same := c.same
+	if !c.sameKnown {
+		var err error
+		if same, err = sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid)); err != nil {
+			return -1, 0, "", cleanup, err
+		}
 	}
 	path, err = s.procSelf(c, path, same)
 	if err != nil {
@@ -399,7 +459,7 @@ func (s *Supervisor) procSelf(c *call, path string, sameRoot bool) (string, erro
 	default:
 		return path, nil
 	}
-	st, err := c.callerStatus()
+	st, err := c.liveStatus()
 	if err != nil {
 		return "", procErr(err)
 	}
