@@ -113,8 +113,9 @@ func (l *Listener) Valid(id uint64) bool {
 
 // Respond answers notification id: val on success (errno == 0), or -1 with
 // errno. It cannot answer CONTINUE: the supervisor performs every allowed
-// call itself (the one exception, landlock_restrict_self, has its own
-// method, ContinueSelfRestriction).
+// call itself (the exceptions, landlock_restrict_self and the observed
+// calls, have their own methods, ContinueSelfRestriction and
+// ContinueObserved).
 func (l *Listener) Respond(id uint64, val int64, errno unix.Errno) error {
 	r := resp{ID: id, Val: val, Error: -int32(errno)}
 	if errno != 0 {
@@ -200,6 +201,16 @@ func (l *Listener) AddFDAndRespond(id uint64, srcfd int, cloexec bool) (int, err
 // caller's own restriction, never the sandbox's policy. Nothing else may
 // use it.
 func (l *Listener) ContinueSelfRestriction(id uint64) error {
+	r := resp{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+	return l.send(&r)
+}
+
+// ContinueObserved lets the kernel run a call the supervisor only takes
+// note of before it runs (a change of the caller's own credentials, root
+// or program): the decision to let it through depends on the syscall
+// number and the filter's argument checks alone, never on tracee memory,
+// and the call acts only on its caller.
+func (l *Listener) ContinueObserved(id uint64) error {
 	r := resp{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
 	return l.send(&r)
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -26,27 +28,81 @@ import (
 // is stopped in the trapped call, and unshare(CLONE_NEWUSER) and setns into
 // a user namespace refuse a multithreaded process, so the namespace read
 // here is the one the status belongs to.
+//
+// The credentials (not the per-thread fields: see liveStatus) come from the
+// supervisor's credCache when it proves them current.
 func (c *call) callerStatus() (status, error) {
-	if c.st == nil {
-		st, err := readStatus(fmt.Sprintf("/proc/%d/status", c.n.Pid))
+	if c.st != nil {
+		return *c.st, nil
+	}
+	var cc *credCache
+	if c.sup != nil {
+		cc = c.sup.creds
+	}
+	if cc != nil {
+		if st, same, rootOK, ok := cc.lookup(c.sup.tracees, c.n.Pid); ok {
+			c.st = &st
+			if rootOK {
+				c.same, c.sameKnown = same, true
+			}
+			return st, nil
+		}
+		st, same, err := cc.fill(c.sup.tracees, c.n.Pid, c.readCallerStatus)
 		if err != nil {
 			return st, err
-		}
-		userns, err := nsIno(fmt.Sprintf("/proc/%d/ns/user", c.n.Pid))
-		if err != nil {
-			return st, err
-		}
-		self := selfUserNS()
-		if self == 0 {
-			return st, unix.EPERM // unknown: fail closed
-		}
-		st.UserNS = userns
-		if userns != self {
-			st.CapEff = 0
 		}
 		c.st = &st
+		c.same, c.sameKnown = same, c.sameRead
+		return st, nil
 	}
-	return *c.st, nil
+	st, _, _, err := c.readCallerStatus()
+	if err != nil {
+		return st, err
+	}
+	c.st = &st
+	return st, nil
+}
+
+// readCallerStatus reads the caller's status, its user namespace and
+// whether its root and mount namespace are the supervisor's (cacheable is
+// false when that could not be read).
+func (c *call) readCallerStatus() (st status, same, cacheable bool, err error) {
+	tid := strconv.FormatUint(uint64(c.n.Pid), 10)
+	st, err = readStatus("/proc/" + tid + "/status")
+	if err != nil {
+		return st, false, false, err
+	}
+	live := st
+	c.live = &live
+	userns, err := nsIno("/proc/" + tid + "/ns/user")
+	if err != nil {
+		return st, false, false, err
+	}
+	self := selfUserNS()
+	if self == 0 {
+		return st, false, false, unix.EPERM // unknown: fail closed
+	}
+	st.UserNS = userns
+	if userns != self {
+		st.CapEff = 0
+	}
+	same, serr := sameRoot("/proc/"+tid+"/root", "/proc/"+tid+"/ns/mnt")
+	c.sameRead = serr == nil
+	return st, same, serr == nil, nil
+}
+
+// liveStatus is the caller's status as /proc shows it now, for the fields
+// that are the thread's own (NSpid, signal masks) or change without a
+// trapped call (signal dispositions): read once per call.
+func (c *call) liveStatus() (status, error) {
+	if c.live == nil {
+		st, err := readStatus("/proc/" + strconv.FormatUint(uint64(c.n.Pid), 10) + "/status")
+		if err != nil {
+			return st, err
+		}
+		c.live = &st
+	}
+	return *c.live, nil
 }
 
 // selfUserNS is the supervisor's user namespace (0 if unreadable).
@@ -293,8 +349,27 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	}
 	defer cleanup()
 	obj := -1
+	// A clean absolute path walked from the supervisor's own root without
+	// meeting a symlink is the name the file has (d_path gives back the
+	// components walked), so the readlink below is needed only when a
+	// symlink, a dot or a foreign root made the name differ. Any error
+	// other than ELOOP is the walk's own, met before any symlink.
+	clean := dirfd == unix.AT_FDCWD && resolve == 0 && isCleanAbs(p)
 	e := s.asCallerOnPath(c, func() unix.Errno {
-		fd, err := unix.Openat2(dirfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve})
+		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve}
+		if clean {
+			how.Resolve |= unix.RESOLVE_NO_SYMLINKS
+			fd, err := unix.Openat2(dirfd, p, &how)
+			if err == nil {
+				obj = fd
+				return 0
+			}
+			if err != unix.ELOOP {
+				return err.(unix.Errno)
+			}
+			clean, how.Resolve = false, resolve
+		}
+		fd, err := unix.Openat2(dirfd, p, &how)
 		if err != nil {
 			return err.(unix.Errno)
 		}
@@ -304,8 +379,10 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	if e != 0 {
 		return ret(e), false
 	}
-	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix(fmt.Sprintf("/proc/self/fd/%d", obj))}
-	if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
+	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix("/proc/self/fd/" + strconv.Itoa(obj))}
+	if clean {
+		c.req.Unix.Path = p
+	} else if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
 		c.req.Unix.Path = resolved
 	}
 	// The policy judges the socket's own bound name too (a bind mount, a
@@ -324,9 +401,15 @@ func (s *Supervisor) callerView(c *call, path string) (dirfd int, resolve uint64
 	cleanup = func() {}
 	tid := c.n.Pid
 	root := fmt.Sprintf("/proc/%d/root", tid)
-	same, err := sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid))
-	if err != nil {
+	if _, err := c.callerStatus(); err != nil {
 		return -1, 0, "", cleanup, err
+	}
+	same := c.same
+	if !c.sameKnown {
+		var err error
+		if same, err = sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid)); err != nil {
+			return -1, 0, "", cleanup, err
+		}
 	}
 	path, err = s.procSelf(c, path, same)
 	if err != nil {
@@ -376,7 +459,7 @@ func (s *Supervisor) procSelf(c *call, path string, sameRoot bool) (string, erro
 	default:
 		return path, nil
 	}
-	st, err := c.callerStatus()
+	st, err := c.liveStatus()
 	if err != nil {
 		return "", procErr(err)
 	}
@@ -391,6 +474,13 @@ func (s *Supervisor) procSelf(c *call, path string, sameRoot bool) (string, erro
 	return fmt.Sprintf("/proc/%d%s", tgid, rest), nil
 }
 
+// sameRoot reports whether the caller's root (/proc/TID/root) is the
+// supervisor's and its mount namespace (/proc/TID/ns/mnt) the supervisor's.
+// The supervisor's own root is read every time (a pivot_root in its mount
+// namespace moves it, chroot_fs_refs); its mount namespace never changes (a
+// multithreaded process cannot setns into another: its fs_struct is
+// shared), and namespaces are compared by nsfs inode, as readlink's
+// "mnt:[INO]" would.
 func sameRoot(root, mntns string) (bool, error) {
 	var a, b unix.Stat_t
 	if err := unix.Stat(root, &a); err != nil {
@@ -402,15 +492,28 @@ func sameRoot(root, mntns string) (bool, error) {
 	if a.Dev != b.Dev || a.Ino != b.Ino {
 		return false, nil
 	}
-	theirs, err := os.Readlink(mntns)
+	theirs, err := nsIno(mntns)
 	if err != nil {
 		return false, err
 	}
-	ours, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		return false, err
+	ours := selfMntNS()
+	if ours == 0 {
+		return false, unix.EPERM // unknown: fail closed
 	}
 	return theirs == ours, nil
+}
+
+// selfMntNS is the supervisor's mount namespace (0 if unreadable).
+var selfMntNS = sync.OnceValue(func() uint64 {
+	ino, _ := nsIno("/proc/self/ns/mnt")
+	return ino
+})
+
+// isCleanAbs reports whether p is an absolute path with no empty, "." or
+// ".." component and no trailing slash: filepath.Clean would leave it as it
+// is.
+func isCleanAbs(p string) bool {
+	return strings.HasPrefix(p, "/") && filepath.Clean(p) == p
 }
 
 func sockaddrUnix(path string) []byte {

@@ -174,10 +174,14 @@ func (s *Supervisor) pidFromCaller(c *call, st status, pid int) (int, bool) {
 		var x unix.Stat_t
 		return pid, unix.Stat(fmt.Sprintf("/proc/%d", pid), &x) == nil
 	}
+	live, err := c.liveStatus()
+	if err != nil {
+		return 0, false
+	}
 	switch pid {
-	case st.NSTgid:
-		return st.Tgid, true
-	case st.NSPid:
+	case live.NSTgid:
+		return live.Tgid, true
+	case live.NSPid:
 		return int(c.n.Pid), true
 	}
 	return findInPidNS(c.n.Pid, st, pid)
@@ -423,6 +427,15 @@ func diagSocket() (int, error) {
 		return fd, nil
 	default:
 		return unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	}
+}
+
+// putDiagSocket keeps fd, whose last exchange completed, for the next query.
+func putDiagSocket(fd int) {
+	select {
+	case unixDiagFree <- fd:
+	default:
+		unix.Close(fd)
 	}
 }
 

@@ -36,6 +36,7 @@ const (
 // --raw-sockets (or a program without CAP_NET_RAW) must remove exactly them.
 func TestLayerRows(t *testing.T) {
 	eperm, enosys := uint32(retErrno|unix.EPERM), uint32(retErrno|unix.ENOSYS)
+	const notify = 0x7fc00000 // SECCOMP_RET_USER_NOTIF: an observation (credcache.go)
 	def, userns, raw := FilterOptions{}, FilterOptions{AllowUserns: true}, FilterOptions{RawSockets: true}
 	cases := []struct {
 		name string
@@ -48,7 +49,9 @@ func TestLayerRows(t *testing.T) {
 		{"unshare user+mount", def, "unshare", []uint64{unix.CLONE_NEWUSER | unix.CLONE_NEWNS}, eperm},
 		{"unshare user, high garbage", def, "unshare", []uint64{1<<32 | unix.CLONE_NEWUSER}, eperm},
 		{"unshare net", def, "unshare", []uint64{unix.CLONE_NEWNET}, retAllow},
-		{"unshare user allowed", userns, "unshare", []uint64{unix.CLONE_NEWUSER}, retAllow},
+		{"unshare user allowed", userns, "unshare", []uint64{unix.CLONE_NEWUSER}, notify},
+		{"unshare mount", def, "unshare", []uint64{unix.CLONE_NEWNS}, notify},
+		{"unshare mount, high garbage", def, "unshare", []uint64{1<<32 | unix.CLONE_NEWNS}, notify},
 		{"clone user", def, "clone", []uint64{unix.CLONE_NEWUSER | uint64(unix.SIGCHLD)}, eperm},
 		{"clone thread", def, "clone", []uint64{unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_THREAD}, retAllow},
 		{"clone user allowed", userns, "clone", []uint64{unix.CLONE_NEWUSER}, retAllow},
@@ -60,7 +63,11 @@ func TestLayerRows(t *testing.T) {
 		// nstype is an int: 1<<32 is 0 to the kernel.
 		{"setns any, high garbage", def, "setns", []uint64{3, 1 << 32}, eperm},
 		{"setns net", def, "setns", []uint64{3, unix.CLONE_NEWNET}, retAllow},
-		{"setns any allowed", userns, "setns", []uint64{3, 0}, retAllow},
+		{"setns any allowed", userns, "setns", []uint64{3, 0}, notify},
+		{"setns mount", def, "setns", []uint64{3, unix.CLONE_NEWNS}, notify},
+		{"setns pidfd mount+net", def, "setns", []uint64{3, unix.CLONE_NEWNS | unix.CLONE_NEWNET}, notify},
+		{"setns pidfd user+mount", def, "setns", []uint64{3, unix.CLONE_NEWUSER | unix.CLONE_NEWNS}, eperm},
+		{"setns net allowed", userns, "setns", []uint64{3, unix.CLONE_NEWNET}, retAllow},
 		{"xdp", def, "socket", []uint64{unix.AF_XDP, unix.SOCK_RAW}, eperm},
 		{"xdp, high garbage", def, "socket", []uint64{1<<32 | unix.AF_XDP, unix.SOCK_RAW}, eperm},
 		{"inet SOCK_PACKET", def, "socket", []uint64{unix.AF_INET, unix.SOCK_PACKET}, eperm},

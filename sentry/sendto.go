@@ -378,7 +378,7 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 //   - caught: sent just after the answer, so the handler runs right after
 //     the call returns EPIPE rather than right before (documented).
 func (s *Supervisor) sigpipe(c *call) {
-	st, err := c.callerStatus()
+	st, err := c.liveStatus()
 	if err != nil {
 		return
 	}

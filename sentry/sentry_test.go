@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -20,10 +21,14 @@ func TestTableDrivesFilterAndDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := FilterRules(FilterOptions{})
-	trapped := 0
+	trapped := map[string]bool{}
+	rows := 0
 	for _, e := range table {
+		if !e.usernsOnly {
+			rows++
+		}
 		if e.handler != nil {
-			trapped++
+			trapped[e.name] = true
 		} else if e.errno == 0 {
 			t.Errorf("%s has neither a handler nor an errno", e.name)
 		}
@@ -31,8 +36,8 @@ func TestTableDrivesFilterAndDispatch(t *testing.T) {
 	if raw := len(FilterRules(FilterOptions{RawSockets: true})); raw >= len(rules) {
 		t.Errorf("--raw-sockets should drop the raw socket rules: %d rules either way", raw)
 	}
-	if len(rules) != len(table) || len(d) != trapped {
-		t.Fatalf("table has %d rows (%d trapped), filter %d rules, dispatch %d entries", len(table), trapped, len(rules), len(d))
+	if len(rules) != rows || len(d) != len(trapped) {
+		t.Fatalf("table has %d rows (%d trapped), filter %d rules, dispatch %d entries", rows, len(trapped), len(rules), len(d))
 	}
 	matrix := SupportMatrix()
 	for i, r := range rules {
@@ -194,5 +199,33 @@ func TestStatusFields(t *testing.T) {
 	}
 	if _, ok := statusHex(b, "SigCgt:"); ok {
 		t.Error("SigCgt: found in a status without it")
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	const text = "Name:\tx\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4321\nNgid:\t0\nPid:\t4322\n" +
+		"PPid:\t1\nUid:\t1000\t1001\t1002\t1003\nGid:\t2000\t2001\t2002\t2003\nFDSize:\t64\n" +
+		"Groups:\t5 7 4294967294 \nNStgid:\t4321\t12\nNSpid:\t4322\t13\nThreads:\t3\n" +
+		"SigPnd:\t0000000000000100\nShdPnd:\t0000000000000200\nSigBlk:\t0000000000010000\n" +
+		"SigIgn:\t0000000000001000\nSigCgt:\t00000001800044ea\nCapInh:\t0000000000000000\n" +
+		"CapPrm:\t000001ffffffffff\nCapEff:\t000001fFffffffff\n"
+	var st status
+	parseStatus([]byte(text), &st)
+	want := status{Tgid: 4321, NSTgid: 12, NSPid: 13, NSDepth: 2,
+		Uid: [4]uint32{1000, 1001, 1002, 1003}, Gid: [4]uint32{2000, 2001, 2002, 2003},
+		Groups: []uint32{5, 7, 4294967294}, CapEff: 0x1ffffffffff, OwnCapEff: 0x1ffffffffff,
+		SigBlk: 0x10000, SigIgn: 0x1000, SigCgt: 0x1800044ea, SigPnd: 0x100, ShdPnd: 0x200, Threads: 3}
+	if fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Errorf("got %+v\nwant %+v", st, want)
+	}
+	var empty status
+	parseStatus([]byte("Groups:\t\nNSpid:\nTgid:\n"), &empty)
+	if empty.Groups != nil || empty.NSDepth != 0 || empty.Tgid != 0 {
+		t.Errorf("empty fields: %+v", empty)
+	}
+	// Only the groups allocate: the parse runs once per trapped call.
+	noGroups := []byte(text[:strings.Index(text, "Groups")])
+	if n := testing.AllocsPerRun(100, func() { parseStatus(noGroups, &st) }); n != 0 {
+		t.Errorf("parseStatus allocates %v times", n)
 	}
 }

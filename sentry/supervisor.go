@@ -43,6 +43,7 @@ type Supervisor struct {
 	decider  netstack.Decider
 	dispatch dispatchTable
 	tracees  *tracees
+	creds    *credCache
 	waiter   *waiter
 	log      *auditLog
 	cfg      Config
@@ -97,6 +98,7 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		decider:  cfg.Decider,
 		dispatch: d,
 		tracees:  newTracees(),
+		creds:    newCredCache(),
 		tree:     newTree(),
 		ll:       newLandlockState(),
 		log:      newAuditLog(cfg.Log),
@@ -144,6 +146,16 @@ type call struct {
 	unix *unixTarget
 	// st caches the caller's credentials (read at most once per call).
 	st *status
+	// live is the caller's status as last read from /proc (liveStatus);
+	// same and sameKnown whether its root and mount namespace are the
+	// supervisor's (sameRead: readCallerStatus could tell); sup is the
+	// supervisor serving the call (nil in unit tests: no credCache).
+	live                      *status
+	same, sameKnown, sameRead bool
+	sup                       *Supervisor
+	// observation: a call only noted (credcache.go), neither decided nor
+	// logged.
+	observation bool
 	// restoreUserTimeout, when >= 0, is the caller's TCP_USER_TIMEOUT, to
 	// put back once a timeout verdict's attempt has ended.
 	restoreUserTimeout int
@@ -220,7 +232,7 @@ type receiver struct {
 func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 	runtime.LockOSThread()
 	for !r.retire.Load() {
-		c := &call{sock: -1, restoreUserTimeout: -1, rx: r}
+		c := &call{sock: -1, restoreUserTimeout: -1, rx: r, sup: s}
 		if err := s.lis.Receive(&c.n); err != nil {
 			select {
 			case errc <- err:
@@ -264,6 +276,7 @@ func (s *Supervisor) serveOne(c *call) {
 		return
 	}
 	c.name = e.name
+	s.creds.seen(c.n.Pid)
 	o := e.handler(s, c)
 	if !o.pending {
 		s.finish(c, o)
@@ -302,7 +315,7 @@ func (s *Supervisor) finish(c *call, o outcome) {
 	if !o.gone && c.afterAnswer != nil {
 		c.afterAnswer()
 	}
-	if !logged {
+	if !logged && !c.observation {
 		s.log.record(c, o)
 	}
 }

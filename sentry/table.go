@@ -26,6 +26,13 @@ type entry struct {
 	// userns marks rules that refuse new user namespaces, unless the run
 	// allows them (--allow-userns).
 	userns bool
+	// observe marks an observation (credcache.go): the supervisor notes
+	// what the call may change (obsCreds, obsExec, obsRoot) and lets the
+	// kernel run it.
+	observe int
+	// usernsOnly marks rules that are in the filter only when the run
+	// allows new user namespaces (--allow-userns).
+	usernsOnly bool
 	// doc is one line for the README's support matrix.
 	doc string
 }
@@ -54,7 +61,7 @@ var table = []entry{
 	{name: "landlock_add_rule", handler: (*Supervisor).handleLandlockAddRule, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: llRuleNetPort}},
 		doc: "LANDLOCK_RULE_NET_PORT only: performed on the supervisor's duplicate of the ruleset with its copy of the rule, and recorded"},
 	{name: "landlock_restrict_self", handler: (*Supervisor).handleLandlockRestrictSelf,
-		doc: "recorded, then run by the kernel for the caller (the one CONTINUE: it only takes rights away); performed connects and sends are checked against the caller's layers, as Landlock checks the calling task"},
+		doc: "recorded, then run by the kernel for the caller (CONTINUE: it only takes rights away); performed connects and sends are checked against the caller's layers, as Landlock checks the calling task"},
 	// io_uring's IORING_OP_CONNECT and IORING_OP_SENDMSG never pass through
 	// seccomp. ENOSYS, as on a kernel without io_uring, makes libraries
 	// (liburing, tokio, libuv) fall back to plain syscalls.
@@ -112,6 +119,45 @@ var table = []entry{
 		doc: "IPPROTO_IPV6 IPV6_2292PKTOPTIONS: EPERM (sticky control messages, routing headers included)"},
 	{name: "setsockopt", errno: unix.EPERM, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: unix.IPPROTO_IP}, {Arg: 2, Mask: 0xffffffff, Value: unix.IP_OPTIONS}},
 		doc: "IPPROTO_IP IP_OPTIONS: EPERM (source routes), on IPv4 and IPv6 sockets"},
+	// Observations (credcache.go): calls that change what the supervisor
+	// remembers of a caller (its credentials, its root). Each is noted,
+	// then run by the kernel for the caller (CONTINUE, as
+	// landlock_restrict_self): the answer reads no tracee memory, and the
+	// call acts only on the caller itself.
+	{name: "setuid", handler: (*Supervisor).handleObserved, observe: obsCreds,
+		doc: "noted (the caller's remembered credentials are dropped for good), then run by the kernel for the caller (CONTINUE)"},
+	{name: "setgid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setreuid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setregid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setresuid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setresgid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setfsuid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setfsgid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "setgroups", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	{name: "capset", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
+	// An exec may change credentials even under no_new_privs:
+	// cap_bprm_creds_from_file sets the saved and fs ids to the effective
+	// ones, and a file with capabilities but no effective bit empties the
+	// effective set.
+	{name: "execve", handler: (*Supervisor).handleObserved, observe: obsExec,
+		doc: "noted (the caller's remembered credentials are read afresh once the exec is over), then run by the kernel for the caller (CONTINUE)"},
+	{name: "execveat", handler: (*Supervisor).handleObserved, observe: obsExec, doc: "as execve"},
+	{name: "chroot", handler: (*Supervisor).handleObserved, observe: obsRoot,
+		doc: "noted (roots are read afresh for every call from then on), then run by the kernel for the caller (CONTINUE)"},
+	{name: "pivot_root", handler: (*Supervisor).handleObserved, observe: obsRoot, doc: "as chroot"},
+	// Flags are ints: one-bit masks are width-proof. The user-namespace
+	// bit is left to the rows above (EPERM) or below (--allow-userns).
+	{name: "unshare", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, conds: []seccomp.Cond{{Arg: 0, Mask: unix.CLONE_NEWNS | unix.CLONE_NEWUSER, Value: unix.CLONE_NEWNS}},
+		doc: "with CLONE_NEWNS (without CLONE_NEWUSER): as chroot, and the caller's remembered credentials are dropped for good"},
+	{name: "setns", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, conds: []seccomp.Cond{{Arg: 1, Mask: unix.CLONE_NEWNS | unix.CLONE_NEWUSER, Value: unix.CLONE_NEWNS}},
+		doc: "with CLONE_NEWNS (without CLONE_NEWUSER): as unshare"},
+	// Only with --allow-userns (the EPERM rows above are then left out).
+	{name: "unshare", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, usernsOnly: true, conds: []seccomp.Cond{{Arg: 0, Mask: unix.CLONE_NEWUSER, Value: unix.CLONE_NEWUSER}},
+		doc: "with CLONE_NEWUSER and --allow-userns: as unshare with CLONE_NEWNS"},
+	{name: "setns", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, usernsOnly: true, conds: []seccomp.Cond{{Arg: 1, Mask: unix.CLONE_NEWUSER, Value: unix.CLONE_NEWUSER}},
+		doc: "with CLONE_NEWUSER and --allow-userns: as unshare"},
+	{name: "setns", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, usernsOnly: true, conds: []seccomp.Cond{{Arg: 1, Mask: 0xffffffff, Value: 0}},
+		doc: "with nstype 0 and --allow-userns: as unshare"},
 }
 
 // FilterOptions are the run's choices that shape the filter.
@@ -127,7 +173,7 @@ type FilterOptions struct {
 func FilterRules(opts FilterOptions) []seccomp.Rule {
 	rules := make([]seccomp.Rule, 0, len(table))
 	for _, e := range table {
-		if e.raw && opts.RawSockets || e.userns && opts.AllowUserns {
+		if e.raw && opts.RawSockets || e.userns && opts.AllowUserns || e.usernsOnly && !opts.AllowUserns {
 			continue
 		}
 		r := seccomp.Rule{Syscall: e.name, Action: seccomp.Notify, Conds: e.conds}
@@ -152,7 +198,7 @@ func newDispatchTable() (dispatchTable, error) {
 		if err != nil {
 			return nil, fmt.Errorf("syscall table: %w", err)
 		}
-		if _, dup := d[nr]; dup {
+		if prev, dup := d[nr]; dup && (prev.observe == 0 || prev.observe != table[i].observe) {
 			return nil, fmt.Errorf("syscall table: %s has two handlers", table[i].name)
 		}
 		d[nr] = &table[i]

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -315,6 +314,9 @@ type status struct {
 	Threads        int
 }
 
+// readStatus reads and parses /proc/TID/status without allocating (but for
+// the groups): it is read once for every call that needs the caller's
+// credentials, and for every new thread's thread group.
 func readStatus(path string) (status, error) {
 	var st status
 	var buf [4096]byte
@@ -322,52 +324,145 @@ func readStatus(path string) (status, error) {
 	if err != nil {
 		return st, err
 	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
+	parseStatus(data, &st)
+	return st, nil
+}
+
+// parseStatus fills st from the text of a status file (proc_pid_status:
+// "Key:\tvalue" lines, numbers in decimal but for the hexadecimal masks).
+func parseStatus(data []byte, st *status) {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
 			continue
 		}
-		f := bytes.Fields(v)
-		switch string(k) {
+		k, v := line[:colon], line[colon+1:]
+		switch string(k) { // no allocation: a switch on a converted slice
 		case "Tgid":
-			st.Tgid, _ = strconv.Atoi(string(f[0]))
+			st.Tgid = int(firstDec(v))
 		case "NStgid":
-			st.NSTgid, _ = strconv.Atoi(string(f[len(f)-1]))
+			st.NSTgid, _ = lastDec(v)
 		case "NSpid":
-			st.NSPid, _ = strconv.Atoi(string(f[len(f)-1]))
-			st.NSDepth = len(f)
-		case "Uid", "Gid":
-			dst := &st.Uid
-			if k[0] == 'G' {
-				dst = &st.Gid
-			}
-			for i := 0; i < 4 && i < len(f); i++ {
-				n, _ := strconv.ParseUint(string(f[i]), 10, 32)
-				dst[i] = uint32(n)
-			}
+			st.NSPid, st.NSDepth = lastDec(v)
+		case "Uid":
+			decs(v, st.Uid[:])
+		case "Gid":
+			decs(v, st.Gid[:])
 		case "Groups":
-			for _, g := range f {
-				n, _ := strconv.ParseUint(string(g), 10, 32)
-				st.Groups = append(st.Groups, uint32(n))
+			n := countFields(v)
+			if n > 0 {
+				st.Groups = make([]uint32, n)
+				decs(v, st.Groups)
 			}
 		case "CapEff":
-			st.CapEff, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.CapEff = hex64(v)
 			st.OwnCapEff = st.CapEff
 		case "SigBlk":
-			st.SigBlk, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.SigBlk = hex64(v)
 		case "SigIgn":
-			st.SigIgn, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.SigIgn = hex64(v)
 		case "SigCgt":
-			st.SigCgt, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.SigCgt = hex64(v)
 		case "SigPnd":
-			st.SigPnd, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.SigPnd = hex64(v)
 		case "ShdPnd":
-			st.ShdPnd, _ = strconv.ParseUint(string(f[0]), 16, 64)
+			st.ShdPnd = hex64(v)
 		case "Threads":
-			st.Threads, _ = strconv.Atoi(string(f[0]))
+			st.Threads = int(firstDec(v))
 		}
 	}
-	return st, nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' }
+
+// nextField returns the first whitespace-separated field of v and the rest.
+func nextField(v []byte) (field, rest []byte) {
+	i := 0
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	j := i
+	for j < len(v) && !isSpace(v[j]) {
+		j++
+	}
+	return v[i:j], v[j:]
+}
+
+func countFields(v []byte) int {
+	n := 0
+	for {
+		f, rest := nextField(v)
+		if len(f) == 0 {
+			return n
+		}
+		n, v = n+1, rest
+	}
+}
+
+// dec parses a decimal field; anything else reads as 0, as strconv's
+// errors were ignored before.
+func dec(f []byte) uint64 {
+	var n uint64
+	for _, c := range f {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}
+
+func firstDec(v []byte) uint64 {
+	f, _ := nextField(v)
+	return dec(f)
+}
+
+// lastDec returns the last decimal field of v and the number of fields.
+func lastDec(v []byte) (int, int) {
+	var last []byte
+	n := 0
+	for {
+		f, rest := nextField(v)
+		if len(f) == 0 {
+			return int(dec(last)), n
+		}
+		last, n, v = f, n+1, rest
+	}
+}
+
+// decs parses up to len(dst) decimal fields of v into dst (uint32 ids).
+func decs(v []byte, dst []uint32) {
+	for i := range dst {
+		f, rest := nextField(v)
+		if len(f) == 0 {
+			return
+		}
+		dst[i], v = uint32(dec(f)), rest
+	}
+}
+
+func hex64(v []byte) uint64 {
+	f, _ := nextField(v)
+	var n uint64
+	for _, c := range f {
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | uint64(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			n = n<<4 | uint64(c-'A'+10)
+		default:
+			return 0
+		}
+	}
+	return n
 }
 
 // sameCreds reports whether two tasks would pass the same permission checks.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -371,21 +372,98 @@ func (t *unixTarget) reached() []unixSock {
 	if unix.Fstat(t.obj, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return nil
 	}
+	key, cacheable := boundKeyOf(t.obj, &st)
+	if cacheable {
+		if socks, ok := boundNames.get(key); ok {
+			t.socks = socks
+			return socks
+		}
+	}
 	fd, err := diagSocket()
 	if err != nil {
 		return nil
 	}
-	defer unix.Close(fd)
 	all, err := diagUnix(fd)
 	if err != nil {
+		unix.Close(fd)
 		return nil
 	}
+	putDiagSocket(fd) // the dump ran to NLMSG_DONE: nothing is left queued
 	for _, s := range all {
 		if s.hasVFS && s.vfsIno == uint32(st.Ino) && sameDev(s.vfsDev, st.Dev) {
 			t.socks = append(t.socks, s)
 		}
 	}
+	// Only a socket found is remembered: a file with none may be one whose
+	// socket is being bound (unix_bind_bsd makes the file before it hashes
+	// the socket), and its socket will be found next time.
+	if cacheable && len(t.socks) == 1 {
+		boundNames.put(key, t.socks)
+	}
 	return t.socks
+}
+
+// boundCache remembers, per socket file, the Unix socket bound to it, so
+// that a connect does not walk every Unix socket of the namespace
+// (unix_diag_dump takes each hash bucket's lock) to find its bound name.
+//
+// It is exact because the answer never changes for one inode: unix_bind
+// creates the socket file (unix_mknod: vfs_mknod always makes a new inode)
+// and the socket holds that path for its whole life, so an inode is the
+// file of at most one socket ever, bound under one name (u->addr, set once).
+// Renames and hard links move or add names of the file, never the bound
+// name; a closed socket leaves the file with no socket, for good. What can
+// change is which inode a number names: the file unlinked and freed, and
+// the number given to a new file. The key is therefore not the inode number
+// but the file handle (name_to_handle_at: inode number and generation,
+// which file systems draw at random per new inode: ext4, xfs, tmpfs), with
+// the device. A file system that gives no handle is not cached.
+type boundCache struct {
+	mu sync.Mutex
+	at map[string][]unixSock
+}
+
+const maxBoundCache = 4096
+
+const maxHandle = 128 // MAX_HANDLE_SZ
+
+var boundNames boundCache
+
+// boundKeyOf is the cache key of the open socket file fd (whose stat is st):
+// its device and its file handle.
+func boundKeyOf(fd int, st *unix.Stat_t) (string, bool) {
+	var b [8 + 8 + maxHandle]byte
+	// struct file_handle: handle_bytes, handle_type, then f_handle.
+	*(*uint64)(unsafe.Pointer(&b[0])) = st.Dev
+	*(*uint32)(unsafe.Pointer(&b[8])) = maxHandle
+	var mnt int32
+	path := [1]byte{}
+	_, _, e := unix.Syscall6(unix.SYS_NAME_TO_HANDLE_AT, uintptr(fd), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(&b[8])), uintptr(unsafe.Pointer(&mnt)), unix.AT_EMPTY_PATH, 0)
+	if e != 0 {
+		return "", false
+	}
+	n := *(*uint32)(unsafe.Pointer(&b[8]))
+	if n == 0 || n > maxHandle {
+		return "", false
+	}
+	return string(b[:16+n]), true
+}
+
+func (b *boundCache) get(key string) ([]unixSock, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.at[key]
+	return s, ok
+}
+
+func (b *boundCache) put(key string, socks []unixSock) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.at == nil || len(b.at) >= maxBoundCache {
+		b.at = map[string][]unixSock{}
+	}
+	b.at[key] = socks
 }
 
 // boundName returns the absolute name the reached socket was bound under

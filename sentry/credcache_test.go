@@ -1,0 +1,79 @@
+package sentry
+
+import (
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The cache's rules, on the test process itself: a fill is remembered, an
+// observation drops it for good (or, for the leader's exec, until its next
+// call), and a fill that an observation overtook is not stored.
+func TestCredCacheRules(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := uint32(unix.Gettid())
+	read := func() (status, bool, bool, error) {
+		st, err := readStatus("/proc/thread-self/status")
+		return st, true, true, err
+	}
+	tr := newTracees()
+
+	cc := newCredCache()
+	if _, _, _, ok := cc.lookup(tr, tid); ok {
+		t.Fatal("a hit before any fill")
+	}
+	if _, _, err := cc.fill(tr, tid, read); err != nil {
+		t.Fatal(err)
+	}
+	st, same, rootOK, ok := cc.lookup(tr, tid)
+	if !ok || !same || !rootOK || st.Tgid != unix.Getpid() || st.NSPid != 0 {
+		t.Fatalf("after a fill: ok=%v same=%v rootOK=%v %+v", ok, same, rootOK, st)
+	}
+	cc.observe(tid, obsRoot)
+	if _, _, rootOK, ok := cc.lookup(tr, tid); !ok || rootOK {
+		t.Errorf("after chroot: ok=%v rootOK=%v, want credentials but no root", ok, rootOK)
+	}
+	cc.observe(tid, obsCreds)
+	if _, _, _, ok := cc.lookup(tr, tid); ok {
+		t.Error("a hit after setuid")
+	}
+	cc.fill(tr, tid, read)
+	if _, _, _, ok := cc.lookup(tr, tid); ok {
+		t.Error("a volatile process was remembered again")
+	}
+
+	// An observation while a fill reads: nothing stored.
+	cc = newCredCache()
+	cc.fill(tr, tid, func() (status, bool, bool, error) {
+		cc.observe(tid, obsRoot)
+		return read()
+	})
+	if _, _, _, ok := cc.lookup(tr, tid); ok {
+		t.Error("a fill overtaken by an observation was stored")
+	}
+
+	// exec: by the leader, pending until its next call; by another thread,
+	// volatile.
+	cc = newCredCache()
+	cc.fill(tr, tid, read)
+	cc.observe(tid, obsExec)
+	cc.fill(tr, tid, read)
+	if _, _, _, ok := cc.lookup(tr, tid); ok {
+		t.Error("a hit while an exec is under way")
+	}
+	cc.seen(tid)
+	cc.fill(tr, tid, read)
+	_, _, _, ok = cc.lookup(tr, tid)
+	if leader := int(tid) == unix.Getpid(); ok != leader {
+		t.Errorf("after an exec (leader %v) and the next call: hit %v", leader, ok)
+	}
+
+	// Another process's pid: the thread check fails.
+	cc = newCredCache()
+	cc.fill(tr, tid, read)
+	if _, _, _, ok := cc.lookup(tr, 1); ok {
+		t.Error("pid 1 found this process's entry")
+	}
+}
