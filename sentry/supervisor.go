@@ -71,6 +71,8 @@ type Supervisor struct {
 	// marks are the TCP sockets answered as connected while the kernel's
 	// socket is not (see settle).
 	marks connectedMarks
+	// socks caches the sockets' family and type by cookie (sockid.go).
+	socks sockIDs
 	// finishing counts calls between their answer and their log record:
 	// the answer may let PROGRAM exit, and Close must not drop the record.
 	finishing atomic.Int64
@@ -130,6 +132,10 @@ type call struct {
 	fd    int32 // the caller's fd argument
 	sock  int   // our duplicate of the caller's fd, -1 if none
 	flags int   // file status flags of the shared open file description
+	// flagsRead: flags was read (see fileFlags).
+	flagsRead bool
+	// cookie is the socket's SO_COOKIE (see sockIDs).
+	cookie uint64
 
 	addr [sockaddrStorage]byte // the address, copied out of the tracee
 	alen int
@@ -219,8 +225,19 @@ type receiver struct {
 // receive is a receiver's loop. The first listener error ends Serve.
 func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 	runtime.LockOSThread()
+	// One call struct serves call after call: a call finished on this
+	// thread is referenced by nothing once finish returns (its log record
+	// is a copy), so only a call left pending with the waiter takes the
+	// struct with it. That saves a 400-byte allocation per notification,
+	// and the garbage collections it drove.
+	var c *call
 	for !r.retire.Load() {
-		c := &call{sock: -1, restoreUserTimeout: -1, rx: r}
+		if c == nil {
+			c = new(call)
+		} else {
+			*c = call{}
+		}
+		c.sock, c.restoreUserTimeout, c.rx = -1, -1, r
 		if err := s.lis.Receive(&c.n); err != nil {
 			select {
 			case errc <- err:
@@ -229,7 +246,9 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 			return
 		}
 		c.start = time.Now()
-		s.serveOne(c)
+		if s.serveOne(c) {
+			c = nil // the waiter holds it
+		}
 	}
 }
 
@@ -254,20 +273,23 @@ func (s *Supervisor) watchReceiver(errc chan<- error) {
 	}
 }
 
-func (s *Supervisor) serveOne(c *call) {
+// serveOne serves c; pending reports that the call is left to the waiter,
+// which finishes it later.
+func (s *Supervisor) serveOne(c *call) (pending bool) {
 	e, ok := s.dispatch[c.n.Data.Nr]
 	if !ok || c.n.Data.Arch != unix.AUDIT_ARCH_X86_64 {
 		// The filter traps only what the table names; anything else is a
 		// mismatch between filter and table. Fail closed.
 		c.name = "unknown"
 		s.finish(c, ret(unix.ENOSYS))
-		return
+		return false
 	}
 	c.name = e.name
 	o := e.handler(s, c)
 	if !o.pending {
 		s.finish(c, o)
 	}
+	return o.pending
 }
 
 // finish releases what the call held, answers it (unless it vanished) and
