@@ -66,6 +66,8 @@ type Supervisor struct {
 	optmemMax uint64
 	// rx is the receiver currently expected to receive (see Serve).
 	rx atomic.Pointer[receiver]
+	// backlog wakes the backlog receiver (helpWithBacklog).
+	backlog chan struct{}
 	// credThreads are idle threads carrying callers' credentials (asCaller).
 	credThreads credPool
 	// marks are the TCP sockets answered as connected while the kernel's
@@ -104,6 +106,7 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		log:      newAuditLog(cfg.Log),
 		cfg:      cfg,
 		self:     self,
+		backlog:  make(chan struct{}, 1),
 	}
 	s.speaksFor = self.CapEff&(1<<unix.CAP_SYS_ADMIN) != 0
 	s.optmemMax = readSysctl("/proc/sys/net/core/optmem_max", 20480)
@@ -209,6 +212,7 @@ func (s *Supervisor) Serve() error {
 	r := &receiver{}
 	s.rx.Store(r)
 	go s.watchReceiver(errc)
+	go s.helpWithBacklog(errc)
 	go s.receive(r, errc)
 	return <-errc
 }
@@ -231,6 +235,8 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 	// struct with it. That saves a 400-byte allocation per notification,
 	// and the garbage collections it drove.
 	var c *call
+	quick := 0 // receives in a row that found another thread's notification waiting
+	var lastTid uint32
 	for !r.retire.Load() {
 		if c == nil {
 			c = new(call)
@@ -238,6 +244,7 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 			*c = call{}
 		}
 		c.sock, c.restoreUserTimeout, c.rx = -1, -1, r
+		waitFrom := time.Now()
 		if err := s.lis.Receive(&c.n); err != nil {
 			select {
 			case errc <- err:
@@ -246,8 +253,67 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 			return
 		}
 		c.start = time.Now()
+		if c.start.Sub(waitFrom) < backlogRecv && c.n.Pid != lastTid {
+			if quick++; quick >= backlogRuns {
+				select {
+				case s.backlog <- struct{}{}:
+				default:
+				}
+			}
+		} else {
+			quick = 0
+		}
+		lastTid = c.n.Pid
 		if s.serveOne(c) {
 			c = nil // the waiter holds it
+		}
+	}
+}
+
+// A receive that returns within backlogRecv found a notification waiting:
+// one that blocks waits at least for the switch to the tracee and back.
+// backlogRuns such receives in a row, each from another thread than the
+// call before, are a backlog: calls from several threads queue behind the
+// one being served. (A single thread's next call is often waiting too,
+// unpinned: it traps again on the other CPU while the receiver finishes
+// the previous one. That is no backlog: it cannot be served sooner.)
+const (
+	backlogRecv = 2 * time.Microsecond
+	backlogRuns = 3
+)
+
+// helpWithBacklog is a second receiver, on its own thread, for backlogs
+// only. A single receiver serialises the calls of a program with many
+// threads on one CPU while the other has room; natively those threads
+// would make their calls in parallel. Woken by a receiver that meets a
+// backlog, it receives while a notification is waiting (Pending), then
+// sleeps again. It never waits in NOTIF_RECV for long: two receivers
+// blocked there would both be woken for every notification (the listener's
+// wait queue is not exclusive), a wake-up wasted per call. Losing the race
+// for the last waiting notification leaves it there until the next one.
+func (s *Supervisor) helpWithBacklog(errc chan<- error) {
+	runtime.LockOSThread()
+	r := &receiver{}
+	var c *call
+	for range s.backlog {
+		for s.lis.Pending() {
+			if c == nil {
+				c = new(call)
+			} else {
+				*c = call{}
+			}
+			c.sock, c.restoreUserTimeout, c.rx = -1, -1, r
+			if err := s.lis.Receive(&c.n); err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+				return
+			}
+			c.start = time.Now()
+			if s.serveOne(c) {
+				c = nil
+			}
 		}
 	}
 }
