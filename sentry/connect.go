@@ -128,25 +128,19 @@ func (s *Supervisor) takeFD(c *call, cached bool) (outcome, bool) {
 	return outcome{}, true
 }
 
-// identifySocket reads a stream socket's file flags and decodes the copied
-// address for the socket's family and type (read by takeFD from the
-// kernel's socket, never from tracee memory).
+// identifySocket decodes the copied address for the socket's family and
+// type (read by takeFD from the kernel's socket, never from tracee memory).
+// Only a stream connect can block; its file flags, which say whether, are
+// read when an allowed connect or a verdict needs them (fileFlags): a
+// denial answers without them.
 func (s *Supervisor) identifySocket(c *call) (outcome, bool) {
 	if c.notSock {
 		return ret(unix.ENOTSOCK), false
 	}
 	typ := c.typ
-	if typ != unix.SOCK_DGRAM {
-		// Only a stream connect can block; its file flags say whether.
-		flags, e := rawFcntl(c.sock, unix.F_GETFL, 0)
-		if e != 0 {
-			return ret(unix.EBADF), false
-		}
-		c.flags = flags
-	} else {
-		c.flags = unix.O_NONBLOCK // never read: a datagram connect never blocks
+	if typ == unix.SOCK_DGRAM {
+		c.flags, c.flagsRead = unix.O_NONBLOCK, true // never read: a datagram connect never blocks
 	}
-	c.flagsRead = true
 	c.req = decodeRequest(c.domain, typ, c.addr[:c.alen])
 	c.req.PID = int(c.n.Pid)
 	if s.topology && typ == unix.SOCK_DGRAM && (c.domain == unix.AF_INET || c.domain == unix.AF_INET6) {
@@ -363,9 +357,8 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 	if c.req.Family == netstack.FamilyUnspec {
 		s.marks.remove(c) // a disconnect: SS_UNCONNECTED again
 	}
-	blocking := c.flags&unix.O_NONBLOCK == 0 &&
-		(c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_SEQPACKET) &&
-		c.req.Family != netstack.FamilyUnspec
+	blocking := (c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_SEQPACKET) &&
+		c.req.Family != netstack.FamilyUnspec && c.fileFlags()&unix.O_NONBLOCK == 0
 	if !blocking {
 		return ret(s.attempt(c, false))
 	}
@@ -390,7 +383,7 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 // returns.
 func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 	if nonblock {
-		if _, e := rawFcntl(c.sock, unix.F_SETFL, c.flags|unix.O_NONBLOCK); e != 0 {
+		if _, e := rawFcntl(c.sock, unix.F_SETFL, c.fileFlags()|unix.O_NONBLOCK); e != 0 {
 			return e
 		}
 		defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
@@ -407,7 +400,7 @@ func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 // resume finishes a parked blocking connect whose socket turned writable
 // (the waiter calls it): EINPROGRESS or EALREADY while still connecting.
 func (s *Supervisor) resume(c *call) unix.Errno {
-	if _, e := rawFcntl(c.sock, unix.F_SETFL, c.flags|unix.O_NONBLOCK); e != 0 {
+	if _, e := rawFcntl(c.sock, unix.F_SETFL, c.fileFlags()|unix.O_NONBLOCK); e != 0 {
 		return e
 	}
 	defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
