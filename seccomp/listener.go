@@ -91,6 +91,15 @@ func (l *Listener) Receive(n *Notif) error {
 	}
 }
 
+// Pending reports, without blocking, whether a notification waits to be
+// received (seccomp_notify_poll: EPOLLIN while one is in
+// SECCOMP_NOTIFY_INIT).
+func (l *Listener) Pending() bool {
+	fds := [1]unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}}
+	n, _, e := unix.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&fds[0])), 1, 0) // a zero timeout: never blocks
+	return e == 0 && n == 1 && fds[0].Revents&unix.POLLIN != 0
+}
+
 // ErrNoTracees means no task uses the filter any more.
 var ErrNoTracees = errors.New("no task uses the filter any more")
 

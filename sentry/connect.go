@@ -28,7 +28,9 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	c.fd = int32(args[0])
 	alen := int32(args[2])
 
-	if o, ok := s.takeFD(c); !ok {
+	// A connect is usually a socket's only call: the cache of socket
+	// identities would only add its SO_COOKIE.
+	if o, ok := s.takeFD(c, false); !ok {
 		return o
 	}
 	if alen < 0 || alen > sockaddrStorage {
@@ -66,7 +68,7 @@ func (s *Supervisor) decideConnect(c *call) outcome {
 	}
 	// After the LSM hook; then __inet_stream_connect: a short address (EINVAL) and AF_UNSPEC come
 	// before the socket's state.
-	if c.typ == unix.SOCK_STREAM && c.alen >= 2 && c.req.Family != netstack.FamilyUnspec && s.marks.has(c.sock) {
+	if c.typ == unix.SOCK_STREAM && c.alen >= 2 && c.req.Family != netstack.FamilyUnspec && s.marks.has(c) {
 		return ret(unix.EISCONN) // connected natively; see settle
 	}
 	if !c.hasDest() {
@@ -81,10 +83,11 @@ func (s *Supervisor) decideConnect(c *call) outcome {
 }
 
 // takeFD duplicates the caller's fd into the supervisor (pidfd_getfd) and
-// reads the socket's family, which also tells an O_PATH descriptor (EBADF,
+// identifies the socket (its family and type, from the kernel's socket:
+// see sockIDs), which also tells an O_PATH descriptor (EBADF,
 // as Linux) and a non-socket (ENOTSOCK, which Linux reports only after the
 // address checks: kept in c.notSock).
-func (s *Supervisor) takeFD(c *call) (outcome, bool) {
+func (s *Supervisor) takeFD(c *call, cached bool) (outcome, bool) {
 	sock, err := s.tracees.getfd(c.n.Pid, c.fd)
 	switch err {
 	case nil:
@@ -104,10 +107,17 @@ func (s *Supervisor) takeFD(c *call) (outcome, bool) {
 		return ret(unix.EPERM), false
 	}
 	c.sock = sock
-	domain, e := rawGetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	var domain, typ int
+	var cookie uint64
+	var e unix.Errno
+	if cached {
+		domain, typ, cookie, e = s.socks.identify(sock)
+	} else {
+		domain, typ, e = identifySocketUncached(sock)
+	}
 	switch e {
 	case 0:
-		c.domain = domain
+		c.domain, c.typ, c.cookie = domain, typ, cookie
 	case unix.EBADF: // an O_PATH descriptor is not open, for connect
 		return ret(unix.EBADF), false
 	case unix.ENOTSOCK:
@@ -118,27 +128,19 @@ func (s *Supervisor) takeFD(c *call) (outcome, bool) {
 	return outcome{}, true
 }
 
-// identifySocket reads the socket's type (from the kernel's socket, never
-// from tracee memory) and decodes the copied address.
+// identifySocket decodes the copied address for the socket's family and
+// type (read by takeFD from the kernel's socket, never from tracee memory).
+// Only a stream connect can block; its file flags, which say whether, are
+// read when an allowed connect or a verdict needs them (fileFlags): a
+// denial answers without them.
 func (s *Supervisor) identifySocket(c *call) (outcome, bool) {
 	if c.notSock {
 		return ret(unix.ENOTSOCK), false
 	}
-	typ, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_TYPE)
-	if e != 0 {
-		return ret(e), false
+	typ := c.typ
+	if typ == unix.SOCK_DGRAM {
+		c.flags, c.flagsRead = unix.O_NONBLOCK, true // never read: a datagram connect never blocks
 	}
-	if typ != unix.SOCK_DGRAM {
-		// Only a stream connect can block; its file flags say whether.
-		flags, e := rawFcntl(c.sock, unix.F_GETFL, 0)
-		if e != 0 {
-			return ret(unix.EBADF), false
-		}
-		c.flags = flags
-	} else {
-		c.flags = unix.O_NONBLOCK // never read: a datagram connect never blocks
-	}
-	c.typ = typ
 	c.req = decodeRequest(c.domain, typ, c.addr[:c.alen])
 	c.req.PID = int(c.n.Pid)
 	if s.topology && typ == unix.SOCK_DGRAM && (c.domain == unix.AF_INET || c.domain == unix.AF_INET6) {
@@ -353,11 +355,10 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 		s.netlinkAutobind(c)
 	}
 	if c.req.Family == netstack.FamilyUnspec {
-		s.marks.remove(c.sock) // a disconnect: SS_UNCONNECTED again
+		s.marks.remove(c) // a disconnect: SS_UNCONNECTED again
 	}
-	blocking := c.flags&unix.O_NONBLOCK == 0 &&
-		(c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_SEQPACKET) &&
-		c.req.Family != netstack.FamilyUnspec
+	blocking := (c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_SEQPACKET) &&
+		c.req.Family != netstack.FamilyUnspec && c.fileFlags()&unix.O_NONBLOCK == 0
 	if !blocking {
 		return ret(s.attempt(c, false))
 	}
@@ -382,7 +383,7 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 // returns.
 func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 	if nonblock {
-		if _, e := rawFcntl(c.sock, unix.F_SETFL, c.flags|unix.O_NONBLOCK); e != 0 {
+		if _, e := rawFcntl(c.sock, unix.F_SETFL, c.fileFlags()|unix.O_NONBLOCK); e != 0 {
 			return e
 		}
 		defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
@@ -399,7 +400,7 @@ func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 // resume finishes a parked blocking connect whose socket turned writable
 // (the waiter calls it): EINPROGRESS or EALREADY while still connecting.
 func (s *Supervisor) resume(c *call) unix.Errno {
-	if _, e := rawFcntl(c.sock, unix.F_SETFL, c.flags|unix.O_NONBLOCK); e != 0 {
+	if _, e := rawFcntl(c.sock, unix.F_SETFL, c.fileFlags()|unix.O_NONBLOCK); e != 0 {
 		return e
 	}
 	defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
@@ -439,14 +440,14 @@ func (s *Supervisor) settle(c *call) unix.Errno {
 		// ECONNRESET: a window of one system call); the handshake had
 		// completed, so the answer is 0 all the same.
 		if e := s.connectOnce(c); e != 0 {
-			s.marks.add(c.sock)
+			s.marks.add(c)
 		}
 		return 0
 	case acked > 0:
 		// Completed, then reset or closed before the supervisor looked:
 		// the error stays for the program's next call, and the mark
 		// stands in for the SS_CONNECTED that connect would have set.
-		s.marks.add(c.sock)
+		s.marks.add(c)
 		return 0
 	}
 	return s.connectOnce(c)

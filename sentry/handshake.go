@@ -35,8 +35,8 @@ func tcpProgress(fd int) (state int, acked uint64, ok bool) {
 // connect on a marked socket is answered EISCONN (inet_stream_connect's
 // SS_CONNECTED case), and an AF_UNSPEC disconnect clears the mark.
 //
-// Sockets are named by SO_COOKIE, which is never reused (an inode number
-// is, once the socket is closed). Marks are rare (a reset that beat the
+// Sockets are named by SO_COOKIE (see call.socketCookie), which is never
+// reused (an inode number is, once the socket is closed). Marks are rare (a reset that beat the
 // supervisor), so the set is small; it is bounded, oldest dropped first.
 type connectedMarks struct {
 	n     atomic.Int32 // len(m), read without the lock on the hot path
@@ -47,16 +47,8 @@ type connectedMarks struct {
 
 const maxMarks = 4096
 
-func socketCookie(fd int) (uint64, bool) {
-	var v uint64
-	n := uint32(8)
-	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_COOKIE,
-		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&n)), 0)
-	return v, e == 0
-}
-
-func (cm *connectedMarks) add(fd int) {
-	k, ok := socketCookie(fd)
+func (cm *connectedMarks) add(c *call) {
+	cookie, ok := c.socketCookie()
 	if !ok {
 		return
 	}
@@ -65,53 +57,66 @@ func (cm *connectedMarks) add(fd int) {
 	if cm.m == nil {
 		cm.m = map[uint64]struct{}{}
 	}
-	if _, dup := cm.m[k]; dup {
+	if _, dup := cm.m[cookie]; dup {
 		return
 	}
 	if len(cm.order) >= maxMarks {
 		delete(cm.m, cm.order[0])
 		cm.order = cm.order[1:]
 	}
-	cm.m[k] = struct{}{}
-	cm.order = append(cm.order, k)
+	cm.m[cookie] = struct{}{}
+	cm.order = append(cm.order, cookie)
 	cm.n.Store(int32(len(cm.m)))
 }
 
-// has reports whether fd's socket is marked; it costs nothing while no
+// has reports whether the socket is marked; it costs nothing while no
 // socket is.
-func (cm *connectedMarks) has(fd int) bool {
+func (cm *connectedMarks) has(c *call) bool {
 	if cm.n.Load() == 0 {
 		return false
 	}
-	k, ok := socketCookie(fd)
+	cookie, ok := c.socketCookie()
 	if !ok {
 		return false
 	}
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
-	_, in := cm.m[k]
+	_, in := cm.m[cookie]
 	return in
 }
 
-func (cm *connectedMarks) remove(fd int) {
+func (cm *connectedMarks) remove(c *call) {
 	if cm.n.Load() == 0 {
 		return
 	}
-	k, ok := socketCookie(fd)
+	cookie, ok := c.socketCookie()
 	if !ok {
 		return
 	}
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
-	if _, in := cm.m[k]; !in {
+	if _, in := cm.m[cookie]; !in {
 		return
 	}
-	delete(cm.m, k)
+	delete(cm.m, cookie)
 	for i, x := range cm.order {
-		if x == k {
+		if x == cookie {
 			cm.order = append(cm.order[:i], cm.order[i+1:]...)
 			break
 		}
 	}
 	cm.n.Store(int32(len(cm.m)))
+}
+
+// socketCookie returns the SO_COOKIE of the call's socket: the one takeFD
+// read for the cache, or read now.
+func (c *call) socketCookie() (uint64, bool) {
+	if c.cookie == 0 {
+		k, e := rawSocketCookie(c.sock)
+		if e != 0 {
+			return 0, false
+		}
+		c.cookie = k
+	}
+	return c.cookie, true
 }

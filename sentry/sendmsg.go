@@ -49,7 +49,7 @@ func (s *Supervisor) takeSendmsgSocket(c *call, fd, flags uint64) (outcome, bool
 	}
 	c.fd = int32(fd)
 	c.sendFlags = int(uint32(flags))
-	if o, ok := s.takeFD(c); !ok {
+	if o, ok := s.takeFD(c, true); !ok {
 		return o, false
 	}
 	if c.notSock {
@@ -81,14 +81,30 @@ func (s *Supervisor) readMsghdr(c *call, addr uint64) unix.Errno {
 		return unix.EINVAL
 	}
 	c.alen = int(min(namelen, sockaddrStorage))
-	if s.tracees.read(c.n.Pid, name, c.addr[:c.alen]) != nil {
-		return unix.EFAULT
-	}
-	if iovlen > uioMaxIOV {
-		return unix.EMSGSIZE
-	}
-	if e := s.readIovecs(c, iov, int(iovlen)); e != 0 {
-		return e
+	if c.alen > 0 && iovlen > 0 && iovlen <= uioMaxIOV {
+		// The name and the iovec array in one read (see read2), with their
+		// faults in the order of the two copies.
+		raw := make([]byte, 16*iovlen)
+		errName, errIov := s.tracees.read2(c.n.Pid, name, c.addr[:c.alen], iov, raw)
+		if errName != nil {
+			return unix.EFAULT
+		}
+		if errIov != nil {
+			return unix.EFAULT
+		}
+		if e := c.msg.setIovecs(raw, int(iovlen)); e != 0 {
+			return e
+		}
+	} else {
+		if s.tracees.read(c.n.Pid, name, c.addr[:c.alen]) != nil {
+			return unix.EFAULT
+		}
+		if iovlen > uioMaxIOV {
+			return unix.EMSGSIZE
+		}
+		if e := s.readIovecs(c, iov, int(iovlen)); e != 0 {
+			return e
+		}
 	}
 	if ctllen > 1<<31-1 || ctllen > ctlOnStack && ctllen >= s.optmemMax {
 		return unix.ENOBUFS
@@ -115,6 +131,11 @@ func (s *Supervisor) readIovecs(c *call, addr uint64, n int) unix.Errno {
 	if s.tracees.read(c.n.Pid, addr, raw) != nil {
 		return unix.EFAULT
 	}
+	return m.setIovecs(raw, n)
+}
+
+// setIovecs takes the n iovecs copied into raw, as import_iovec checks them.
+func (m *message) setIovecs(raw []byte, n int) unix.Errno {
 	if n == 1 {
 		m.spans = m.one[:]
 	} else {

@@ -38,7 +38,11 @@ type message struct {
 	sent  uint64 // bytes sent so far (a stream send goes in pieces)
 	off   uint64 // bytes of the caller's data copied so far
 	data  []byte // the supervisor's copy of the current piece
-	at    int    // bytes of data already sent
+	// pre: data already holds the whole message, read with the address;
+	// preErr is that read's fault, for readPiece to report.
+	pre    bool
+	preErr error
+	at     int // bytes of data already sent
 	// zc: data is a private mapping (MSG_ZEROCOPY), unmapped once sent: the
 	// kernel keeps the pages it pinned, and Go never reuses them.
 	zc      bool
@@ -78,7 +82,7 @@ func (s *Supervisor) handleSendto(c *call) outcome {
 	if !accessOK(buf, size) {
 		return ret(unix.EFAULT)
 	}
-	if o, ok := s.takeFD(c); !ok {
+	if o, ok := s.takeFD(c, true); !ok {
 		return o
 	}
 	if c.notSock {
@@ -88,12 +92,23 @@ func (s *Supervisor) handleSendto(c *call) outcome {
 		return ret(unix.EINVAL)
 	}
 	c.alen = int(alen)
-	if err := s.tracees.read(c.n.Pid, args[4], c.addr[:c.alen]); err != nil {
-		return ret(unix.EFAULT)
-	}
 	c.msg.one[0] = span{buf, size}
 	c.msg.spans = c.msg.one[:]
 	c.msg.total = size
+	if size > 0 && size <= maxSend && c.sendFlags&unix.MSG_ZEROCOPY == 0 {
+		// The address and the data in one read (see read2). A fault in the
+		// data is reported where readPiece would have found it.
+		c.msg.data = make([]byte, size)
+		errAddr, errData := s.tracees.read2(c.n.Pid, args[4], c.addr[:c.alen], buf, c.msg.data)
+		if errAddr != nil {
+			return ret(unix.EFAULT)
+		}
+		c.msg.pre, c.msg.preErr = true, errData
+		return s.sendMessage(c)
+	}
+	if err := s.tracees.read(c.n.Pid, args[4], c.addr[:c.alen]); err != nil {
+		return ret(unix.EFAULT)
+	}
 	return s.sendMessage(c)
 }
 
@@ -108,17 +123,6 @@ func accessOK(base, n uint64) bool {
 // (EBADF), then the protocol's own checks, which the kernel makes when the
 // supervisor sends.
 func (s *Supervisor) sendMessage(c *call) outcome {
-	if c.typ == 0 {
-		typ, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_TYPE)
-		if e != 0 {
-			return ret(e)
-		}
-		flags, e := rawFcntl(c.sock, unix.F_GETFL, 0)
-		if e != 0 {
-			return ret(unix.EBADF)
-		}
-		c.typ, c.flags = typ, flags
-	}
 	if c.typ != unix.SOCK_STREAM && c.msg.total > maxSend {
 		return ret(unix.EMSGSIZE)
 	}
@@ -207,6 +211,15 @@ func addressUsed(typ, flags int) bool {
 // datagram, at most maxSend bytes of a stream.
 func (s *Supervisor) readPiece(c *call) error {
 	m := &c.msg
+	if m.pre {
+		// The whole message was read with its address (handleSendto).
+		m.pre = false
+		if m.preErr != nil {
+			return m.preErr
+		}
+		m.off, m.at = m.total, 0
+		return nil
+	}
 	if m.zc && m.data != nil {
 		unix.Munmap(m.data)
 	}
@@ -250,8 +263,7 @@ func (s *Supervisor) readPiece(c *call) error {
 // still connecting) waits in the waiter, as it would in the kernel.
 func (s *Supervisor) send(c *call) outcome {
 	o := s.sendOnce(c)
-	blocking := c.blockingSend()
-	if blocking && (o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS) {
+	if (o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS) && c.blockingSend() {
 		if c.parked {
 			return o // resumed by the waiter, which parks it again
 		}
@@ -272,7 +284,24 @@ func (s *Supervisor) send(c *call) outcome {
 // blockingSend reports whether the send may wait for room, as the kernel's
 // would (sock_sndtimeo with the file's O_NONBLOCK and MSG_DONTWAIT).
 func (c *call) blockingSend() bool {
-	return c.flags&unix.O_NONBLOCK == 0 && c.sendFlags&unix.MSG_DONTWAIT == 0 && !c.noWait
+	return c.sendFlags&unix.MSG_DONTWAIT == 0 && !c.noWait && c.fileFlags()&unix.O_NONBLOCK == 0
+}
+
+// fileFlags returns the file status flags of the caller's open file
+// description, read when first needed: a send needs them only once the
+// socket is full (and a stream send under a killable listener), so a
+// datagram send that leaves at once pays no F_GETFL. Natively sock_sendmsg
+// reads O_NONBLOCK as the call starts; a program's fcntl racing with its
+// own send may land on either side of it, here as there.
+func (c *call) fileFlags() int {
+	if !c.flagsRead {
+		f, e := rawFcntl(c.sock, unix.F_GETFL, 0)
+		if e != 0 {
+			f = unix.O_NONBLOCK // our own duplicate failed: never wait on it
+		}
+		c.flags, c.flagsRead = f, true
+	}
+	return c.flags
 }
 
 // sendOnce sends what is left of the message, without blocking.

@@ -29,8 +29,14 @@ const kcmpFiles = 2
 // CLONE_FILES, or unshare) gets a one-shot thread pidfd instead.
 type tracees struct {
 	mu    sync.Mutex
-	procs map[int]int    // tgid -> process pidfd
-	tgids map[uint32]int // tid -> tgid, a hint checked by kcmp
+	procs map[int]int // tgid -> process pidfd
+	// threads are PIDFD_THREAD pidfds of non-leader threads, bounded by
+	// maxThreadPidfds: a thread's first call pays pidfd_open, later ones
+	// neither it nor the two kcmps of the shared path.
+	threads map[uint32]int
+	// noThreadPidfd is set once PIDFD_THREAD was refused (before 6.9).
+	noThreadPidfd atomic.Bool
+	tgids         map[uint32]int // tid -> tgid, a hint checked by kcmp
 	// noKcmp is set once kcmp was refused (Docker's default profile allows
 	// it only with CAP_SYS_PTRACE): every non-leader thread then takes the
 	// one-shot path. Atomic: calls are served from several goroutines.
@@ -44,8 +50,10 @@ type tracees struct {
 
 const pruneAt = 256 // cached process pidfds before exited ones are pruned
 
+const maxThreadPidfds = 512
+
 func newTracees() *tracees {
-	return &tracees{procs: make(map[int]int), tgids: make(map[uint32]int)}
+	return &tracees{procs: make(map[int]int), tgids: make(map[uint32]int), threads: make(map[uint32]int)}
 }
 
 // getfd duplicates thread tid's descriptor fd into the supervisor: the same
@@ -55,9 +63,17 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
 	}
+	if f, ok, err := t.getfdThread(tid, fd); ok {
+		return f, err
+	}
 	tgid, err := t.tgidOf(tid)
 	if err != nil {
 		return -1, err
+	}
+	if tgid != int(tid) && !t.noThreadPidfd.Load() {
+		if f, ok, err := t.getfdNewThread(tid, fd); ok {
+			return f, err
+		}
 	}
 	if tgid == int(tid) || !t.noKcmp.Load() {
 		if f, ok, err := t.getfdShared(tid, tgid, fd); ok {
@@ -71,6 +87,58 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 	}
 	defer unix.Close(pidfd)
 	return pidfdGetfd(pidfd, fd)
+}
+
+// getfdThread takes fd through the cached thread pidfd of tid, if any. A
+// pidfd names a struct pid, not a number: once that thread has exited (and
+// its tid may have come back as another thread), pidfd_getfd fails with
+// ESRCH (pidfd_get_task finds no task), the entry is dropped and ok is
+// false. The lock is held across pidfd_getfd, so that no eviction can close
+// the pidfd and let its number be reused under the call.
+func (t *tracees) getfdThread(tid uint32, fd int32) (int, bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pidfd, ok := t.threads[tid]
+	if !ok {
+		return -1, false, nil
+	}
+	f, err := pidfdGetfd(pidfd, fd)
+	if err == unix.ESRCH {
+		unix.Close(pidfd)
+		delete(t.threads, tid)
+		return -1, false, nil
+	}
+	return f, true, err
+}
+
+// getfdNewThread opens a PIDFD_THREAD pidfd for non-leader tid (Linux 6.9:
+// pidfd_getfd then reads that thread's own descriptor table, shared or
+// not, so no kcmp is needed), caches it and takes fd. ok is false where
+// thread pidfds are not supported (EINVAL), and the kcmp path is taken.
+func (t *tracees) getfdNewThread(tid uint32, fd int32) (int, bool, error) {
+	pidfd, err := unix.PidfdOpen(int(tid), pidfdThread)
+	if err == unix.EINVAL {
+		t.noThreadPidfd.Store(true)
+		return -1, false, nil
+	}
+	if err != nil {
+		return -1, true, err
+	}
+	f, err := pidfdGetfd(pidfd, fd)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, dup := t.threads[tid]; dup {
+		unix.Close(old) // another receiver opened one meanwhile
+	}
+	if len(t.threads) >= maxThreadPidfds {
+		for k, v := range t.threads { // an arbitrary victim: a miss costs one pidfd_open
+			unix.Close(v)
+			delete(t.threads, k)
+			break
+		}
+	}
+	t.threads[tid] = pidfd
+	return f, true, err
 }
 
 // getfdShared takes fd through the cached pidfd of tid's process, when tid
@@ -203,6 +271,34 @@ func (t *tracees) forget(tid uint32, tgid int) {
 // copy_from_user.
 func (t *tracees) read(tid uint32, addr uint64, buf []byte) error {
 	return t.access(tid, addr, buf, false)
+}
+
+// read2 copies two ranges out of thread tid with one process_vm_readv where
+// it can (each one costs a walk of the caller's mm): a1 into b1, then a2
+// into b2. It reports which fault: process_vm_rw_core copies the remote
+// ranges in order and stops at the first byte it cannot read, so a short
+// count tells which range failed, and a fault in the first means the
+// second was never read, as in two calls made in turn.
+func (t *tracees) read2(tid uint32, a1 uint64, b1 []byte, a2 uint64, b2 []byte) (err1, err2 error) {
+	if len(b1) == 0 || len(b2) == 0 || t.noVMRead.Load() {
+		if err1 = t.read(tid, a1, b1); err1 != nil {
+			return err1, nil
+		}
+		return nil, t.read(tid, a2, b2)
+	}
+	n, e := rawReadMem2(tid, a1, b1, a2, b2)
+	switch {
+	case e == unix.EPERM || e == unix.ENOSYS:
+		t.noVMRead.Store(true)
+		return t.read2(tid, a1, b1, a2, b2)
+	case e == 0 && n == len(b1)+len(b2):
+		return nil, nil
+	case e == 0 && n >= len(b1):
+		return nil, unix.EFAULT
+	case e == 0, e == unix.EFAULT:
+		return unix.EFAULT, nil
+	}
+	return e, nil
 }
 
 // write copies buf to addr in thread tid, as the kernel's put_user would:

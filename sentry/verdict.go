@@ -53,7 +53,6 @@ func (s *Supervisor) act(c *call) outcome {
 		return o
 	}
 	inet := c.domain == unix.AF_INET || c.domain == unix.AF_INET6
-	blocking := c.flags&unix.O_NONBLOCK == 0
 	switch {
 	case d.Action == netstack.Refuse && inet && d.Delay == 0:
 		if sink := s.sinkFor(c, c.typ == unix.SOCK_DGRAM, false); sink != nil {
@@ -88,7 +87,7 @@ func (s *Supervisor) act(c *call) outcome {
 	if c.domain == unix.AF_UNIX {
 		return ret(e) // a stale socket file refuses at once
 	}
-	if d.Delay > 0 && blocking {
+	if d.Delay > 0 && c.fileFlags()&unix.O_NONBLOCK == 0 {
 		// An on-link host that does not answer ARP: the failure shows after
 		// a delay. A non-blocking caller is answered at once.
 		return s.waiter.after(c, d.Delay, e)
