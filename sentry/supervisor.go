@@ -314,7 +314,7 @@ func (s *Supervisor) helpWithBacklog(errc chan<- error) {
 			} else {
 				*c = call{}
 			}
-			c.sock, c.restoreUserTimeout, c.rx = -1, -1, r
+			c.sock, c.restoreUserTimeout, c.rx, c.sup = -1, -1, r, s
 			if err := s.lis.Receive(&c.n); err != nil {
 				select {
 				case errc <- err:
