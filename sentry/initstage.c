@@ -1,0 +1,555 @@
+// The init stage (launch.go), in C: a constructor that runs when the sandbox
+// binary is executed as "sandbox-init __sandbox_init__ ...", before the Go
+// runtime starts, and never returns. A second Go runtime start, and
+// building the filter with libseccomp, cost several milliseconds of every
+// run; here the stage is a few dozen system calls. The filter's BPF is
+// compiled by the supervisor from the one syscall table (table.go) and
+// arrives as the "F" message; this file only loads it.
+//
+// Every message and report line is the one the Go stage produced, errno
+// texts included (sandbox_errstr). Only raw system calls and the C library's
+// string functions are used.
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/filter.h>
+
+#include "initstage.h"
+
+// Kernel constants, spelled out: the build host's headers may predate them.
+#define SB_SECCOMP_SET_MODE_FILTER 1
+#define SB_SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#define SB_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#define SB_CLOSE_RANGE_CLOEXEC (1U << 2)
+#define SB_LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+#define SB_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#define SB_LANDLOCK_SIGNAL_ABI 6 // the first ABI with LANDLOCK_SCOPE_SIGNAL
+#define SB_NR_close_range 436
+#define SB_NR_landlock_create_ruleset 444
+#define SB_NR_landlock_restrict_self 446
+#define SB_PR_CAP_AMBIENT 47
+#define SB_PR_CAP_AMBIENT_IS_SET 1
+#define SB_PR_CAP_AMBIENT_LOWER 3
+#define SB_CAP_NET_RAW 13
+#define SB_CAP_SETPCAP 8
+#define SB_CAPABILITY_VERSION_3 0x20080522
+
+#define SB_INJECTED "failure injected for testing"
+
+static int sb_conn = -1; // the init stage's end of the setup pair
+
+// sandbox_errstr is Go's text for an errno (syscall.Errno.Error): the
+// table in x/sys/unix is glibc's strerror with the first letter lowered
+// (mkerrors.sh), and "errno N" for a number it does not know.
+const char *sandbox_errstr(int e) {
+	static char buf[128];
+	const char *s = e > 0 && e <= 132 ? strerror(e) : NULL; // Go's table ends at ERFKILL
+	if (!s || strncmp(s, "Unknown error", 13) == 0) {
+		snprintf(buf, sizeof buf, "errno %d", e);
+		return buf;
+	}
+	snprintf(buf, sizeof buf, "%s", s);
+	if (buf[0] && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+		buf[0] = (char)tolower((unsigned char)buf[0]);
+	return buf;
+}
+
+static void sb_write_all(const void *p, size_t n) {
+	while (write(sb_conn, p, n) < 0 && errno == EINTR) {
+	}
+}
+
+// sb_fail sends "E" and the message, then ends the stage: PROGRAM never runs.
+__attribute__((noreturn, format(printf, 1, 2))) static void sb_fail(const char *format, ...) {
+	char msg[1024];
+	msg[0] = 'E';
+	va_list ap;
+	va_start(ap, format);
+	int n = vsnprintf(msg + 1, sizeof msg - 1, format, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > (int)sizeof msg - 2)
+		n = sizeof msg - 2;
+	sb_write_all(msg, (size_t)n + 1);
+	_exit(125);
+}
+
+// The layers' report, one "layer=NAME k=v..." line each, for the "L" message.
+static char sb_report[2048];
+static size_t sb_report_len;
+
+__attribute__((format(printf, 1, 2))) static void sb_report_line(const char *format, ...) {
+	if (sb_report_len > 0 && sb_report_len < sizeof sb_report - 1)
+		sb_report[sb_report_len++] = '\n';
+	va_list ap;
+	va_start(ap, format);
+	int n = vsnprintf(sb_report + sb_report_len, sizeof sb_report - sb_report_len, format, ap);
+	va_end(ap);
+	if (n > 0)
+		sb_report_len += (size_t)n;
+	if (sb_report_len >= sizeof sb_report)
+		sb_report_len = sizeof sb_report - 1;
+}
+
+static int sb_parse_int(const char *s, size_t n, long *out) {
+	if (n == 0 || n > 9)
+		return -1;
+	long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int sandbox_decode_options(const char *s, struct sb_options *o) {
+	const char *f[6];
+	size_t len[6];
+	int n = 0;
+	const char *start = s;
+	for (const char *p = s;; p++) {
+		if (*p == ',' || *p == 0) {
+			if (n == 6)
+				return -1;
+			f[n] = start;
+			len[n] = (size_t)(p - start);
+			n++;
+			start = p + 1;
+			if (*p == 0)
+				break;
+		}
+	}
+	if (n != 6)
+		return -1;
+	int *b[4] = {&o->raw, &o->landlock, &o->userns, &o->keepcaps};
+	for (int i = 0; i < 4; i++)
+		*b[i] = len[i] == 1 && f[i][0] == '1';
+	if (sb_parse_int(f[4], len[4], &o->preserve) || sb_parse_int(f[5], len[5], &o->conn))
+		return -1;
+	return o->conn == 3 + o->preserve ? 0 : -1;
+}
+
+// closeInherited: every descriptor from 3+N up becomes close-on-exec, as
+// podman's and runc's --preserve-fds do. Marking rather than closing keeps
+// the setup pair (at 3+N) working until exec, and the listener until it is
+// taken. The count is what exec would have let through.
+static void sb_close_inherited(const struct sb_options *o, const char *fail_at) {
+	if (strcmp(fail_at, "fds") == 0)
+		sb_fail("close inherited descriptors: " SB_INJECTED " (or --preserve-fds)");
+	long first = 3 + o->preserve;
+	int closed = 0;
+	DIR *d = opendir("/proc/self/fd"); // O_CLOEXEC: not counted
+	if (d) {
+		int self = dirfd(d);
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			long fd;
+			if (sb_parse_int(e->d_name, strlen(e->d_name), &fd) || fd < first || fd == o->conn || fd == self)
+				continue;
+			int fl = fcntl((int)fd, F_GETFD);
+			if (fl >= 0 && !(fl & FD_CLOEXEC))
+				closed++;
+		}
+		closedir(d);
+	}
+	if (syscall(SB_NR_close_range, (unsigned)first, ~0U, SB_CLOSE_RANGE_CLOEXEC) != 0)
+		sb_fail("close inherited descriptors: close_range: %s (Linux 5.11+; or --preserve-fds)", sandbox_errstr(errno));
+	sb_report_line("layer=fds closed=%d preserved=%ld", closed, o->preserve);
+}
+
+// Docker's default capability set without CAP_NET_RAW (moby
+// oci/caps/defaults.go): nothing in it reaches the wire or the network
+// configuration. CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID,
+// SETPCAP, NET_BIND_SERVICE, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.
+static const int sb_kept_caps[] = {0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 27, 29, 31};
+
+static const char *const sb_cap_names[] = {
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHECKPOINT_RESTORE",
+};
+
+static const char *sb_cap_name(int c) {
+	static char buf[16];
+	if (c >= 0 && c < (int)(sizeof sb_cap_names / sizeof sb_cap_names[0]))
+		return sb_cap_names[c];
+	snprintf(buf, sizeof buf, "%d", c);
+	return buf;
+}
+
+struct sb_caps {
+	uint64_t eff, prm, inh;
+};
+
+struct sb_cap_header {
+	uint32_t version;
+	int pid;
+};
+struct sb_cap_data {
+	uint32_t effective, permitted, inheritable;
+};
+
+static int sb_capget(struct sb_caps *s) {
+	struct sb_cap_header h = {SB_CAPABILITY_VERSION_3, 0};
+	struct sb_cap_data d[2];
+	memset(d, 0, sizeof d);
+	if (syscall(SYS_capget, &h, d) != 0)
+		return -1;
+	s->eff = (uint64_t)d[1].effective << 32 | d[0].effective;
+	s->prm = (uint64_t)d[1].permitted << 32 | d[0].permitted;
+	s->inh = (uint64_t)d[1].inheritable << 32 | d[0].inheritable;
+	return 0;
+}
+
+static int sb_capset(const struct sb_caps *s) {
+	struct sb_cap_header h = {SB_CAPABILITY_VERSION_3, 0};
+	struct sb_cap_data d[2] = {
+	    {(uint32_t)s->eff, (uint32_t)s->prm, (uint32_t)s->inh},
+	    {(uint32_t)(s->eff >> 32), (uint32_t)(s->prm >> 32), (uint32_t)(s->inh >> 32)},
+	};
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+// sb_last_cap is /proc/sys/kernel/cap_last_cap, or 40 (CAP_CHECKPOINT_RESTORE).
+static int sb_last_cap(void) {
+	int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 40;
+	char b[16];
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	long v;
+	while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == ' '))
+		n--;
+	if (n <= 0 || sb_parse_int(b, (size_t)n, &v) || v >= 64)
+		return 40;
+	return (int)v;
+}
+
+// sb_drop_capabilities keeps only sb_kept_caps (plus CAP_NET_RAW with
+// --raw-sockets) in every set: bounding (PR_CAPBSET_DROP, which needs
+// CAP_SETPCAP; without it there is nothing we could drop and no_new_privs
+// keeps execve from adding to the permitted set anyway, see
+// cap_bprm_creds_from_file), ambient, inheritable, permitted and effective.
+// It returns whether CAP_NET_RAW survives: then the kernel would allow raw
+// sockets and the filter must refuse them.
+static int sb_drop_capabilities(const struct sb_options *o, const char *fail_at) {
+	if (strcmp(fail_at, "capabilities") == 0)
+		sb_fail("drop capabilities: " SB_INJECTED " (or --keep-caps)");
+	struct sb_caps cur;
+	if (sb_capget(&cur) != 0)
+		sb_fail("drop capabilities: capget: %s (or --keep-caps)", sandbox_errstr(errno));
+	if (o->keepcaps) {
+		sb_report_line("layer=capabilities kept=all");
+		return (cur.prm >> SB_CAP_NET_RAW) & 1;
+	}
+	uint64_t keep = 0;
+	for (size_t i = 0; i < sizeof sb_kept_caps / sizeof sb_kept_caps[0]; i++)
+		keep |= 1ULL << sb_kept_caps[i];
+	if (o->raw)
+		keep |= 1ULL << SB_CAP_NET_RAW;
+	char dropped[1024];
+	size_t dlen = 0;
+	dropped[0] = 0;
+	const char *bounding = "dropped";
+	int can_bound = (cur.eff >> SB_CAP_SETPCAP) & 1;
+	int last = sb_last_cap();
+	for (int c = 0; c <= last; c++) {
+		if ((keep >> c) & 1)
+			continue;
+		int held = (((cur.eff | cur.prm | cur.inh) >> c) & 1) != 0;
+		if (prctl(SB_PR_CAP_AMBIENT, SB_PR_CAP_AMBIENT_IS_SET, (unsigned long)c, 0, 0) == 1) {
+			held = 1;
+			if (prctl(SB_PR_CAP_AMBIENT, SB_PR_CAP_AMBIENT_LOWER, (unsigned long)c, 0, 0) != 0)
+				sb_fail("drop capabilities: lower ambient %s: %s (or --keep-caps)", sb_cap_name(c),
+				        sandbox_errstr(errno));
+		}
+		if (prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0) == 1) {
+			if (can_bound) {
+				if (prctl(PR_CAPBSET_DROP, (unsigned long)c, 0, 0, 0) != 0)
+					sb_fail("drop capabilities: PR_CAPBSET_DROP %s: %s (or --keep-caps)", sb_cap_name(c),
+					        sandbox_errstr(errno));
+				held = 1;
+			} else {
+				bounding = "unchanged-without-CAP_SETPCAP";
+			}
+		}
+		if (held) {
+			int n = snprintf(dropped + dlen, sizeof dropped - dlen, "%s%s", dlen ? "," : "", sb_cap_name(c));
+			if (n > 0 && dlen + (size_t)n < sizeof dropped)
+				dlen += (size_t)n;
+		}
+	}
+	struct sb_caps next = {cur.eff & keep, cur.prm & keep, cur.inh & keep};
+	if (next.eff != cur.eff || next.prm != cur.prm || next.inh != cur.inh) {
+		if (sb_capset(&next) != 0)
+			sb_fail("drop capabilities: capset: %s (or --keep-caps)", sandbox_errstr(errno));
+	}
+	// Verify: a layer that silently did nothing is no layer.
+	struct sb_caps after;
+	if (sb_capget(&after) != 0 || (after.prm & ~keep) != 0 || (after.eff & ~keep) != 0)
+		sb_fail("drop capabilities: still held after capset (or --keep-caps)");
+	sb_report_line("layer=capabilities dropped=%s bounding=%s", dlen ? dropped : "none", bounding);
+	return (after.prm >> SB_CAP_NET_RAW) & 1;
+}
+
+// sb_restrict_landlock puts the stage (and so PROGRAM and all it starts) in
+// a Landlock domain that handles no file system or network access and
+// scopes signals: any domain restricts ptrace_may_access to the same or
+// nested domains (hook_ptrace_access_check), LANDLOCK_SCOPE_SIGNAL
+// (hook_task_kill) refuses kill(2) and friends to processes outside.
+static void sb_restrict_landlock(const struct sb_options *o, const char *fail_at) {
+	if (!o->landlock) {
+		sb_report_line("layer=landlock disabled=true");
+		return;
+	}
+#define SB_LL_FIX                                                                                           \
+	" (needs Linux 6.12+ with Landlock enabled (lsm=landlock,...) and a seccomp profile allowing landlock_*; " \
+	"or --landlock=false)"
+	if (strcmp(fail_at, "landlock") == 0)
+		sb_fail("landlock: " SB_INJECTED SB_LL_FIX);
+	long abi = syscall(SB_NR_landlock_create_ruleset, NULL, 0, SB_LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 0)
+		sb_fail("landlock: landlock_create_ruleset(VERSION): %s" SB_LL_FIX, sandbox_errstr(errno));
+	if (abi < SB_LANDLOCK_SIGNAL_ABI)
+		sb_fail("landlock: ABI %ld has no signal scoping (6 needed)" SB_LL_FIX, abi);
+	// Only scoped: a ruleset handling no access right is valid as long as
+	// one of the three is non-zero (landlock_create_ruleset: ENOMSG).
+	struct {
+		uint64_t handled_fs, handled_net, scoped;
+	} attr = {0, 0, SB_LANDLOCK_SCOPE_SIGNAL};
+	long fd = syscall(SB_NR_landlock_create_ruleset, &attr, sizeof attr, 0);
+	if (fd < 0)
+		sb_fail("landlock: landlock_create_ruleset: %s" SB_LL_FIX, sandbox_errstr(errno));
+	if (syscall(SB_NR_landlock_restrict_self, fd, 0) != 0) {
+		int e = errno;
+		close((int)fd);
+		sb_fail("landlock: landlock_restrict_self: %s" SB_LL_FIX, sandbox_errstr(e));
+	}
+	close((int)fd);
+	sb_report_line("layer=landlock abi=%ld scoped=signal ptrace=domain", abi);
+#undef SB_LL_FIX
+}
+
+// The "F" message: programs, each a native-endian uint32 instruction count
+// and that many struct sock_filter. The x32 guard, the main filter for a
+// program without CAP_NET_RAW, and, when the run may keep CAP_NET_RAW, the
+// main filter with the raw-socket rows (filterMessage in launch.go).
+#define SB_MAX_PROGS 3
+#define SB_MSG_MAX (1 + SB_MAX_PROGS * (4 + BPF_MAXINSNS * 8))
+static unsigned char sb_msg[SB_MSG_MAX + 1];
+
+struct sb_programs {
+	int n;
+	struct sock_fprog prog[SB_MAX_PROGS];
+};
+
+static void sb_receive_filter(struct sb_programs *p) {
+	ssize_t n;
+	do {
+		n = recv(sb_conn, sb_msg, sizeof sb_msg, MSG_TRUNC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		sb_fail("install seccomp filter: receive filter: %s", sandbox_errstr(errno));
+	if (n == 0 || sb_msg[0] != 'F' || n > SB_MSG_MAX)
+		sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
+	size_t off = 1;
+	p->n = 0;
+	while (off < (size_t)n) {
+		uint32_t count;
+		if (p->n == SB_MAX_PROGS || (size_t)n - off < 4)
+			sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
+		memcpy(&count, sb_msg + off, 4);
+		off += 4;
+		if (count == 0 || count > BPF_MAXINSNS || ((size_t)n - off) / 8 < count)
+			sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
+		// Copied out: after the kind byte, the instructions are unaligned.
+		struct sock_filter *insns = malloc(count * sizeof *insns);
+		if (!insns)
+			sb_fail("install seccomp filter: receive filter: out of memory");
+		memcpy(insns, sb_msg + off, count * sizeof *insns);
+		off += count * sizeof *insns;
+		p->prog[p->n].len = (unsigned short)count;
+		p->prog[p->n].filter = insns;
+		p->n++;
+	}
+	if (p->n < 2)
+		sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
+}
+
+// sb_install loads the x32 guard, then the main filter with a new listener
+// (killable if the kernel can, Linux 5.19; EINVAL before), on this, the
+// only thread. It returns the listener.
+static int sb_install(const struct sb_programs *p, int raw_rows, const char *fail_at, int *killable) {
+#if !defined(__x86_64__)
+	sb_fail("install seccomp filter: unsupported architecture: only x86_64 (amd64) is supported");
+#endif
+	if (strcmp(fail_at, "nnp") == 0)
+		sb_fail("install seccomp filter: prctl(PR_SET_NO_NEW_PRIVS): " SB_INJECTED);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		sb_fail("install seccomp filter: prctl(PR_SET_NO_NEW_PRIVS): %s", sandbox_errstr(errno));
+	const struct sock_fprog *main_prog = &p->prog[1];
+	if (raw_rows) {
+		if (p->n < 3)
+			sb_fail("install seccomp filter: receive filter: no filter for a program that keeps CAP_NET_RAW");
+		main_prog = &p->prog[2];
+	}
+	if (strcmp(fail_at, "filter") == 0)
+		sb_fail("install seccomp filter: load filter: " SB_INJECTED);
+	if (syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, 0, &p->prog[0]) != 0)
+		sb_fail("install seccomp filter: load x32 guard filter: %s", sandbox_errstr(errno));
+	// The main filter is loaded last so that it is the one that owns the
+	// listener (a task may have only one listener-carrying filter).
+	unsigned long flags = SB_SECCOMP_FILTER_FLAG_NEW_LISTENER | SB_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+	*killable = 1;
+	long fd = syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, flags, main_prog);
+	if (fd < 0 && errno == EINVAL) {
+		*killable = 0;
+		fd = syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, SB_SECCOMP_FILTER_FLAG_NEW_LISTENER, main_prog);
+	}
+	if (fd < 0)
+		sb_fail("install seccomp filter: load filter: %s", sandbox_errstr(errno));
+	if (strcmp(fail_at, "listener") == 0) {
+		close((int)fd);
+		sb_fail("install seccomp filter: get notification fd: " SB_INJECTED);
+	}
+	return (int)fd;
+}
+
+// sb_restore_signals gives PROGRAM the dispositions and mask it would have
+// had natively, as recorded by the supervisor's constructor (signals.go):
+// only SIG_IGN and SIG_DFL survive execve, and this process, exec'ed
+// afresh, has no handlers. The raw system call: glibc's sigaction refuses
+// signals 32 and 33.
+struct sb_ksigaction {
+	unsigned long handler, flags, restorer;
+	unsigned long long mask;
+};
+
+static void sb_restore_signals(const char *v) {
+	unsigned long long ignored, blocked;
+	if (!v || sscanf(v, "%llx:%llx", &ignored, &blocked) != 2)
+		return;
+	for (int s = 1; s <= 64; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		struct sb_ksigaction cur;
+		if (syscall(SYS_rt_sigaction, s, NULL, &cur, 8) != 0)
+			continue;
+		unsigned long want = (ignored >> (s - 1)) & 1 ? (unsigned long)SIG_IGN : (unsigned long)SIG_DFL;
+		if ((cur.handler == (unsigned long)SIG_IGN) != (want == (unsigned long)SIG_IGN)) {
+			struct sb_ksigaction act = {want, 0, 0, 0};
+			syscall(SYS_rt_sigaction, s, &act, NULL, 8);
+		}
+	}
+	unsigned long long mask = blocked & ~(1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1));
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);
+}
+
+// Priority 101: before the default-priority constructors (signals.go's
+// recording, which the stage does not need).
+__attribute__((constructor(101))) static void sandbox_init_stage(int argc, char **argv, char **envp) {
+	if (argc < 2 || strcmp(argv[1], SANDBOX_INIT_ARG) != 0)
+		return;
+	// argv: sandbox-init __sandbox_init__ FAILAT OPTIONS PATH ARGV...
+	struct sb_options o;
+	if (argc < 6 || sandbox_decode_options(argv[3], &o) != 0)
+		_exit(125); // no pair to report on: the supervisor sees EOF
+	sb_conn = (int)o.conn;
+	const char *fail_at = argv[2], *path = argv[4];
+
+	// The layers, before the filter: landlock_* may be trapped by it, and
+	// nothing may be trapped before the listener is handed over.
+	// landlock_restrict_self needs no_new_privs (or CAP_SYS_ADMIN, which is
+	// about to go); sb_install sets it again, harmlessly.
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		sb_fail("prctl(PR_SET_NO_NEW_PRIVS): %s", sandbox_errstr(errno));
+	sb_close_inherited(&o, fail_at);
+	int holds_raw = sb_drop_capabilities(&o, fail_at);
+	if (strcmp(fail_at, "userns") == 0)
+		sb_fail("user namespaces: " SB_INJECTED " (or --allow-userns)");
+	if (o.userns)
+		sb_report_line("layer=userns allowed=true");
+	else
+		sb_report_line("layer=userns unshare=EPERM clone=EPERM setns=EPERM clone3=ENOSYS");
+	sb_restrict_landlock(&o, fail_at);
+
+	struct sb_programs progs;
+	sb_receive_filter(&progs);
+	int killable = 0;
+	int lfd = sb_install(&progs, !o.raw && holds_raw, fail_at, &killable);
+	if (strcmp(fail_at, "handoff") == 0)
+		sb_fail("hand over listener: " SB_INJECTED);
+
+	// "L", the listener's number, the killable byte, the report. A write
+	// only: sendmsg is trapped now, and nobody answers before the hand-over.
+	static unsigned char l[6 + sizeof sb_report];
+	uint32_t n32 = (uint32_t)lfd;
+	l[0] = 'L';
+	memcpy(l + 1, &n32, 4);
+	l[5] = (unsigned char)killable;
+	memcpy(l + 6, sb_report, sb_report_len);
+	ssize_t w;
+	do {
+		w = write(sb_conn, l, 6 + sb_report_len);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		sb_fail("hand over listener: %s", sandbox_errstr(errno));
+
+	unsigned char g;
+	ssize_t r;
+	do {
+		r = read(sb_conn, &g, 1);
+	} while (r < 0 && errno == EINTR);
+	if (r != 1 || g != 'G')
+		_exit(125); // the supervisor is gone: never run unsupervised
+
+	close(lfd); // taken: PROGRAM must not inherit it
+	fcntl(sb_conn, F_SETFD, FD_CLOEXEC);
+
+	// PROGRAM's environment is the stage's without the signal state.
+	const char *sig = NULL;
+	size_t ne = 0;
+	for (char **e = envp; *e; e++)
+		ne++;
+	char **env = malloc((ne + 1) * sizeof *env);
+	if (!env)
+		sb_fail("exec: out of memory");
+	size_t k = 0;
+	const char *key = SANDBOX_SIGNALS_ENV "=";
+	for (char **e = envp; *e; e++) {
+		if (strncmp(*e, key, strlen(key)) == 0) {
+			if (!sig)
+				sig = *e + strlen(key);
+			continue;
+		}
+		env[k++] = *e;
+	}
+	env[k] = NULL;
+	sb_restore_signals(sig);
+	execve(path, argv + 5, env);
+	int e = errno;
+	unsigned char x[5] = {'X'};
+	uint32_t e32 = (uint32_t)e;
+	memcpy(x + 1, &e32, 4);
+	sb_write_all(x, sizeof x);
+	_exit(e == ENOENT ? 127 : 126);
+}
