@@ -1,17 +1,26 @@
-// The init stage (launch.go), in C: a constructor that runs when the sandbox
-// binary is executed as "sandbox-init __sandbox_init__ ...", before the Go
-// runtime starts, and never returns. A second Go runtime start, and
-// building the filter with libseccomp, cost several milliseconds of every
-// run; here the stage is a few dozen system calls. The filter's BPF is
-// compiled by the supervisor from the one syscall table (table.go) and
-// arrives as the "F" message; this file only loads it.
+// The init stage (launch.go), in C. The supervisor starts it with
+// clone(CLONE_VM | CLONE_FILES | CLONE_VFORK) on a stack of its own, as
+// posix_spawn starts its child: no second executable is loaded and no second
+// Go runtime starts, and the supervisor's calling thread waits until the
+// stage has exec'ed PROGRAM or exited. The stage shares the supervisor's
+// memory (it writes only struct sb_launch and its own stack) and descriptor
+// table (the listener it creates is the supervisor's at once; exec gives
+// PROGRAM a private copy without the close-on-exec ones). Everything else
+// it changes is its own task's: no_new_privs, capabilities, the Landlock
+// domain, the seccomp filter, the signal dispositions, the process group.
 //
-// Every message and report line is the one the Go stage produced, errno
-// texts included (sandbox_errstr). Only raw system calls and the C library's
-// string functions are used.
+// The filters' BPF was compiled by the supervisor from the one syscall table
+// (table.go); this file only loads it. Every message and report line is the
+// one the Go stage produced, errno texts included (sandbox_errstr).
+//
+// Rules of the child, which runs on the supervisor's memory and with the
+// calling thread's TLS while that thread is suspended: no malloc, no stdio
+// streams, no exit() (atexit handlers): only system calls, string
+// formatting into its own buffers, and _exit.
 
+#define _GNU_SOURCE
 #include <ctype.h>
-#include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,9 +28,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/filter.h>
@@ -48,7 +58,7 @@
 
 #define SB_INJECTED "failure injected for testing"
 
-static int sb_conn = -1; // the init stage's end of the setup pair
+static struct sb_launch *sb_l; // the launch being run, in the supervisor's memory
 
 // sandbox_errstr is Go's text for an errno (syscall.Errno.Error): the
 // table in x/sys/unix is glibc's strerror with the first letter lowered
@@ -66,42 +76,30 @@ const char *sandbox_errstr(int e) {
 	return buf;
 }
 
-static void sb_write_all(const void *p, size_t n) {
-	while (write(sb_conn, p, n) < 0 && errno == EINTR) {
-	}
-}
-
-// sb_fail sends "E" and the message, then ends the stage: PROGRAM never runs.
+// sb_fail records the message and ends the stage: PROGRAM never runs.
 __attribute__((noreturn, format(printf, 1, 2))) static void sb_fail(const char *format, ...) {
-	char msg[1024];
-	msg[0] = 'E';
 	va_list ap;
 	va_start(ap, format);
-	int n = vsnprintf(msg + 1, sizeof msg - 1, format, ap);
+	vsnprintf(sb_l->msg, sizeof sb_l->msg, format, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if (n > (int)sizeof msg - 2)
-		n = sizeof msg - 2;
-	sb_write_all(msg, (size_t)n + 1);
+	sb_l->state = 'E';
 	_exit(125);
 }
 
-// The layers' report, one "layer=NAME k=v..." line each, for the "L" message.
-static char sb_report[2048];
-static size_t sb_report_len;
-
 __attribute__((format(printf, 1, 2))) static void sb_report_line(const char *format, ...) {
-	if (sb_report_len > 0 && sb_report_len < sizeof sb_report - 1)
-		sb_report[sb_report_len++] = '\n';
+	char *r = sb_l->report;
+	size_t size = sizeof sb_l->report, len = sb_l->report_len;
+	if (len > 0 && len < size - 1)
+		r[len++] = '\n';
 	va_list ap;
 	va_start(ap, format);
-	int n = vsnprintf(sb_report + sb_report_len, sizeof sb_report - sb_report_len, format, ap);
+	int n = vsnprintf(r + len, size - len, format, ap);
 	va_end(ap);
 	if (n > 0)
-		sb_report_len += (size_t)n;
-	if (sb_report_len >= sizeof sb_report)
-		sb_report_len = sizeof sb_report - 1;
+		len += (size_t)n;
+	if (len >= size)
+		len = size - 1;
+	sb_l->report_len = len;
 }
 
 static int sb_parse_int(const char *s, size_t n, long *out) {
@@ -117,33 +115,6 @@ static int sb_parse_int(const char *s, size_t n, long *out) {
 	return 0;
 }
 
-int sandbox_decode_options(const char *s, struct sb_options *o) {
-	const char *f[6];
-	size_t len[6];
-	int n = 0;
-	const char *start = s;
-	for (const char *p = s;; p++) {
-		if (*p == ',' || *p == 0) {
-			if (n == 6)
-				return -1;
-			f[n] = start;
-			len[n] = (size_t)(p - start);
-			n++;
-			start = p + 1;
-			if (*p == 0)
-				break;
-		}
-	}
-	if (n != 6)
-		return -1;
-	int *b[4] = {&o->raw, &o->landlock, &o->userns, &o->keepcaps};
-	for (int i = 0; i < 4; i++)
-		*b[i] = len[i] == 1 && f[i][0] == '1';
-	if (sb_parse_int(f[4], len[4], &o->preserve) || sb_parse_int(f[5], len[5], &o->conn))
-		return -1;
-	return o->conn == 3 + o->preserve ? 0 : -1;
-}
-
 // closeInherited: every descriptor from 3+N up becomes close-on-exec, as
 // podman's and runc's --preserve-fds do. Marking rather than closing keeps
 // the setup pair (at 3+N) working until exec, and the listener until it is
@@ -153,19 +124,29 @@ static void sb_close_inherited(const struct sb_options *o, const char *fail_at) 
 		sb_fail("close inherited descriptors: " SB_INJECTED " (or --preserve-fds)");
 	long first = 3 + o->preserve;
 	int closed = 0;
-	DIR *d = opendir("/proc/self/fd"); // O_CLOEXEC: not counted
-	if (d) {
-		int self = dirfd(d);
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			long fd;
-			if (sb_parse_int(e->d_name, strlen(e->d_name), &fd) || fd < first || fd == o->conn || fd == self)
-				continue;
-			int fl = fcntl((int)fd, F_GETFD);
-			if (fl >= 0 && !(fl & FD_CLOEXEC))
-				closed++;
+	int d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC); // not counted
+	if (d >= 0) {
+		char buf[4096];
+		long n;
+		while ((n = syscall(SYS_getdents64, d, buf, sizeof buf)) > 0) {
+			for (long off = 0; off < n;) {
+				struct {
+					uint64_t ino;
+					int64_t off;
+					unsigned short reclen;
+					unsigned char type;
+					char name[];
+				} *e = (void *)(buf + off);
+				off += e->reclen;
+				long fd;
+				if (sb_parse_int(e->name, strlen(e->name), &fd) || fd < first || fd == d)
+					continue;
+				int fl = fcntl((int)fd, F_GETFD);
+				if (fl >= 0 && !(fl & FD_CLOEXEC))
+					closed++;
+			}
 		}
-		closedir(d);
+		close(d);
 	}
 	if (syscall(SB_NR_close_range, (unsigned)first, ~0U, SB_CLOSE_RANGE_CLOEXEC) != 0)
 		sb_fail("close inherited descriptors: close_range: %s (Linux 5.11+; or --preserve-fds)", sandbox_errstr(errno));
@@ -349,56 +330,10 @@ static void sb_restrict_landlock(const struct sb_options *o, const char *fail_at
 #undef SB_LL_FIX
 }
 
-// The "F" message: programs, each a native-endian uint32 instruction count
-// and that many struct sock_filter. The x32 guard, the main filter for a
-// program without CAP_NET_RAW, and, when the run may keep CAP_NET_RAW, the
-// main filter with the raw-socket rows (filterMessage in launch.go).
-#define SB_MAX_PROGS 3
-#define SB_MSG_MAX (1 + SB_MAX_PROGS * (4 + BPF_MAXINSNS * 8))
-static unsigned char sb_msg[SB_MSG_MAX + 1];
-
-struct sb_programs {
-	int n;
-	struct sock_fprog prog[SB_MAX_PROGS];
-};
-
-static void sb_receive_filter(struct sb_programs *p) {
-	ssize_t n;
-	do {
-		n = recv(sb_conn, sb_msg, sizeof sb_msg, MSG_TRUNC);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		sb_fail("install seccomp filter: receive filter: %s", sandbox_errstr(errno));
-	if (n == 0 || sb_msg[0] != 'F' || n > SB_MSG_MAX)
-		sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
-	size_t off = 1;
-	p->n = 0;
-	while (off < (size_t)n) {
-		uint32_t count;
-		if (p->n == SB_MAX_PROGS || (size_t)n - off < 4)
-			sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
-		memcpy(&count, sb_msg + off, 4);
-		off += 4;
-		if (count == 0 || count > BPF_MAXINSNS || ((size_t)n - off) / 8 < count)
-			sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
-		// Copied out: after the kind byte, the instructions are unaligned.
-		struct sock_filter *insns = malloc(count * sizeof *insns);
-		if (!insns)
-			sb_fail("install seccomp filter: receive filter: out of memory");
-		memcpy(insns, sb_msg + off, count * sizeof *insns);
-		off += count * sizeof *insns;
-		p->prog[p->n].len = (unsigned short)count;
-		p->prog[p->n].filter = insns;
-		p->n++;
-	}
-	if (p->n < 2)
-		sb_fail("install seccomp filter: receive filter: malformed hand-over (%zd bytes)", n);
-}
-
 // sb_install loads the x32 guard, then the main filter with a new listener
 // (killable if the kernel can, Linux 5.19; EINVAL before), on this, the
 // only thread. It returns the listener.
-static int sb_install(const struct sb_programs *p, int raw_rows, const char *fail_at, int *killable) {
+static int sb_install(const struct sb_launch *p, int raw_rows, const char *fail_at, int *killable) {
 #if !defined(__x86_64__)
 	sb_fail("install seccomp filter: unsupported architecture: only x86_64 (amd64) is supported");
 #endif
@@ -406,15 +341,15 @@ static int sb_install(const struct sb_programs *p, int raw_rows, const char *fai
 		sb_fail("install seccomp filter: prctl(PR_SET_NO_NEW_PRIVS): " SB_INJECTED);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		sb_fail("install seccomp filter: prctl(PR_SET_NO_NEW_PRIVS): %s", sandbox_errstr(errno));
-	const struct sock_fprog *main_prog = &p->prog[1];
+	const struct sock_fprog *main_prog = &p->main;
 	if (raw_rows) {
-		if (p->n < 3)
-			sb_fail("install seccomp filter: receive filter: no filter for a program that keeps CAP_NET_RAW");
-		main_prog = &p->prog[2];
+		if (p->main_raw.len == 0)
+			sb_fail("install seccomp filter: no filter for a program that keeps CAP_NET_RAW");
+		main_prog = &p->main_raw;
 	}
 	if (strcmp(fail_at, "filter") == 0)
 		sb_fail("install seccomp filter: load filter: " SB_INJECTED);
-	if (syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, 0, &p->prog[0]) != 0)
+	if (syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, 0, &p->guard) != 0)
 		sb_fail("install seccomp filter: load x32 guard filter: %s", sandbox_errstr(errno));
 	// The main filter is loaded last so that it is the one that owns the
 	// listener (a task may have only one listener-carrying filter).
@@ -434,122 +369,99 @@ static int sb_install(const struct sb_programs *p, int raw_rows, const char *fai
 	return (int)fd;
 }
 
-// sb_restore_signals gives PROGRAM the dispositions and mask it would have
-// had natively, as recorded by the supervisor's constructor (signals.go):
-// only SIG_IGN and SIG_DFL survive execve, and this process, exec'ed
-// afresh, has no handlers. The raw system call: glibc's sigaction refuses
-// signals 32 and 33.
+// sb_reset_signals gives the stage, and so PROGRAM, the dispositions it
+// would have had natively: ignored what the sandbox's caller ignored
+// (recorded by signals.go's constructor), the default for the rest; the
+// supervisor's Go handlers must never run here. The raw system call: glibc's
+// sigaction refuses signals 32 and 33.
 struct sb_ksigaction {
 	unsigned long handler, flags, restorer;
 	unsigned long long mask;
 };
 
-static void sb_restore_signals(const char *v) {
-	unsigned long long ignored, blocked;
-	if (!v || sscanf(v, "%llx:%llx", &ignored, &blocked) != 2)
-		return;
+static void sb_reset_signals(unsigned long long ignored) {
 	for (int s = 1; s <= 64; s++) {
 		if (s == SIGKILL || s == SIGSTOP)
 			continue;
-		struct sb_ksigaction cur;
-		if (syscall(SYS_rt_sigaction, s, NULL, &cur, 8) != 0)
-			continue;
 		unsigned long want = (ignored >> (s - 1)) & 1 ? (unsigned long)SIG_IGN : (unsigned long)SIG_DFL;
-		if ((cur.handler == (unsigned long)SIG_IGN) != (want == (unsigned long)SIG_IGN)) {
-			struct sb_ksigaction act = {want, 0, 0, 0};
-			syscall(SYS_rt_sigaction, s, &act, NULL, 8);
-		}
+		struct sb_ksigaction act = {want, 0, 0, 0};
+		syscall(SYS_rt_sigaction, s, &act, NULL, 8);
 	}
-	unsigned long long mask = blocked & ~(1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1));
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);
 }
 
-// Priority 101: before the default-priority constructors (signals.go's
-// recording, which the stage does not need).
-__attribute__((constructor(101))) static void sandbox_init_stage(int argc, char **argv, char **envp) {
-	if (argc < 2 || strcmp(argv[1], SANDBOX_INIT_ARG) != 0)
-		return;
-	// argv: sandbox-init __sandbox_init__ FAILAT OPTIONS PATH ARGV...
-	struct sb_options o;
-	if (argc < 6 || sandbox_decode_options(argv[3], &o) != 0)
-		_exit(125); // no pair to report on: the supervisor sees EOF
-	sb_conn = (int)o.conn;
-	const char *fail_at = argv[2], *path = argv[4];
+// sb_child is the stage. Every signal is blocked on entry (sandbox_launch).
+static int sb_child(void *arg) {
+	sb_l = arg;
+	struct sb_launch *l = sb_l;
+	const struct sb_options *o = &l->opts;
+	const char *fail_at = l->fail_at;
+	sb_reset_signals(l->sig_ignored);
+	// Its own process group, and the terminal's foreground when asked
+	// (SIGTTOU is blocked), as syscall.SysProcAttr's Setpgid and Foreground.
+	if (setpgid(0, 0) != 0)
+		sb_fail("start init stage: setpgid: %s", sandbox_errstr(errno));
+	if (l->foreground) {
+		pid_t me = getpid();
+		if (ioctl(0, TIOCSPGRP, &me) != 0)
+			sb_fail("start init stage: tcsetpgrp: %s", sandbox_errstr(errno));
+	}
 
-	// The layers, before the filter: landlock_* may be trapped by it, and
-	// nothing may be trapped before the listener is handed over.
+	// The layers, before the filter: landlock_* may be trapped by it.
 	// landlock_restrict_self needs no_new_privs (or CAP_SYS_ADMIN, which is
 	// about to go); sb_install sets it again, harmlessly.
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		sb_fail("prctl(PR_SET_NO_NEW_PRIVS): %s", sandbox_errstr(errno));
-	sb_close_inherited(&o, fail_at);
-	int holds_raw = sb_drop_capabilities(&o, fail_at);
+	sb_close_inherited(o, fail_at);
+	int holds_raw = sb_drop_capabilities(o, fail_at);
 	if (strcmp(fail_at, "userns") == 0)
 		sb_fail("user namespaces: " SB_INJECTED " (or --allow-userns)");
-	if (o.userns)
+	if (o->userns)
 		sb_report_line("layer=userns allowed=true");
 	else
 		sb_report_line("layer=userns unshare=EPERM clone=EPERM setns=EPERM clone3=ENOSYS");
-	sb_restrict_landlock(&o, fail_at);
+	sb_restrict_landlock(o, fail_at);
 
-	struct sb_programs progs;
-	sb_receive_filter(&progs);
 	int killable = 0;
-	int lfd = sb_install(&progs, !o.raw && holds_raw, fail_at, &killable);
+	int lfd = sb_install(l, !o->raw && holds_raw, fail_at, &killable);
+	// The listener is in the shared table: the supervisor's now. It is
+	// close-on-exec, so PROGRAM's copy of the table lacks it.
+	l->listener = lfd;
+	l->killable = killable;
 	if (strcmp(fail_at, "handoff") == 0)
 		sb_fail("hand over listener: " SB_INJECTED);
 
-	// "L", the listener's number, the killable byte, the report. A write
-	// only: sendmsg is trapped now, and nobody answers before the hand-over.
-	static unsigned char l[6 + sizeof sb_report];
-	uint32_t n32 = (uint32_t)lfd;
-	l[0] = 'L';
-	memcpy(l + 1, &n32, 4);
-	l[5] = (unsigned char)killable;
-	memcpy(l + 6, sb_report, sb_report_len);
-	ssize_t w;
-	do {
-		w = write(sb_conn, l, 6 + sb_report_len);
-	} while (w < 0 && errno == EINTR);
-	if (w < 0)
-		sb_fail("hand over listener: %s", sandbox_errstr(errno));
+	unsigned long long mask = l->sig_blocked & ~(1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1));
+	l->state = 'R';
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);
+	execve(l->path, l->argv, l->envp);
+	l->exec_errno = errno;
+	l->state = 'X';
+	_exit(l->exec_errno == ENOENT ? 127 : 126);
+}
 
-	unsigned char g;
-	ssize_t r;
-	do {
-		r = read(sb_conn, &g, 1);
-	} while (r < 0 && errno == EINTR);
-	if (r != 1 || g != 'G')
-		_exit(125); // the supervisor is gone: never run unsupervised
+#define SB_STACK (256 * 1024)
 
-	close(lfd); // taken: PROGRAM must not inherit it
-	fcntl(sb_conn, F_SETFD, FD_CLOEXEC);
-
-	// PROGRAM's environment is the stage's without the signal state.
-	const char *sig = NULL;
-	size_t ne = 0;
-	for (char **e = envp; *e; e++)
-		ne++;
-	char **env = malloc((ne + 1) * sizeof *env);
-	if (!env)
-		sb_fail("exec: out of memory");
-	size_t k = 0;
-	const char *key = SANDBOX_SIGNALS_ENV "=";
-	for (char **e = envp; *e; e++) {
-		if (strncmp(*e, key, strlen(key)) == 0) {
-			if (!sig)
-				sig = *e + strlen(key);
-			continue;
-		}
-		env[k++] = *e;
-	}
-	env[k] = NULL;
-	sb_restore_signals(sig);
-	execve(path, argv + 5, env);
+// sandbox_launch starts the stage and returns its pid once it has exec'ed
+// PROGRAM or exited (l->state says which), or -errno.
+int sandbox_launch(struct sb_launch *l) {
+#if !defined(__x86_64__)
+	snprintf(l->msg, sizeof l->msg, "install seccomp filter: unsupported architecture: only x86_64 (amd64) is supported");
+	l->state = 'E';
+	return -EINVAL;
+#endif
+	l->state = 'S';
+	l->listener = -1;
+	char *stack = mmap(NULL, SB_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -errno;
+	// Block every signal on this thread for the clone: the child inherits
+	// the mask and must not run the supervisor's handlers before it has
+	// reset them (the dance of Go's forkAndExecInChild).
+	unsigned long long all = ~0ULL, old;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
+	int pid = clone(sb_child, stack + SB_STACK, CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, l);
 	int e = errno;
-	unsigned char x[5] = {'X'};
-	uint32_t e32 = (uint32_t)e;
-	memcpy(x + 1, &e32, 4);
-	sb_write_all(x, sizeof x);
-	_exit(e == ENOENT ? 127 : 126);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
+	munmap(stack, SB_STACK); // the child has exec'ed or exited: its stack is unused
+	return pid < 0 ? -e : pid;
 }

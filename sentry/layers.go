@@ -1,7 +1,6 @@
 package sentry
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -24,23 +23,10 @@ type LayerOptions struct {
 	PreserveFDs int  // fds 3..3+N-1 pass through (--preserve-fds)
 }
 
-// initOptions is what the supervisor tells the init stage, as one argument:
-// "RAW,LANDLOCK,USERNS,KEEPCAPS,N,CONN" (sb_decode_options reads it).
+// initOptions are the choices the init stage applies (struct sb_options).
 type initOptions struct {
 	LayerOptions
 	RawSockets bool
-	Conn       int // the init stage's end of the setup pair
-}
-
-func (o initOptions) encode() string {
-	b := func(v bool) string {
-		if v {
-			return "1"
-		}
-		return "0"
-	}
-	return strings.Join([]string{b(o.RawSockets), b(o.Landlock), b(o.AllowUserns), b(o.KeepCaps),
-		strconv.Itoa(o.PreserveFDs), strconv.Itoa(o.Conn)}, ",")
 }
 
 // logLayers writes the init stage's report, one line per layer, at debug

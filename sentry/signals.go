@@ -4,8 +4,8 @@ package sentry
 // survives execve) and the signal mask of its parent. The Go runtime
 // installs its own handlers before any Go code runs, and signal.Notify
 // replaces more, so the sandbox's caller's dispositions are recorded by a C
-// constructor, which runs before the runtime starts. The init stage puts
-// them back just before it execs PROGRAM.
+// constructor, which runs before the runtime starts. The init stage
+// (initstage.c, sb_reset_signals) gives them to PROGRAM.
 
 /*
 #include <signal.h>
@@ -42,9 +42,6 @@ static unsigned long long sandbox_blocked(void) { return sandbox_sig_blocked; }
 import "C"
 
 import (
-	"fmt"
-	"os"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -63,58 +60,6 @@ func Inherited() SignalState {
 // IsIgnored reports whether sig is in the ignored set.
 func (s SignalState) IsIgnored(sig unix.Signal) bool {
 	return sig >= 1 && sig <= 64 && s.Ignored&(1<<(sig-1)) != 0
-}
-
-// signalsEnv carries the state to the init stage, which removes it before
-// exec: PROGRAM never sees it.
-const signalsEnv = "SANDBOX_INIT_SIGNALS"
-
-// withInheritedSignals returns env for the init stage.
-func withInheritedSignals(env []string) []string {
-	out := make([]string, 0, len(env)+1)
-	for _, e := range env {
-		if !strings.HasPrefix(e, signalsEnv+"=") {
-			out = append(out, e)
-		}
-	}
-	s := Inherited()
-	return append(out, fmt.Sprintf("%s=%x:%x", signalsEnv, s.Ignored, s.Blocked))
-}
-
-// restoreSignals, in the init stage just before exec, gives this thread the
-// dispositions and mask PROGRAM would have had natively. Only SIG_IGN and
-// SIG_DFL matter across execve; the Go runtime's handlers become SIG_DFL
-// there by themselves.
-func restoreSignals() {
-	v, ok := os.LookupEnv(signalsEnv)
-	os.Unsetenv(signalsEnv)
-	var s SignalState
-	if !ok {
-		return
-	}
-	if _, err := fmt.Sscanf(v, "%x:%x", &s.Ignored, &s.Blocked); err != nil {
-		return
-	}
-	for sig := 1; sig <= 64; sig++ {
-		if sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
-			continue
-		}
-		var cur kernelSigaction
-		if rtSigaction(sig, nil, &cur) != nil {
-			continue
-		}
-		want := uintptr(0) // SIG_DFL
-		if s.Ignored&(1<<(sig-1)) != 0 {
-			want = 1 // SIG_IGN
-		}
-		// A Go handler becomes SIG_DFL at exec; only IGN<->DFL must be set.
-		if (cur.handler == 1) != (want == 1) {
-			act := kernelSigaction{handler: want}
-			rtSigaction(sig, &act, nil)
-		}
-	}
-	mask := s.Blocked &^ (1<<(unix.SIGKILL-1) | 1<<(unix.SIGSTOP-1))
-	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&mask)), 0, 8, 0, 0)
 }
 
 // kernelSigaction is the kernel's struct sigaction on x86_64.

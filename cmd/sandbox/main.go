@@ -34,12 +34,6 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
-	// The init stage, a re-exec of this binary that applies the layers,
-	// installs the filter and execs the program, is C (sentry/initstage.c):
-	// it runs from a constructor and never gets here.
-	if len(os.Args) > 1 && os.Args[1] == sentry.InitArg {
-		sentry.InitMain()
-	}
 	os.Exit(runMain(os.Args, os.Stdout, os.Stderr))
 }
 
