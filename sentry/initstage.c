@@ -15,8 +15,9 @@
 //
 // Rules of the child, which runs on the supervisor's memory and with the
 // calling thread's TLS while that thread is suspended: no malloc, no stdio
-// streams, no exit() (atexit handlers): only system calls, string
-// formatting into its own buffers, and _exit.
+// streams, no locks (strerror's gettext takes one: strerrordesc_np), no
+// exit() (atexit handlers): only system calls, string formatting into its
+// own buffers, and _exit.
 
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -65,8 +66,10 @@ static struct sb_launch *sb_l; // the launch being run, in the supervisor's memo
 // (mkerrors.sh), and "errno N" for a number it does not know.
 const char *sandbox_errstr(int e) {
 	static char buf[128];
-	const char *s = e > 0 && e <= 132 ? strerror(e) : NULL; // Go's table ends at ERFKILL
-	if (!s || strncmp(s, "Unknown error", 13) == 0) {
+	// strerrordesc_np: the English text, without gettext's locks
+	// (strerror's), safe in the child. Go's table ends at ERFKILL.
+	const char *s = e > 0 && e <= 132 ? strerrordesc_np(e) : NULL;
+	if (!s) {
 		snprintf(buf, sizeof buf, "errno %d", e);
 		return buf;
 	}
@@ -440,6 +443,7 @@ static int sb_child(void *arg) {
 }
 
 #define SB_STACK (256 * 1024)
+#define SB_GUARD 4096
 
 // sandbox_launch starts the stage and returns its pid once it has exec'ed
 // PROGRAM or exited (l->state says which), or -errno.
@@ -451,17 +455,24 @@ int sandbox_launch(struct sb_launch *l) {
 #endif
 	l->state = 'S';
 	l->listener = -1;
-	char *stack = mmap(NULL, SB_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	// A guard page below the stack: an overflow must fault, not write
+	// into the supervisor's memory.
+	char *stack = mmap(NULL, SB_STACK + SB_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return -errno;
+	if (mprotect(stack, SB_GUARD, PROT_NONE) != 0) {
+		int e = errno;
+		munmap(stack, SB_STACK + SB_GUARD);
+		return -e;
+	}
 	// Block every signal on this thread for the clone: the child inherits
 	// the mask and must not run the supervisor's handlers before it has
 	// reset them (the dance of Go's forkAndExecInChild).
 	unsigned long long all = ~0ULL, old;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
-	int pid = clone(sb_child, stack + SB_STACK, CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, l);
+	int pid = clone(sb_child, stack + SB_GUARD + SB_STACK, CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, l);
 	int e = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
-	munmap(stack, SB_STACK); // the child has exec'ed or exited: its stack is unused
+	munmap(stack, SB_STACK + SB_GUARD); // the child has exec'ed or exited: its stack is unused
 	return pid < 0 ? -e : pid;
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -184,7 +185,9 @@ func Start(spec Spec) (*Child, error) {
 		cprog(&l.main_raw, progs[2])
 	}
 
+	launchMu.Lock()
 	pid := int(C.sandbox_launch(l))
+	launchMu.Unlock()
 	if pid < 0 {
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", unix.Errno(-pid))}
 	}
@@ -238,6 +241,10 @@ func probePidfdGetfd() error {
 	unix.Close(fd)
 	return nil
 }
+
+// launchMu keeps launches one at a time: the C stage's scratch buffers
+// (the record it writes through, sandbox_errstr's) are static.
+var launchMu sync.Mutex
 
 // filterPrograms compiles the stage's filters: the x32 guard; the main
 // filter without the raw-socket rows; and, only when PROGRAM may keep
