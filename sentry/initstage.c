@@ -333,9 +333,9 @@ static void sb_restrict_landlock(const struct sb_options *o, const char *fail_at
 #undef SB_LL_FIX
 }
 
-// sb_install loads the x32 guard, then the main filter with a new listener
-// (killable if the kernel can, Linux 5.19; EINVAL before), on this, the
-// only thread. It returns the listener.
+// sb_install loads the filter (the x32 guard is its prefix) with a new
+// listener (killable if the kernel can, Linux 5.19; EINVAL before), on
+// this, the stage's only thread. It returns the listener.
 static int sb_install(const struct sb_launch *p, int raw_rows, const char *fail_at, int *killable) {
 #if !defined(__x86_64__)
 	sb_fail("install seccomp filter: unsupported architecture: only x86_64 (amd64) is supported");
@@ -352,10 +352,6 @@ static int sb_install(const struct sb_launch *p, int raw_rows, const char *fail_
 	}
 	if (strcmp(fail_at, "filter") == 0)
 		sb_fail("install seccomp filter: load filter: " SB_INJECTED);
-	if (syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, 0, &p->guard) != 0)
-		sb_fail("install seccomp filter: load x32 guard filter: %s", sandbox_errstr(errno));
-	// The main filter is loaded last so that it is the one that owns the
-	// listener (a task may have only one listener-carrying filter).
 	unsigned long flags = SB_SECCOMP_FILTER_FLAG_NEW_LISTENER | SB_SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 	*killable = 1;
 	long fd = syscall(SYS_seccomp, SB_SECCOMP_SET_MODE_FILTER, flags, main_prog);

@@ -18,9 +18,9 @@ struct sb_launch {
 	struct sb_options opts;
 	int foreground;
 	unsigned long long sig_ignored, sig_blocked; // the caller's, see signals.go
-	// The x32 guard, the main filter without the raw-socket rows, and the
-	// main filter with them (len 0 when the run cannot keep CAP_NET_RAW).
-	struct sock_fprog guard, main, main_raw;
+	// The filter (behind the x32 guard's prefix) without the raw-socket
+	// rows, and with them (len 0 when the run cannot keep CAP_NET_RAW).
+	struct sock_fprog main, main_raw;
 	// out
 	int state;      // 'S' started, 'E' setup failed, 'R' exec'ed, 'X' exec failed
 	int exec_errno; // for 'X'

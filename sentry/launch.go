@@ -23,17 +23,17 @@ import (
 // The sandbox starts PROGRAM through an init stage written in C
 // (initstage.c), as posix_spawn starts a child:
 //
-//  1. The supervisor compiles the filters from the syscall table (table.go)
-//     with libseccomp, and starts the stage with clone(CLONE_VM |
-//     CLONE_FILES | CLONE_VFORK): the stage shares the supervisor's memory
-//     and descriptor table, runs on a stack of its own, and the calling
-//     thread waits until it has exec'ed PROGRAM or exited. No second
-//     executable is loaded, no second Go runtime starts.
+//  1. The supervisor compiles the filter from the syscall table (table.go)
+//     with libseccomp, behind the x32 guard's prefix, and starts the stage
+//     with clone(CLONE_VM | CLONE_FILES | CLONE_VFORK): the stage shares
+//     the supervisor's memory and descriptor table, runs on a stack of its
+//     own, and the calling thread waits until it has exec'ed PROGRAM or
+//     exited. No second executable is loaded, no second Go runtime starts.
 //  2. The stage resets the signal dispositions (the supervisor's handlers
 //     must never run in it), takes its own process group (and the
 //     terminal's foreground), sets PR_SET_NO_NEW_PRIVS, applies the layers
-//     (layers.go), loads the x32 guard and the main filter with a new
-//     listener, and execs PROGRAM. The listener is created in the shared
+//     (layers.go), loads the filter with a new listener, and execs
+//     PROGRAM. The listener is created in the shared
 //     descriptor table: it is the supervisor's at once, and, close-on-exec,
 //     not PROGRAM's (exec gives PROGRAM a private copy of the table).
 //  3. The stage reports in struct sb_launch, in the shared memory: the
@@ -179,10 +179,9 @@ func Start(spec Spec) (*Child, error) {
 	l.foreground = b(spec.Foreground)
 	inh := Inherited()
 	l.sig_ignored, l.sig_blocked = C.ulonglong(inh.Ignored), C.ulonglong(inh.Blocked)
-	cprog(&l.guard, progs[0])
-	cprog(&l.main, progs[1])
-	if len(progs) > 2 {
-		cprog(&l.main_raw, progs[2])
+	cprog(&l.main, progs[0])
+	if len(progs) > 1 {
+		cprog(&l.main_raw, progs[1])
 	}
 
 	launchMu.Lock()
@@ -246,21 +245,17 @@ func probePidfdGetfd() error {
 // (the record it writes through, sandbox_errstr's) are static.
 var launchMu sync.Mutex
 
-// filterPrograms compiles the stage's filters: the x32 guard; the main
-// filter without the raw-socket rows; and, only when PROGRAM may keep
-// CAP_NET_RAW (--keep-caps without --raw-sockets: only the stage sees
-// whether it does), the main filter with them. Without --keep-caps the
-// capability layer drops CAP_NET_RAW and verifies it, so the kernel refuses
-// raw sockets itself.
+// filterPrograms compiles the stage's filters, each behind the x32 guard's
+// prefix (seccomp.WithX32Guard: one load instead of two): the main filter
+// without the raw-socket rows; and, only when PROGRAM may keep CAP_NET_RAW
+// (--keep-caps without --raw-sockets: only the stage sees whether it does),
+// the main filter with them. Without --keep-caps the capability layer drops
+// CAP_NET_RAW and verifies it, so the kernel refuses raw sockets itself.
 //
 // failAt "bpf-code" corrupts the main filter's first instruction, for the
 // test that the stage stops when the kernel refuses the program.
 func filterPrograms(o initOptions, failAt string) ([][]unix.SockFilter, error) {
-	guard, err := seccomp.ExportX32GuardBPF()
-	if err != nil {
-		return nil, fmt.Errorf("install seccomp filter: %w", err)
-	}
-	progs := [][]unix.SockFilter{guard}
+	var progs [][]unix.SockFilter
 	variants := []bool{true}
 	if o.KeepCaps && !o.RawSockets {
 		variants = append(variants, false)
@@ -270,10 +265,10 @@ func filterPrograms(o initOptions, failAt string) ([][]unix.SockFilter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("install seccomp filter: %w", err)
 		}
-		progs = append(progs, p)
+		progs = append(progs, seccomp.WithX32Guard(p))
 	}
 	if failAt == "bpf-code" {
-		progs[1][0].Code = 0xffff // an opcode no BPF machine has: bpf_check_classic refuses it
+		progs[0][0].Code = 0xffff // an opcode no BPF machine has: bpf_check_classic refuses it
 	}
 	return progs, nil
 }
