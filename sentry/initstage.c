@@ -451,15 +451,21 @@ int sandbox_launch(struct sb_launch *l) {
 #endif
 	l->state = 'S';
 	l->listener = -1;
-	// A guard page below the stack: an overflow must fault, not write
-	// into the supervisor's memory.
-	char *stack = mmap(NULL, SB_STACK + SB_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED)
-		return -errno;
-	if (mprotect(stack, SB_GUARD, PROT_NONE) != 0) {
-		int e = errno;
-		munmap(stack, SB_STACK + SB_GUARD);
-		return -e;
+	// The stack, with a guard page below it (an overflow must fault, not
+	// write into the supervisor's memory), is made once and kept: an
+	// munmap in a multi-threaded process is a TLB shootdown, an IPI to the
+	// other CPUs, and a process launches once.
+	static char *stack;
+	if (!stack) {
+		char *s = mmap(NULL, SB_STACK + SB_GUARD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (s == MAP_FAILED)
+			return -errno;
+		if (mprotect(s, SB_GUARD, PROT_NONE) != 0) {
+			int e = errno;
+			munmap(s, SB_STACK + SB_GUARD);
+			return -e;
+		}
+		stack = s;
 	}
 	// Block every signal on this thread for the clone: the child inherits
 	// the mask and must not run the supervisor's handlers before it has
@@ -469,6 +475,5 @@ int sandbox_launch(struct sb_launch *l) {
 	int pid = clone(sb_child, stack + SB_GUARD + SB_STACK, CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, l);
 	int e = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
-	munmap(stack, SB_STACK + SB_GUARD); // the child has exec'ed or exited: its stack is unused
 	return pid < 0 ? -e : pid;
 }
