@@ -33,6 +33,7 @@
 #include <sys/mman.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/filter.h>
@@ -429,6 +430,14 @@ static int sb_child(void *arg) {
 	if (strcmp(fail_at, "handoff") == 0)
 		sb_fail("hand over listener: " SB_INJECTED);
 
+	// PROGRAM gets the caller's RLIMIT_NOFILE back: os's init raised the
+	// soft limit to the hard one in the supervisor (syscall.ForkExec
+	// restores it the same way).
+	if (l->nofile_ok) {
+		unsigned long long lim[2] = {l->nofile_cur, l->nofile_max};
+		if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, lim, NULL) != 0)
+			sb_fail("start init stage: restore RLIMIT_NOFILE: %s", sandbox_errstr(errno));
+	}
 	unsigned long long mask = l->sig_blocked & ~(1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1));
 	l->state = 'R';
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, 8);

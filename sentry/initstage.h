@@ -18,6 +18,8 @@ struct sb_launch {
 	struct sb_options opts;
 	int foreground;
 	unsigned long long sig_ignored, sig_blocked; // the caller's, see signals.go
+	int nofile_ok;                            // restore the caller's RLIMIT_NOFILE
+	unsigned long long nofile_cur, nofile_max; // (Go raised the soft limit)
 	// The filter (behind the x32 guard's prefix) without the raw-socket
 	// rows, and with them (len 0 when the run cannot keep CAP_NET_RAW).
 	struct sock_fprog main, main_raw;

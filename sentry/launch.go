@@ -179,6 +179,9 @@ func Start(spec Spec) (*Child, error) {
 	l.foreground = b(spec.Foreground)
 	inh := Inherited()
 	l.sig_ignored, l.sig_blocked = C.ulonglong(inh.Ignored), C.ulonglong(inh.Blocked)
+	if cur, max, ok := inheritedNofile(); ok {
+		l.nofile_ok, l.nofile_cur, l.nofile_max = 1, C.ulonglong(cur), C.ulonglong(max)
+	}
 	cprog(&l.main, progs[0])
 	if len(progs) > 1 {
 		cprog(&l.main_raw, progs[1])

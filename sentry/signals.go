@@ -9,10 +9,17 @@ package sentry
 
 /*
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 static unsigned long long sandbox_sig_ignored, sandbox_sig_blocked;
+
+// The caller's RLIMIT_NOFILE, before the Go runtime raises the soft limit
+// to the hard one (os's init); the init stage puts it back for PROGRAM, as
+// syscall.ForkExec does with origRlimitNofile.
+static unsigned long long sandbox_nofile[2];
+static int sandbox_nofile_ok;
 
 // The kernel's struct sigaction on x86_64. The raw system calls are used:
 // glibc's sigaction refuses signals 32 and 33 (its own, for threads), which a
@@ -25,6 +32,8 @@ struct sandbox_ksigaction {
 };
 
 __attribute__((constructor)) static void sandbox_record_signals(void) {
+	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, sandbox_nofile) == 0)
+		sandbox_nofile_ok = 1;
 	unsigned long long set;
 	if (syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &set, 8) == 0)
 		sandbox_sig_blocked = set;
@@ -37,6 +46,11 @@ __attribute__((constructor)) static void sandbox_record_signals(void) {
 }
 
 static unsigned long long sandbox_ignored(void) { return sandbox_sig_ignored; }
+static int sandbox_nofile_limit(unsigned long long *cur, unsigned long long *max) {
+	*cur = sandbox_nofile[0];
+	*max = sandbox_nofile[1];
+	return sandbox_nofile_ok;
+}
 static unsigned long long sandbox_blocked(void) { return sandbox_sig_blocked; }
 */
 import "C"
@@ -55,6 +69,14 @@ type SignalState struct{ Ignored, Blocked uint64 }
 // before the Go runtime started.
 func Inherited() SignalState {
 	return SignalState{Ignored: uint64(C.sandbox_ignored()), Blocked: uint64(C.sandbox_blocked())}
+}
+
+// inheritedNofile is the caller's RLIMIT_NOFILE, as recorded before the Go
+// runtime started; ok is false if it could not be read.
+func inheritedNofile() (cur, max uint64, ok bool) {
+	var c, m C.ulonglong
+	ok = C.sandbox_nofile_limit(&c, &m) == 1
+	return uint64(c), uint64(m), ok
 }
 
 // IsIgnored reports whether sig is in the ignored set.
