@@ -15,6 +15,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
+# go.mod replaces go-md2man with this local stub (see its package comment).
+COPY third_party/md2man ./third_party/md2man
 RUN go mod download
 COPY . .
 # Exactly `make static`:

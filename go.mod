@@ -14,6 +14,10 @@ require (
 
 require (
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
-	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 )
+
+// urfave/cli v2 links go-md2man (and blackfriday) for ToMan, which the
+// sandbox never calls; their package init cost every start ~0.6 ms. See
+// third_party/md2man.
+replace github.com/cpuguy83/go-md2man/v2 => ./third_party/md2man

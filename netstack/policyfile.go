@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	goccy "github.com/goccy/go-yaml"
@@ -75,7 +76,11 @@ func (p *fileParser) snippet(line, col int) string {
 	return fmt.Sprintf("\n%5d | %s\n      | %s^", line, src, pad.String())
 }
 
-var unknownAnchor = regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+// The error-message patterns are compiled on first use: only a policy with
+// an error needs them, and compiling them at package init cost every start.
+var unknownAnchor = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`unknown anchor '([^']*)' referenced`)
+})
 
 // find returns the position (1-based, columns in characters) of the first
 // occurrence of tok that ends a word.
@@ -96,7 +101,7 @@ func (p *fileParser) find(tok string) (int, int, bool) {
 	return 0, 0, false
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 func (p *fileParser) parse(data []byte) (Default, []Rule, *Network) {
 	def := DefaultSelf
@@ -179,14 +184,14 @@ func (p *fileParser) syntaxOK(data []byte) bool {
 // the file (they rarely disagree); yaml.v3's line is only approximate.
 func (p *fileParser) syntaxError(err error) {
 	// goccy/go-yaml's parser leaves aliases alone: find the unknown one.
-	if m := unknownAnchor.FindStringSubmatch(err.Error()); m != nil {
+	if m := unknownAnchor().FindStringSubmatch(err.Error()); m != nil {
 		if line, col, ok := p.find("*" + m[1]); ok {
 			p.errAt(line, col, "expected valid YAML: unknown anchor '"+m[1]+"' referenced (no &"+m[1]+" before it)")
 			return
 		}
 	}
 	line, msg := 1, err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}

@@ -130,3 +130,56 @@ func TestUnknownSyscallIsAnError(t *testing.T) {
 		t.Fatal("want an error for a rule without an action")
 	}
 }
+
+// One program with the guard's prefix decides every call as the kernel
+// decides with the two filters (the strictest of the guard's and the main
+// filter's results): x32 numbers kill, foreign arches kill, native calls get
+// the main filter's answer, whatever their arguments.
+func TestWithX32GuardMatchesTwoFilters(t *testing.T) {
+	rules := []Rule{
+		{Syscall: "connect", Action: Notify},
+		{Syscall: "io_uring_setup", Action: Errno, Errno: unix.ENOSYS},
+		{Syscall: "sendto", Action: Notify, Conds: []Cond{{Arg: 4, Value: 0, NotEqual: true}}},
+		{Syscall: "socket", Action: Errno, Errno: unix.EPERM, Conds: []Cond{{Arg: 0, Mask: 0xffffffff, Value: unix.AF_PACKET}}},
+	}
+	mainProg, err := ExportBPF(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := ExportX32GuardBPF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := WithX32Guard(mainProg)
+	// The strictest of two results: kill < trap < errno < user_notif < ... < allow
+	// in the kernel's order (seccomp_run_filters keeps the lowest action).
+	strictest := func(a, b uint32) uint32 {
+		if a&0xffff0000 == retKillProcess || b&0xffff0000 == retKillProcess {
+			return retKillProcess
+		}
+		if a&0xffff0000 < b&0xffff0000 {
+			return a
+		}
+		return b
+	}
+	var cases []Data
+	for _, arch := range []uint32{unix.AUDIT_ARCH_X86_64, unix.AUDIT_ARCH_I386, unix.AUDIT_ARCH_AARCH64} {
+		for _, name := range []string{"connect", "getpid", "io_uring_setup", "sendto", "socket"} {
+			n := nr(t, name)
+			for _, num := range []int32{n, x32Bit | n} {
+				for _, args := range [][6]uint64{{}, {unix.AF_PACKET}, {4: 0x1000}, {1<<32 | unix.AF_PACKET}} {
+					cases = append(cases, Data{Nr: num, Arch: arch, Args: args})
+				}
+			}
+		}
+	}
+	for _, d := range cases {
+		want := strictest(run(t, guard, d), run(t, mainProg, d))
+		if got := run(t, merged, d); got != want {
+			t.Errorf("%+v: merged %#x, two filters %#x", d, got, want)
+		}
+	}
+	if got := run(t, merged, Data{Nr: x32Bit | nr(t, "getpid"), Arch: unix.AUDIT_ARCH_X86_64}); got != retKillProcess {
+		t.Errorf("x32 getpid: %#x, want kill", got)
+	}
+}

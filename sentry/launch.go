@@ -1,42 +1,50 @@
 package sentry
 
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "initstage.h"
+*/
+import "C"
+
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"sandbox/seccomp"
 )
 
-// The sandbox starts PROGRAM in two stages.
+// The sandbox starts PROGRAM through an init stage written in C
+// (initstage.c), as posix_spawn starts a child:
 //
-//  1. The supervisor re-executes its own binary in init mode (InitArg) with
-//     one end of a SOCK_SEQPACKET socketpair as fd 3+N, just above the
-//     --preserve-fds range.
-//  2. The init stage sets PR_SET_NO_NEW_PRIVS, applies the layers
-//     (layers.go), loads the filter and writes, in an "L" message, the
-//     listener's descriptor number, a byte that says whether the listener
-//     waits killably (WAIT_KILLABLE_RECV), and the layers' report.
-//  3. The supervisor takes the listener with pidfd_getfd, starts serving,
-//     and answers "G".
-//  4. The init stage execs PROGRAM. Its end of the pair is close-on-exec: a
-//     successful exec shows up as EOF. A failed exec sends "X" and errno.
+//  1. The supervisor compiles the filter from the syscall table (table.go)
+//     with libseccomp, behind the x32 guard's prefix, and starts the stage
+//     with clone(CLONE_VM | CLONE_FILES | CLONE_VFORK): the stage shares
+//     the supervisor's memory and descriptor table, runs on a stack of its
+//     own, and the calling thread waits until it has exec'ed PROGRAM or
+//     exited. No second executable is loaded, no second Go runtime starts.
+//  2. The stage resets the signal dispositions (the supervisor's handlers
+//     must never run in it), takes its own process group (and the
+//     terminal's foreground), sets PR_SET_NO_NEW_PRIVS, applies the layers
+//     (layers.go), loads the filter with a new listener, and execs
+//     PROGRAM. The listener is created in the shared
+//     descriptor table: it is the supervisor's at once, and, close-on-exec,
+//     not PROGRAM's (exec gives PROGRAM a private copy of the table).
+//  3. The stage reports in struct sb_launch, in the shared memory: the
+//     listener's number, whether it waits killably (WAIT_KILLABLE_RECV), the
+//     layers' report, and its end: exec'ed, exec failed (errno), or a setup
+//     failure (a message), after which it exits 125.
 //
-// The init stage only ever writes to the pair: sendmsg is trapped once the
-// filter is loaded, and nobody answers before the listener is handed over.
-//
-// Any failure before "G" stops the init stage before PROGRAM runs: "E" and a
-// message, or EOF if it died. Nothing runs unsupervised.
-
-// InitArg is argv[1] of the init stage.
-const InitArg = "__sandbox_init__"
+// Any failure before the exec ends the stage before PROGRAM runs: nothing
+// runs unsupervised. Once PROGRAM runs, its trapped calls wait in the
+// kernel until the supervisor, which was set up before the launch (Run),
+// receives them: no call is answered by anyone else.
 
 // Spec says what to run.
 type Spec struct {
@@ -45,7 +53,8 @@ type Spec struct {
 	Env  []string
 	// FailAt injects a setup failure for tests: "fds", "capabilities",
 	// "userns", "landlock", "nnp", "filter", "listener", "handoff" (init
-	// stage) or "start" (supervisor).
+	// stage), "start" (supervisor), or "bpf-code", BPF the kernel refuses
+	// (see filterPrograms).
 	FailAt string
 	// Foreground gives PROGRAM the terminal's foreground process group.
 	Foreground bool
@@ -92,214 +101,177 @@ type Child struct {
 	Listener *seccomp.Listener
 	// Layers is the init stage's report, one "layer=NAME k=v..." line each.
 	Layers []string
-	conn   *os.File
 }
 
-// Start runs stages 1-3 and returns once the listener is in hand. The
-// caller then serves it and calls Release to let PROGRAM run.
+// Start runs the init stage and returns once PROGRAM runs under the filter
+// (or did not start: *SetupError, *ExecError). A Child with a Pid comes
+// with most errors: the stage exited and must be reaped.
 func Start(spec Spec) (*Child, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, &SetupError{fmt.Errorf("socketpair: %w", err)}
+	if spec.FailAt == "start" {
+		return nil, &SetupError{fmt.Errorf("start init stage: %w", seccomp.ErrInjected)}
 	}
-	ours := os.NewFile(uintptr(fds[0]), "sandbox-setup")
-	theirs := os.NewFile(uintptr(fds[1]), "sandbox-setup-child")
-	defer theirs.Close()
-
-	self, err := os.Executable()
+	if err := probePidfdGetfd(); err != nil {
+		return nil, &SetupError{err}
+	}
+	o := initOptions{LayerOptions: spec.Layers, RawSockets: spec.Filter.RawSockets}
+	o.AllowUserns = o.AllowUserns || spec.Filter.AllowUserns
+	progs, err := filterPrograms(o, spec.FailAt)
 	if err != nil {
-		ours.Close()
-		return nil, &SetupError{fmt.Errorf("find own executable: %w", err)}
+		return nil, &SetupError{err}
 	}
 	// fds 3..3+N-1 pass through when they are inherited: open and not
 	// close-on-exec (every descriptor the Go runtime opens is close-on-exec,
-	// so none of ours is mistaken for one). The pair's end goes above them.
-	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	// so none of ours is mistaken for one). The supervisor closes its own
+	// references once PROGRAM has them.
+	var preserved []int
 	for fd := 3; fd < 3+spec.Layers.PreserveFDs; fd++ {
-		var f *os.File
 		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC == 0 {
-			f = os.NewFile(uintptr(fd), "preserved")
-		}
-		files = append(files, f)
-	}
-	opts := initOptions{LayerOptions: spec.Layers, RawSockets: spec.Filter.RawSockets, Conn: len(files)}
-	opts.AllowUserns = opts.AllowUserns || spec.Filter.AllowUserns
-	files = append(files, theirs)
-	argv := append([]string{"sandbox-init", InitArg, spec.FailAt, opts.encode(), spec.Path}, spec.Argv...)
-	sys := &syscall.SysProcAttr{Setpgid: true}
-	if spec.Foreground {
-		sys.Foreground = true
-		sys.Ctty = 0
-	}
-	if spec.FailAt == "start" {
-		ours.Close()
-		return nil, &SetupError{fmt.Errorf("start init stage: %w", seccomp.ErrInjected)}
-	}
-	proc, err := os.StartProcess(self, argv, &os.ProcAttr{
-		Env:   withInheritedSignals(spec.Env),
-		Files: files,
-		Sys:   sys,
-	})
-	for _, f := range files[3 : len(files)-1] {
-		if f != nil {
-			f.Close() // PROGRAM's now: the supervisor must not keep them open
+			preserved = append(preserved, fd)
 		}
 	}
-	if err != nil {
-		ours.Close()
-		return nil, &SetupError{fmt.Errorf("start init stage: %w", err)}
-	}
-	ch := &Child{Pid: proc.Pid, conn: ours}
-	kind, payload, err := recvMsg(ours)
-	fd := -1
-	switch {
-	case err != nil:
-		err = fmt.Errorf("receive listener: %w", err)
-	case kind == 'E':
-		err = errors.New(string(payload))
-	case kind != 'L' || len(payload) < 5:
-		err = errors.New("init stage ended before handing over the listener")
-	default:
-		fd, err = takeListener(proc.Pid, int(binary.NativeEndian.Uint32(payload)))
-		if report := string(payload[5:]); report != "" {
-			ch.Layers = strings.Split(report, "\n")
-		}
-	}
-	if err != nil {
-		proc.Kill()
-		ours.Close()
-		return ch, &SetupError{err}
-	}
-	ch.Listener = seccomp.NewListener(fd)
-	ch.Listener.Killable = payload[4] == 1
-	return ch, nil
-}
 
-// Release lets PROGRAM run ("G") and reports whether its exec succeeded.
-func (ch *Child) Release(path string) error {
-	defer ch.conn.Close()
-	if _, err := ch.conn.Write([]byte{'G'}); err != nil {
-		return &SetupError{fmt.Errorf("release program: %w", err)}
+	// Everything the stage reads is C memory: it outlives no call, and the
+	// stage runs while the calling thread is suspended in sandbox_launch.
+	l := (*C.struct_sb_launch)(C.calloc(1, C.sizeof_struct_sb_launch))
+	defer C.free(unsafe.Pointer(l))
+	var frees []unsafe.Pointer
+	defer func() {
+		for _, p := range frees {
+			C.free(p)
+		}
+	}()
+	cstr := func(s string) *C.char {
+		p := C.CString(s)
+		frees = append(frees, unsafe.Pointer(p))
+		return p
 	}
-	kind, payload, err := recvMsg(ch.conn)
-	if err != nil {
-		return &SetupError{fmt.Errorf("wait for exec: %w", err)}
+	cvec := func(v []string) **C.char {
+		a := (*[1 << 20]*C.char)(C.calloc(C.size_t(len(v)+1), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		frees = append(frees, unsafe.Pointer(a))
+		for i, s := range v {
+			a[i] = cstr(s)
+		}
+		return &a[0]
 	}
-	switch kind {
-	case 0:
-		return nil // EOF: the exec closed the init stage's end
+	cprog := func(dst *C.struct_sock_fprog, p []unix.SockFilter) {
+		if len(p) == 0 {
+			return
+		}
+		n := C.size_t(len(p)) * C.size_t(unsafe.Sizeof(p[0]))
+		m := C.malloc(n)
+		frees = append(frees, m)
+		C.memcpy(m, unsafe.Pointer(&p[0]), n)
+		dst.len = C.ushort(len(p))
+		dst.filter = (*C.struct_sock_filter)(m)
+	}
+	l.path = cstr(spec.Path)
+	l.argv = cvec(spec.Argv)
+	l.envp = cvec(spec.Env)
+	l.fail_at = cstr(spec.FailAt)
+	b := func(v bool) C.int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	l.opts = C.struct_sb_options{raw: b(o.RawSockets), landlock: b(o.Landlock), userns: b(o.AllowUserns),
+		keepcaps: b(o.KeepCaps), preserve: C.long(o.PreserveFDs)}
+	l.foreground = b(spec.Foreground)
+	inh := Inherited()
+	l.sig_ignored, l.sig_blocked = C.ulonglong(inh.Ignored), C.ulonglong(inh.Blocked)
+	if cur, max, ok := inheritedNofile(); ok {
+		l.nofile_ok, l.nofile_cur, l.nofile_max = 1, C.ulonglong(cur), C.ulonglong(max)
+	}
+	cprog(&l.main, progs[0])
+	if len(progs) > 1 {
+		cprog(&l.main_raw, progs[1])
+	}
+
+	launchMu.Lock()
+	pid := int(C.sandbox_launch(l))
+	launchMu.Unlock()
+	if pid < 0 {
+		return nil, &SetupError{fmt.Errorf("start init stage: %w", unix.Errno(-pid))}
+	}
+	ch := &Child{Pid: pid}
+	if n := int(l.report_len); n > 0 {
+		ch.Layers = strings.Split(C.GoStringN(&l.report[0], C.int(n)), "\n")
+	}
+	lfd := int(l.listener)
+	switch l.state {
+	case 'R':
+		for _, fd := range preserved {
+			unix.Close(fd) // PROGRAM's now: the supervisor must not keep them open
+		}
+		ch.Listener = seccomp.NewListener(lfd)
+		ch.Listener.Killable = l.killable == 1
+		return ch, nil
 	case 'X':
-		if len(payload) == 4 {
-			return &ExecError{Path: path, Errno: unix.Errno(binary.NativeEndian.Uint32(payload))}
-		}
+		err = &ExecError{Path: spec.Path, Errno: unix.Errno(l.exec_errno)}
 	case 'E':
-		return &SetupError{errors.New(string(payload))}
+		err = &SetupError{errors.New(C.GoString(&l.msg[0]))}
+	default:
+		err = &SetupError{errors.New("init stage ended before executing PROGRAM")}
 	}
-	return &SetupError{errors.New("unexpected message from init stage")}
+	if lfd >= 0 {
+		unix.Close(lfd)
+	}
+	return ch, err
 }
 
-// takeListener duplicates the init stage's listener descriptor.
-func takeListener(pid, fd int) (int, error) {
-	pidfd, err := unix.PidfdOpen(pid, 0)
+// probePidfdGetfd checks that pidfd_getfd is permitted: the supervisor
+// takes every caller's socket with it, so without it nothing could work.
+// The listener needs none (it is created in the shared table), so the
+// supervisor asks on itself, which ptrace_may_access always lets through
+// (same thread group): only a seccomp profile or an LSM refuses it. Say so
+// now, with the usual cause, before PROGRAM runs.
+func probePidfdGetfd() error {
+	pidfd, err := unix.PidfdOpen(unix.Getpid(), 0)
 	if err != nil {
-		return -1, fmt.Errorf("take listener: pidfd_open: %w", err)
+		return fmt.Errorf("pidfd_open: %w", err)
 	}
 	defer unix.Close(pidfd)
-	lfd, err := unix.PidfdGetfd(pidfd, fd, 0) // close-on-exec, always
+	fd, err := unix.PidfdGetfd(pidfd, pidfd, 0) // close-on-exec, always
 	if err == unix.EPERM {
-		// The supervisor takes every caller's socket the same way: nothing
-		// could work. Say so now, with the usual cause.
-		return -1, fmt.Errorf("take listener: pidfd_getfd: %w (a seccomp profile refuses it: "+
+		return fmt.Errorf("pidfd_getfd: %w (a seccomp profile refuses it: "+
 			"Docker's default allows pidfd_getfd only with CAP_SYS_PTRACE; use "+
 			"examples/docker/seccomp-sandbox.json or --cap-add SYS_PTRACE)", err)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("take listener: pidfd_getfd: %w", err)
+		return fmt.Errorf("pidfd_getfd: %w", err)
 	}
-	return lfd, nil
+	unix.Close(fd)
+	return nil
 }
 
-// recvMsg reads one message; kind 0 means EOF.
-func recvMsg(f *os.File) (kind byte, payload []byte, err error) {
-	buf := make([]byte, 4096)
-	for {
-		n, e := unix.Read(int(f.Fd()), buf)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != nil {
-			return 0, nil, e
-		}
-		if n == 0 {
-			return 0, nil, nil
-		}
-		return buf[0], buf[1:n], nil
-	}
-}
+// launchMu keeps launches one at a time: the C stage's scratch buffers
+// (the record it writes through, sandbox_errstr's) are static.
+var launchMu sync.Mutex
 
-// InitMain is the init stage. It never returns.
+// filterPrograms compiles the stage's filters, each behind the x32 guard's
+// prefix (seccomp.WithX32Guard: one load instead of two): the main filter
+// without the raw-socket rows; and, only when PROGRAM may keep CAP_NET_RAW
+// (--keep-caps without --raw-sockets: only the stage sees whether it does),
+// the main filter with them. Without --keep-caps the capability layer drops
+// CAP_NET_RAW and verifies it, so the kernel refuses raw sockets itself.
 //
-// Invariant: nothing here may call a trapped syscall (connect) before the
-// listener is handed over; no one would answer it.
-func InitMain(args []string) {
-	runtime.LockOSThread() // the filter and the layers go on this thread; exec from it
-	if len(args) < 4 {
-		os.Exit(125) // no pair to report on: the supervisor sees EOF
+// failAt "bpf-code" corrupts the main filter's first instruction, for the
+// test that the stage stops when the kernel refuses the program.
+func filterPrograms(o initOptions, failAt string) ([][]unix.SockFilter, error) {
+	var progs [][]unix.SockFilter
+	variants := []bool{true}
+	if o.KeepCaps && !o.RawSockets {
+		variants = append(variants, false)
 	}
-	o, err := decodeInitOptions(args[1])
-	if err != nil {
-		os.Exit(125)
-	}
-	conn := o.Conn
-	fail := func(code int, format string, a ...any) {
-		unix.Write(conn, append([]byte{'E'}, fmt.Sprintf(format, a...)...))
-		os.Exit(code)
-	}
-	failAt, path, argv := args[0], args[2], args[3:]
-	// The layers before the filter: see applyLayers.
-	layers, err := applyLayers(o, failAt)
-	if err != nil {
-		fail(125, "%v", err)
-	}
-	opts := FilterOptions{RawSockets: o.RawSockets || !layers.holdsRaw, AllowUserns: o.AllowUserns}
-	lfd, killable, err := seccomp.InstallListener(FilterRules(opts), failAt)
-	if err != nil {
-		fail(125, "install seccomp filter: %v", err)
-	}
-	if failAt == "handoff" {
-		fail(125, "hand over listener: %v", seccomp.ErrInjected)
-	}
-	l := make([]byte, 6, 512)
-	l[0] = 'L'
-	binary.NativeEndian.PutUint32(l[1:], uint32(lfd))
-	if killable {
-		l[5] = 1
-	}
-	l = append(l, strings.Join(layers.report, "\n")...)
-	if _, err := unix.Write(conn, l); err != nil {
-		fail(125, "hand over listener: %v", err)
-	}
-	var b [1]byte
-	for {
-		n, err := unix.Read(conn, b[:])
-		if err == unix.EINTR {
-			continue
+	for _, raw := range variants {
+		p, err := seccomp.ExportBPF(FilterRules(FilterOptions{RawSockets: raw, AllowUserns: o.AllowUserns}))
+		if err != nil {
+			return nil, fmt.Errorf("install seccomp filter: %w", err)
 		}
-		if err != nil || n != 1 || b[0] != 'G' {
-			os.Exit(125) // the supervisor is gone: never run unsupervised
-		}
-		break
+		progs = append(progs, seccomp.WithX32Guard(p))
 	}
-	unix.Close(lfd) // taken: PROGRAM must not inherit it
-	unix.CloseOnExec(conn)
-	restoreSignals()
-	err = unix.Exec(path, argv, os.Environ())
-	e, _ := err.(unix.Errno)
-	var p [4]byte
-	binary.NativeEndian.PutUint32(p[:], uint32(e))
-	unix.Write(conn, append([]byte{'X'}, p[:]...))
-	if e == unix.ENOENT {
-		os.Exit(127)
+	if failAt == "bpf-code" {
+		progs[0][0].Code = 0xffff // an opcode no BPF machine has: bpf_check_classic refuses it
 	}
-	os.Exit(126)
+	return progs, nil
 }

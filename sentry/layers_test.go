@@ -84,14 +84,12 @@ func TestLayerRows(t *testing.T) {
 	}
 }
 
-func TestInitOptionsRoundTrip(t *testing.T) {
-	o := initOptions{LayerOptions{Landlock: true, KeepCaps: true, PreserveFDs: 2}, true, 5}
-	got, err := decodeInitOptions(o.encode())
-	if err != nil || got != o {
-		t.Fatalf("%q: %+v, %v", o.encode(), got, err)
-	}
-	// The pair must sit just above the preserved range.
-	if _, err := decodeInitOptions("0,1,0,0,2,3"); err == nil {
-		t.Error("conn inside the preserved range accepted")
+// The C init stage's messages say what Go's would: errno texts exactly as
+// syscall.Errno gives them.
+func TestInitStageErrnoTexts(t *testing.T) {
+	for e := 0; e <= 140; e++ {
+		if got, want := cErrstr(e), unix.Errno(e).Error(); got != want {
+			t.Errorf("errno %d: C says %q, Go %q", e, got, want)
+		}
 	}
 }

@@ -53,20 +53,27 @@ func Run(spec Spec, cfg Config) (int, error) {
 	signal.Notify(sigc, notify...)
 	defer signal.Stop(sigc)
 
+	// Everything that can fail is set up before PROGRAM starts: once the
+	// init stage has exec'ed it, it runs (its trapped calls wait for Serve).
+	sup, err := New(nil, cfg)
+	if err != nil {
+		return 125, &SetupError{err}
+	}
 	ch, err := Start(spec)
 	if err != nil {
+		sup.log.Close() // no summary: nothing ran
 		if ch != nil {
 			reapAll(ch.Pid)
 		}
-		return 125, err
-	}
-	sup, err := New(ch.Listener, cfg)
-	if err != nil {
-		unix.Kill(ch.Pid, unix.SIGKILL)
-		reapAll(ch.Pid)
-		return 125, &SetupError{err}
+		code := 125
+		var ee *ExecError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		return code, err
 	}
 	defer sup.Close()
+	sup.lis = ch.Listener
 	if err := ch.Listener.SetSyncWakeup(); err != nil {
 		cfg.Log.WithField("error", err).Debug("synchronous wake-ups unavailable (Linux 6.6+); continuing without")
 	}
@@ -77,15 +84,6 @@ func Run(spec Spec, cfg Config) (int, error) {
 		}
 		cfg.Log.WithField("error", err).Error("notification loop stopped; trapped calls now fail")
 	}()
-	if err := ch.Release(spec.Path); err != nil {
-		code := 125
-		var ee *ExecError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		reapAll(ch.Pid)
-		return code, err
-	}
 	// Said once PROGRAM runs: a failed start stays one line (125-127).
 	logLayers(cfg.Log, ch.Layers)
 	status := wait(ch.Pid, sigc, spec)

@@ -35,11 +35,6 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
-	// The init stage: a re-exec of this binary that installs the filter and
-	// execs the program. It must come before anything else runs.
-	if len(os.Args) > 1 && os.Args[1] == sentry.InitArg {
-		sentry.InitMain(os.Args[2:])
-	}
 	os.Exit(runMain(os.Args, os.Stdout, os.Stderr))
 }
 
@@ -203,7 +198,7 @@ call was denied, the --summary table follows PROGRAM's end.
 Every flag can also be set through the environment variable SANDBOX_<FLAG>
 (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...; rule variables take comma-separated
 lists); a flag given on the command line wins over its variable.`,
-		Flags: append([]cli.Flag{
+		Flags: cacheNames(append([]cli.Flag{
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"SANDBOX_LOG_LEVEL"}, Category: "Logging",
 				Usage: "log level: panic, fatal, error, warn, info, debug or trace (default: warn for text, info for json)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity, Category: "Logging",
@@ -234,7 +229,7 @@ lists); a flag given on the command line wins over its variable.`,
 				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr (on a terminal it is printed anyway when a call was denied)"},
 			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"}, Category: "Logging",
 				Usage: "when PROGRAM ends, write the summary as one JSON object to `FILE`"},
-		}, policyFlags(rules)...),
+		}, policyFlags(rules)...)),
 		Action: func(c *cli.Context) error { return runAction(c, rules) },
 	}
 }

@@ -161,6 +161,33 @@ func TestSetupFailureNeverRunsProgram(t *testing.T) {
 	}
 }
 
+// The supervisor compiles the filters and the init stage loads their BPF:
+// a program the kernel refuses stops the sandbox (125) before PROGRAM runs.
+func TestCorruptFilterNeverRunsProgram(t *testing.T) {
+	sb := sandbox(t)
+	for step, want := range map[string]string{
+		"bpf-code": "install seccomp filter: load filter: invalid argument",
+	} {
+		t.Run(step, func(t *testing.T) {
+			marker := filepath.Join(t.TempDir(), "ran")
+			cmd := exec.Command(sb, "run", "--", "touch", marker)
+			cmd.Env = append(os.Environ(), "SANDBOX_TEST_FAIL_AT="+step)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 125 {
+				t.Errorf("exit %d, want 125", code)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("PROGRAM ran although its filter was refused")
+			}
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr %q, want %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
 // Every connect is logged with the fixed fields; JSON is one object a line.
 func TestConnectLogJSON(t *testing.T) {
 	sb := sandbox(t)
