@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <sched.h>
+#include <linux/futex.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -427,6 +428,10 @@ static int sb_child(void *arg) {
 	// close-on-exec, so PROGRAM's copy of the table lacks it.
 	l->listener = lfd;
 	l->killable = killable;
+	// execve is trapped (an observation, table.go): the supervisor starts
+	// serving now, while this thread's parent is still suspended in clone.
+	__atomic_store_n(&l->ready, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &l->ready, FUTEX_WAKE, 1, NULL, NULL, 0);
 	if (strcmp(fail_at, "handoff") == 0)
 		sb_fail("hand over listener: " SB_INJECTED);
 
@@ -484,5 +489,18 @@ int sandbox_launch(struct sb_launch *l) {
 	int pid = clone(sb_child, stack + SB_GUARD + SB_STACK, CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, l);
 	int e = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
+	// The stage exec'ed or exited: a waiter that saw no listener stops.
+	int none = 0;
+	if (__atomic_compare_exchange_n(&l->ready, &none, 2, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &l->ready, FUTEX_WAKE, 1, NULL, NULL, 0);
 	return pid < 0 ? -e : pid;
+}
+
+// sandbox_wait_ready waits, on a thread of its own, until the stage has a
+// listener (1) or the launch ended without one (2).
+int sandbox_wait_ready(struct sb_launch *l) {
+	int v;
+	while ((v = __atomic_load_n(&l->ready, __ATOMIC_SEQ_CST)) == 0)
+		syscall(SYS_futex, &l->ready, FUTEX_WAIT, 0, NULL, NULL, 0);
+	return v;
 }

@@ -27,10 +27,15 @@ struct sb_launch {
 	int state;      // 'S' started, 'E' setup failed, 'R' exec'ed, 'X' exec failed
 	int exec_errno; // for 'X'
 	int listener, killable;
+	// 0 until the filter is loaded; then 1 (the listener is set: the
+	// supervisor must serve it before the stage's trapped execve can
+	// proceed), or 2 when the launch ended without a listener.
+	int ready;
 	char msg[1024];     // for 'E'
 	char report[2048];  // the layers' report, one "layer=NAME k=v..." line each
 	size_t report_len;
 };
 
 int sandbox_launch(struct sb_launch *l);
+int sandbox_wait_ready(struct sb_launch *l);
 const char *sandbox_errstr(int e);

@@ -106,7 +106,13 @@ type Child struct {
 // Start runs the init stage and returns once PROGRAM runs under the filter
 // (or did not start: *SetupError, *ExecError). A Child with a Pid comes
 // with most errors: the stage exited and must be reaped.
-func Start(spec Spec) (*Child, error) {
+//
+// serve is called, from another goroutine and before Start returns, as soon
+// as the stage has loaded the filter: the stage's own execve is trapped (an
+// observation), so the listener must be served before the exec can happen.
+// If serve was called, the listener is the caller's to close, whatever
+// Start returns.
+func Start(spec Spec, serve func(*seccomp.Listener)) (*Child, error) {
 	if spec.FailAt == "start" {
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", seccomp.ErrInjected)}
 	}
@@ -187,9 +193,20 @@ func Start(spec Spec) (*Child, error) {
 		cprog(&l.main_raw, progs[1])
 	}
 
+	var early *seccomp.Listener
+	ready := make(chan struct{})
+	go func() {
+		defer close(ready)
+		if C.sandbox_wait_ready(l) == 1 {
+			early = seccomp.NewListener(int(l.listener))
+			early.Killable = l.killable == 1
+			serve(early)
+		}
+	}()
 	launchMu.Lock()
 	pid := int(C.sandbox_launch(l))
 	launchMu.Unlock()
+	<-ready // l is freed when Start returns
 	if pid < 0 {
 		return nil, &SetupError{fmt.Errorf("start init stage: %w", unix.Errno(-pid))}
 	}
@@ -203,8 +220,10 @@ func Start(spec Spec) (*Child, error) {
 		for _, fd := range preserved {
 			unix.Close(fd) // PROGRAM's now: the supervisor must not keep them open
 		}
-		ch.Listener = seccomp.NewListener(lfd)
-		ch.Listener.Killable = l.killable == 1
+		if early == nil {
+			return ch, &SetupError{errors.New("init stage exec'ed PROGRAM without a listener")}
+		}
+		ch.Listener = early
 		return ch, nil
 	case 'X':
 		err = &ExecError{Path: spec.Path, Errno: unix.Errno(l.exec_errno)}
@@ -213,9 +232,10 @@ func Start(spec Spec) (*Child, error) {
 	default:
 		err = &SetupError{errors.New("init stage ended before executing PROGRAM")}
 	}
-	if lfd >= 0 {
+	if lfd >= 0 && early == nil {
 		unix.Close(lfd)
 	}
+	ch.Listener = early // being served: the caller closes it
 	return ch, err
 }
 

@@ -59,12 +59,25 @@ func Run(spec Spec, cfg Config) (int, error) {
 	if err != nil {
 		return 125, &SetupError{err}
 	}
-	ch, err := Start(spec)
+	// The stage's execve is trapped: Serve starts as soon as the filter is
+	// loaded, before Start returns.
+	served := make(chan error, 1)
+	ch, err := Start(spec, func(lis *seccomp.Listener) {
+		sup.lis = lis
+		if err := lis.SetSyncWakeup(); err != nil {
+			cfg.Log.WithField("error", err).Debug("synchronous wake-ups unavailable (Linux 6.6+); continuing without")
+		}
+		go func() { served <- sup.Serve() }()
+	})
 	if err != nil {
-		sup.log.Close() // no summary: nothing ran
 		if ch != nil {
 			reapAll(ch.Pid)
+			if ch.Listener != nil {
+				<-served // the stage is gone: ErrNoTracees
+				ch.Listener.Close()
+			}
 		}
+		sup.log.Close() // no summary: nothing ran
 		code := 125
 		var ee *ExecError
 		if errors.As(err, &ee) {
@@ -73,12 +86,8 @@ func Run(spec Spec, cfg Config) (int, error) {
 		return code, err
 	}
 	defer sup.Close()
-	sup.lis = ch.Listener
-	if err := ch.Listener.SetSyncWakeup(); err != nil {
-		cfg.Log.WithField("error", err).Debug("synchronous wake-ups unavailable (Linux 6.6+); continuing without")
-	}
 	go func() {
-		err := sup.Serve()
+		err := <-served
 		if errors.Is(err, seccomp.ErrNoTracees) {
 			return // PROGRAM's whole tree is gone
 		}
