@@ -41,6 +41,11 @@ import (
 //     layers' report, and its end: exec'ed, exec failed (errno), or a setup
 //     failure (a message), after which it exits 125.
 //
+//  4. Once the filter is loaded the stage sets ready and wakes a futex; a
+//     goroutine waiting on it (sandbox_wait_ready) starts Serve, which must
+//     answer the stage's own execve (trapped: an observation, table.go)
+//     while the launching thread is still suspended in clone.
+//
 // Any failure before the exec ends the stage before PROGRAM runs: nothing
 // runs unsupervised. Once PROGRAM runs, its trapped calls wait in the
 // kernel until the supervisor, which was set up before the launch (Run),
