@@ -54,7 +54,10 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // which, and the flag that keeps them.
 func TestLeftoversAreReported(t *testing.T) {
 	sb := sandbox(t)
-	r := run(t, sb, "run", "--", "sh", "-c", "sleep 101 & sleep 102 & exit 0")
+	// The shell exits only once both children have exec'ed sleep: a child
+	// still between fork and exec is listed as the shell it still is.
+	r := run(t, sb, "run", "--", "sh", "-c", `sleep 101 & a=$!; sleep 102 & b=$!
+for p in $a $b; do until [ "$(cat /proc/$p/comm)" = sleep ]; do :; done; done; exit 0`)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
