@@ -93,7 +93,8 @@ var snippetLine = regexp.MustCompile(`^ *([0-9]+) \| `)
 // source, and, when it quotes the source, quotes that line with a caret.
 func checkErrorLines(t *testing.T, file string, data []byte, msg string) {
 	t.Helper()
-	src := strings.Split(string(data), "\n")
+	// YAML breaks lines at CR LF, LF and a lone CR.
+	src := strings.Split(strings.ReplaceAll(strings.ReplaceAll(string(data), "\r\n", "\n"), "\r", "\n"), "\n")
 	lines := strings.Split(msg, "\n")
 	for i := 0; i < len(lines); i++ {
 		l := lines[i]

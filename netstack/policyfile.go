@@ -55,13 +55,30 @@ func (p *fileParser) errAt(line, col int, msg string) {
 	}
 }
 
+// yamlLines splits src at YAML's line breaks: CR LF, LF, and a lone CR
+// (YAML 1.2, 5.4), as the parsers count lines for their positions.
+func yamlLines(src string) []string {
+	var out []string
+	for {
+		i := strings.IndexAny(src, "\r\n")
+		if i < 0 {
+			return append(out, src)
+		}
+		out = append(out, src[:i])
+		if src[i] == '\r' && i+1 < len(src) && src[i+1] == '\n' {
+			i++
+		}
+		src = src[i+1:]
+	}
+}
+
 // snippet quotes source line line with a caret under column col (1-based,
 // in characters; tabs are kept so that the caret lines up).
 func (p *fileParser) snippet(line, col int) string {
 	if line < 1 || line > len(p.lines) {
 		return ""
 	}
-	src := strings.TrimRight(p.lines[line-1], "\r")
+	src := p.lines[line-1]
 	var pad strings.Builder
 	for i, r := range []rune(src) {
 		if i >= col-1 {
@@ -105,7 +122,7 @@ var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(
 
 func (p *fileParser) parse(data []byte) (Default, []Rule, *Network) {
 	def := DefaultSelf
-	p.lines = strings.Split(string(data), "\n")
+	p.lines = yamlLines(string(data))
 	// yaml.v3 places a syntax error on the wrong line (often the line of
 	// the enclosing block): goccy/go-yaml's parser, which tracks the
 	// offending token, checks the syntax first. The tree is yaml.v3's.
