@@ -144,37 +144,19 @@ func lookupInet(fd int, fam, proto uint8, local netip.Addr, lport uint16, remote
 	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return m, false, err
 	}
-	bp := replyBufs.Get().(*[]byte)
-	defer replyBufs.Put(bp)
-	buf := *bp
-	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return m, false, err
-		}
-		if n < unix.SizeofNlMsghdr {
-			return m, false, unix.EINVAL
-		}
-		l := min(int(binary.NativeEndian.Uint32(buf[0:])), n)
-		body := buf[unix.SizeofNlMsghdr:l]
-		switch binary.NativeEndian.Uint16(buf[4:]) {
-		case unix.NLMSG_ERROR:
-			if len(body) >= 4 && unix.Errno(-int32(binary.NativeEndian.Uint32(body))) == unix.ENOENT {
-				return m, false, nil
-			}
-			return m, false, unix.EINVAL
-		case unix.SOCK_DIAG_BY_FAMILY:
-			m, ok := parseInetDiag(body)
-			if !ok {
-				return m, false, unix.EINVAL
-			}
-			return m, true, nil
-		}
-		return m, false, unix.EINVAL
+	// One reply: the socket, or NLMSG_ERROR (ENOENT: none).
+	bad := false
+	err = readReplies(fd, func(d []byte) {
+		m, found = parseInetDiag(d)
+		bad = !found
+	})
+	switch {
+	case err == unix.ENOENT:
+		return m, false, nil
+	case err == nil && bad:
+		err = unix.EINVAL
 	}
+	return m, found && err == nil, err
 }
 
 // putDiagAddr writes a into a sockid address field: 4 bytes for IPv4
@@ -325,10 +307,13 @@ func readReplies(fd int, fn func([]byte)) error {
 			case unix.NLMSG_DONE:
 				return nil
 			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 && int32(binary.NativeEndian.Uint32(m.Data)) == 0 {
-					continue // an acknowledgement
+				if len(m.Data) < 4 {
+					return unix.EINVAL
 				}
-				return unix.EINVAL
+				if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
+					return unix.Errno(-code) // the request's own error
+				}
+				continue // an acknowledgement
 			}
 			fn(m.Data)
 		}

@@ -250,18 +250,9 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 	quick := 0 // receives in a row that found another thread's notification waiting
 	var lastTid uint32
 	for !r.retire.Load() {
-		if c == nil {
-			c = new(call)
-		} else {
-			*c = call{}
-		}
-		c.sock, c.restoreUserTimeout, c.rx, c.sup = -1, -1, r, s
+		c = s.nextCall(c, r)
 		waitFrom := time.Now()
-		if err := s.lis.Receive(&c.n); err != nil {
-			select {
-			case errc <- err:
-			default:
-			}
+		if !s.receiveInto(c, errc) {
 			return
 		}
 		c.start = time.Now()
@@ -280,6 +271,31 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 			c = nil // the waiter holds it
 		}
 	}
+}
+
+// nextCall returns c cleared for receiver r's next notification, or a new
+// call when the last one stayed with the waiter.
+func (s *Supervisor) nextCall(c *call, r *receiver) *call {
+	if c == nil {
+		c = new(call)
+	} else {
+		*c = call{}
+	}
+	c.sock, c.restoreUserTimeout, c.rx, c.sup = -1, -1, r, s
+	return c
+}
+
+// receiveInto receives the next notification into c; false once the
+// listener failed, the error reported to Serve.
+func (s *Supervisor) receiveInto(c *call, errc chan<- error) bool {
+	if err := s.lis.Receive(&c.n); err != nil {
+		select {
+		case errc <- err:
+		default:
+		}
+		return false
+	}
+	return true
 }
 
 // A receive that returns within backlogRecv found a notification waiting:
@@ -309,17 +325,8 @@ func (s *Supervisor) helpWithBacklog(errc chan<- error) {
 	var c *call
 	for range s.backlog {
 		for s.lis.Pending() {
-			if c == nil {
-				c = new(call)
-			} else {
-				*c = call{}
-			}
-			c.sock, c.restoreUserTimeout, c.rx, c.sup = -1, -1, r, s
-			if err := s.lis.Receive(&c.n); err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
+			c = s.nextCall(c, r)
+			if !s.receiveInto(c, errc) {
 				return
 			}
 			c.start = time.Now()
