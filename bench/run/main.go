@@ -128,6 +128,7 @@ type config struct {
 	CFlags       string
 	Modes        string
 	Configs      string
+	Rows         string
 	Placements   string
 	PinCPU       string
 	Rounds       int
@@ -155,6 +156,7 @@ func main() {
 	flag.StringVar(&c.CFlags, "cflags", "-O2", "C compiler flags (space-separated)")
 	flag.StringVar(&c.Modes, "modes", strings.Join(allModes, ","), "comma-separated modes: native,floor,sandbox,strace (native is always run)")
 	flag.StringVar(&c.Configs, "configs", strings.Join(allConfigs, ","), "comma-separated sandbox configurations: allow-all (--allow-all), rule (an explicit rule for the row's\ndestination: the default configuration of the targets), self (no policy flags: the self default);\nalso rule-warn (rule at --log-level warn: what the info log costs), not run by default")
+	flag.StringVar(&c.Rows, "rows", "", "comma-separated rows to run (empty: every row), e.g. udp_sendto,unix_connect,startup")
 	flag.StringVar(&c.Placements, "placements", "unpinned,pinned", "comma-separated CPU placements, each with its own table:\nunpinned (the scheduler places every thread) and pinned (everything under `taskset -c PIN-CPU`:\nno cross-CPU wakeups, far less noise on small VMs, but supervisor and program share one CPU)")
 	flag.StringVar(&c.PinCPU, "pin-cpu", "0", "CPU list for the pinned placement (taskset -c syntax)")
 	flag.IntVar(&c.Rounds, "rounds", 9, "interleaved rounds; the median per column is reported")
@@ -247,6 +249,28 @@ func rows(c config, unixPath string) []bench {
 	return bs
 }
 
+// selectRows keeps the rows named in list (all of them when list is empty).
+func selectRows(bs []bench, list string) ([]bench, error) {
+	if strings.TrimSpace(list) == "" {
+		return bs, nil
+	}
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.Name)
+	}
+	want, err := parseList(list, names, "row")
+	if err != nil {
+		return nil, err
+	}
+	var out []bench
+	for _, b := range bs {
+		if has(want, b.Name) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
 // columns returns the columns of row b among the modes and configurations
 // asked for, in a fixed order.
 func columns(b bench, modes, configs []string) []column {
@@ -295,7 +319,10 @@ func run(c config) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	benches := rows(c, filepath.Join(tmp, "unix.sock"))
+	benches, err := selectRows(rows(c, filepath.Join(tmp, "unix.sock")), c.Rows)
+	if err != nil {
+		return err
+	}
 
 	if _, err := exec.LookPath(c.CC); err != nil {
 		return fmt.Errorf("C compiler %q not found (make deps installs gcc): %v", c.CC, err)
@@ -857,6 +884,7 @@ func reproCommand(c config) string {
 	args = append(args,
 		"-modes", shellQuote(c.Modes),
 		"-configs", shellQuote(c.Configs),
+		"-rows", shellQuote(c.Rows),
 		"-placements", shellQuote(c.Placements),
 		"-pin-cpu", shellQuote(c.PinCPU),
 		"-rounds", strconv.Itoa(c.Rounds),
