@@ -3,7 +3,7 @@
  * proxy connect and the send family securely. It is the yardstick for the
  * sandbox's overhead: (sandbox - native) / (floor - native).
  *
- * usage: [FLOOR_DENY=IP:PORT] floor PROGRAM [ARGS...]
+ * usage: [FLOOR_DENY=IP:PORT] [FLOOR_UNIX_SECURE=1] floor PROGRAM [ARGS...]
  *
  * The child sets PR_SET_NO_NEW_PRIVS, installs a filter that traps what the
  * sandbox traps (connect; sendto with a non-NULL address; every sendmsg and
@@ -20,13 +20,26 @@
  *
  * Never CONTINUE: what is performed is what was copied and decided.
  *
+ * By default a connect to an AF_UNIX path connects the duplicate to the
+ * copied path, resolved in the floor's own root and cwd: not secure (the
+ * path can be swapped between the decision and the connect), but the
+ * least a connect can cost. FLOOR_UNIX_SECURE=1 does what a secure
+ * supervisor must instead, for a non-empty, non-abstract path: openat2
+ * (O_PATH|O_CLOEXEC) of the path, a relative one against the caller's
+ * /proc/PID/cwd (an O_PATH dirfd, opened before NOTIF_ID_VALID so that the
+ * pid is proven the caller's), RESOLVE_NO_SYMLINKS first for a clean
+ * absolute path with a plain retry on ELOOP (as the sandbox does); then the
+ * connect goes to "/proc/self/fd/N", the very object opened, and N is
+ * closed. That lookup still uses the floor's credentials and root.
+ *
  * What it leaves out, on purpose (the sandbox's extra cost): Linux's
  * argument-check order, SO_DOMAIN/SO_TYPE/F_GETFL, kcmp for non-leader
  * threads, non-blocking handling of blocking connects (here a blocking
- * connect blocks the floor), Unix paths opened in the caller's view,
- * SCM_RIGHTS translation (control buffers are passed verbatim), SIGPIPE,
- * logging. It is exact enough for the bench programs, which exit 1 on any
- * failed call.
+ * connect blocks the floor), Unix paths opened with the caller's
+ * credentials and root (and, without FLOOR_UNIX_SECURE, in its view at
+ * all), SCM_RIGHTS translation (control buffers are passed verbatim),
+ * SIGPIPE, logging. It is exact enough for the bench programs, which exit 1
+ * on any failed call.
  *
  * It exits with PROGRAM's status (128+N if signal N killed it).
  */
@@ -34,6 +47,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -49,6 +63,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,6 +210,58 @@ static struct iovec iovs[MAXMSG];
 static struct mmsghdr msgs[MAXMSG];
 static char control[MAXMSG][256];
 
+static int unix_secure; /* FLOOR_UNIX_SECURE=1 */
+#define SUNPATH sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/*
+ * unixpath copies out of a copied AF_UNIX address the path the kernel would
+ * look up, into path (NUL-terminated); 0 when there is none (another family,
+ * an unnamed or abstract address, or a length connect rejects).
+ */
+static int unixpath(const void *addr, socklen_t len, char path[SUNPATH + 1])
+{
+	const struct sockaddr_un *u = addr;
+	size_t off = offsetof(struct sockaddr_un, sun_path);
+	if (len <= off || len > sizeof *u || u->sun_family != AF_UNIX || u->sun_path[0] == 0)
+		return 0;
+	size_t k = strnlen(u->sun_path, len - off);
+	memcpy(path, u->sun_path, k);
+	path[k] = 0;
+	return 1;
+}
+
+/* clean: absolute and as Go's filepath.Clean leaves it (no empty, "." or ".." component). */
+static int clean(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	if (p[1] == 0)
+		return 1;
+	for (const char *c = p + 1;; c++) {
+		size_t k = strcspn(c, "/");
+		if (k == 0 || (k == 1 && c[0] == '.') || (k == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		c += k;
+		if (*c == 0)
+			return 1;
+	}
+}
+
+/* openpath opens path O_PATH against dirfd as the sandbox does; fd or -errno. */
+static int openpath(int dirfd, const char *path)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC};
+	if (dirfd == AT_FDCWD && clean(path)) {
+		how.resolve = RESOLVE_NO_SYMLINKS;
+		int fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+		if (fd >= 0 || errno != ELOOP)
+			return fd >= 0 ? fd : -errno;
+		how.resolve = 0; /* a symlink on the way: walk it */
+	}
+	int fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+	return fd >= 0 ? fd : -errno;
+}
+
 static long do_connect(int sock, const struct seccomp_notif *n, int lfd)
 {
 	socklen_t len = (socklen_t)n->data.args[2];
@@ -202,11 +269,38 @@ static long do_connect(int sock, const struct seccomp_notif *n, int lfd)
 		return -EINVAL;
 	if (readmem(n->pid, n->data.args[1], &names[0], len))
 		return -EFAULT;
+	char path[SUNPATH + 1];
+	int secure = unix_secure && unixpath(&names[0], len, path);
+	int dirfd = AT_FDCWD;
+	if (secure && path[0] != '/') {
+		char cwd[64];
+		snprintf(cwd, sizeof cwd, "/proc/%d/cwd", n->pid);
+		if ((dirfd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return -errno; /* a caller gone meanwhile takes no answer: SEND fails */
+	}
+	long v = 0;
 	if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id) != 0)
-		return GONE;
-	if (denied(&names[0], len))
-		return -EACCES;
-	return connect(sock, (struct sockaddr *)&names[0], len) == 0 ? 0 : -errno;
+		v = GONE;
+	else if (denied(&names[0], len))
+		v = -EACCES;
+	else if (!secure)
+		v = connect(sock, (struct sockaddr *)&names[0], len) == 0 ? 0 : -errno;
+	if (v != 0 || !secure) {
+		if (dirfd >= 0)
+			close(dirfd);
+		return v;
+	}
+	int obj = openpath(dirfd, path);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (obj < 0)
+		return obj;
+	struct sockaddr_un self = {.sun_family = AF_UNIX};
+	int plen = snprintf(self.sun_path, sizeof self.sun_path, "/proc/self/fd/%d", obj);
+	int r = connect(sock, (struct sockaddr *)&self, offsetof(struct sockaddr_un, sun_path) + plen + 1);
+	int e = errno;
+	close(obj);
+	return r == 0 ? 0 : -e;
 }
 
 static long do_sendto(int sock, const struct seccomp_notif *n, int lfd)
@@ -338,9 +432,11 @@ static void *reaper(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: [FLOOR_DENY=IP:PORT] floor PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: [FLOOR_DENY=IP:PORT] [FLOOR_UNIX_SECURE=1] floor PROGRAM [ARGS...]\n");
 		return 2;
 	}
+	const char *us = getenv("FLOOR_UNIX_SECURE");
+	unix_secure = us && strcmp(us, "1") == 0;
 	const char *d = getenv("FLOOR_DENY");
 	if (d && *d) {
 		char ip[64];

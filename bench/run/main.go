@@ -8,8 +8,8 @@
 //
 // Usage (from the repository root; `make bench` does this):
 //
-//	go run ./bench/run [-sandbox bin/sandbox] [-modes native,floor,sandbox,strace]
-//	                   [-configs allow-all,rule,self] [-json bench/results.json]
+//	go run ./bench/run [-sandbox bin/sandbox] [-modes native,floor,floor-secure,sandbox,strace]
+//	                   [-configs allow-all,rule,self] [-rows ROW,...] [-json bench/results.json]
 //
 // The C programs in bench/c and the floor are compiled with gcc at bench
 // time. Each program takes its iteration count as argv[1], times its own
@@ -21,6 +21,13 @@
 // for the row's destination: the default configuration of the targets, at
 // the default info log level) and self (no policy flags: the default "self"
 // policy, on rows whose destination is the tree's own).
+//
+// floor-secure is the floor with FLOOR_UNIX_SECURE=1 (the Unix path opened
+// in the caller's view and connected to through /proc/self/fd/N, as a
+// secure supervisor must), on the unix_connect row only. It rates nothing:
+// its line under each table gives the rule configuration's overhead over
+// it too, which shows how much of that row's overhead the secure lookup
+// itself forces.
 //
 // Every row is measured in two CPU placements, each with its own table:
 // unpinned (as a user runs it) and pinned to one CPU with taskset (no
@@ -52,10 +59,11 @@ import (
 )
 
 const (
-	modeNative  = "native"
-	modeFloor   = "floor"
-	modeSandbox = "sandbox"
-	modeStrace  = "strace"
+	modeNative      = "native"
+	modeFloor       = "floor"
+	modeFloorSecure = "floor-secure" // FLOOR_UNIX_SECURE=1, on FloorSecure rows
+	modeSandbox     = "sandbox"
+	modeStrace      = "strace"
 
 	cfgAllowAll = "allow-all"
 	cfgRule     = "rule"
@@ -73,7 +81,7 @@ const (
 )
 
 var (
-	allModes     = []string{modeNative, modeFloor, modeSandbox, modeStrace}
+	allModes     = []string{modeNative, modeFloor, modeFloorSecure, modeSandbox, modeStrace}
 	allConfigs   = []string{cfgAllowAll, cfgRule, cfgSelf}
 	knownConfigs = append(allConfigs, cfgRuleWarn)
 )
@@ -107,6 +115,9 @@ type bench struct {
 	VsFloorTime bool
 	// WithNative: the load row runs natively too (-load-native).
 	WithNative bool
+	// FloorSecure: the floor-secure mode runs on this row (a Unix path
+	// connect, where FLOOR_UNIX_SECURE changes what the floor does).
+	FloorSecure bool
 }
 
 // column is one way of running a row: a mode, and for the sandbox, a
@@ -154,7 +165,7 @@ func main() {
 	flag.StringVar(&c.Strace, "strace", "strace", "strace binary")
 	flag.StringVar(&c.CC, "cc", "gcc", "C compiler")
 	flag.StringVar(&c.CFlags, "cflags", "-O2", "C compiler flags (space-separated)")
-	flag.StringVar(&c.Modes, "modes", strings.Join(allModes, ","), "comma-separated modes: native,floor,sandbox,strace (native is always run)")
+	flag.StringVar(&c.Modes, "modes", strings.Join(allModes, ","), "comma-separated modes: native,floor,floor-secure,sandbox,strace (native is always run;\nfloor-secure, the floor with FLOOR_UNIX_SECURE=1, runs on unix_connect only)")
 	flag.StringVar(&c.Configs, "configs", strings.Join(allConfigs, ","), "comma-separated sandbox configurations: allow-all (--allow-all), rule (an explicit rule for the row's\ndestination: the default configuration of the targets), self (no policy flags: the self default);\nalso rule-warn (rule at --log-level warn: what the info log costs), not run by default")
 	flag.StringVar(&c.Rows, "rows", "", "comma-separated rows to run (empty: every row), e.g. udp_sendto,unix_connect,startup")
 	flag.StringVar(&c.Placements, "placements", "unpinned,pinned", "comma-separated CPU placements, each with its own table:\nunpinned (the scheduler places every thread) and pinned (everything under `taskset -c PIN-CPU`:\nno cross-CPU wakeups, far less noise on small VMs, but supervisor and program share one CPU)")
@@ -224,7 +235,7 @@ func rows(c config, unixPath string) []bench {
 			Policies: map[string][]string{cfgRule: {"--deny", "tcp:127.0.0.1"}, cfgSelf: self},
 			FloorEnv: []string{"FLOOR_DENY=127.0.0.1:0"}, VsFloorTime: true,
 			Desc: "a denied connect (EACCES; rule: --deny, self: the default's denial) against a refused one natively (ECONNREFUSED); overhead = sandbox / floor"},
-		{Name: "unix_connect", Source: "unix_connect.c", Args: []string{unixPath}, Iters: c.TCPIters, Trapped: true, Policies: pol([]string{"--allow", "unix:" + unixPath}, true),
+		{Name: "unix_connect", Source: "unix_connect.c", Args: []string{unixPath}, Iters: c.TCPIters, Trapped: true, Policies: pol([]string{"--allow", "unix:" + unixPath}, true), FloorSecure: true,
 			Desc: "Unix stream: socket, connect to a path, accept in the same thread, close both"},
 		{Name: "udp_send", Source: "udp_connect.c", Args: []string{"send"}, Iters: c.UDPIters, Policies: map[string][]string{cfgRule: udp},
 			Desc: "send() on a connected UDP socket: no address, never trapped"},
@@ -285,6 +296,8 @@ func columns(b bench, modes, configs []string) []column {
 					out = append(out, column{m, cf})
 				}
 			}
+		case m == modeFloorSecure && !b.FloorSecure:
+			// Elsewhere it is the floor itself.
 		case b.Kind == kindLoad && m == modeStrace:
 			// strace serialises 64 threads through ptrace: minutes, and no
 			// target is held against it.
@@ -369,7 +382,7 @@ func run(c config) error {
 		progs[b.Source] = out
 	}
 	floorBin := filepath.Join(tmp, "floor")
-	if has(modes, modeFloor) {
+	if has(modes, modeFloor) || has(modes, modeFloorSecure) {
 		if err := compile(filepath.Join(root, "bench", "floor", "floor.c"), floorBin, "-lseccomp"); err != nil {
 			return fmt.Errorf("floor mode: %v (libseccomp-dev is needed: make deps)", err)
 		}
@@ -395,6 +408,8 @@ func run(c config) error {
 		switch col.Mode {
 		case modeFloor:
 			return []string{floorBin}, b.FloorEnv
+		case modeFloorSecure:
+			return []string{floorBin}, append(append([]string{}, b.FloorEnv...), "FLOOR_UNIX_SECURE=1")
 		case modeSandbox:
 			argv := append([]string{sandboxBin, "run"}, b.Policies[col.Config]...)
 			return append(append(argv, strings.Fields(c.SandboxFlags)...), "--"), nil
@@ -705,6 +720,10 @@ type benchResult struct {
 	// VsFloor is each sandbox configuration's overhead ratio,
 	// (sandbox - native) / (floor - native).
 	VsFloor map[string]float64 `json:"overhead_vs_floor"`
+	// VsFloorSecure is the same against the floor-secure column,
+	// (sandbox - native) / (floor_secure - native): informational, not
+	// rated.
+	VsFloorSecure map[string]float64 `json:"overhead_vs_floor_secure,omitempty"`
 	// Target is what the row is held to (empty: nothing), and OK whether
 	// it held.
 	Target string `json:"target,omitempty"`
@@ -802,6 +821,7 @@ func benchResultOf(b bench, samples map[string][]float64) benchResult {
 	}
 	nat := br.Columns[modeNative]
 	fl := br.Columns[modeFloor]
+	fs := br.Columns[modeFloorSecure]
 	if nat == nil {
 		nat = &modeResult{MedianNsPerOp: math.NaN()} // the load row without -load-native
 	}
@@ -814,6 +834,14 @@ func benchResultOf(b bench, samples map[string][]float64) benchResult {
 				br.VsFloor[k] = m.MedianNsPerOp / fl.MedianNsPerOp
 			} else if r, ok := overheadRatio(m.MedianNsPerOp, nat.MedianNsPerOp, fl.MedianNsPerOp); ok {
 				br.VsFloor[k] = r
+			}
+		}
+		if fs != nil && b.Trapped && b.Kind == kindLoop && strings.HasPrefix(k, modeSandbox+":") {
+			if r, ok := overheadRatio(m.MedianNsPerOp, nat.MedianNsPerOp, fs.MedianNsPerOp); ok {
+				if br.VsFloorSecure == nil {
+					br.VsFloorSecure = map[string]float64{}
+				}
+				br.VsFloorSecure[k] = r
 			}
 		}
 	}
@@ -974,7 +1002,7 @@ func printTables(w io.Writer, res *results) {
 			fmt.Fprintf(w, "\n[pinned] everything under taskset -c %s: no cross-CPU wakeups, supervisor and program share a CPU\n", p.CPUs)
 		}
 		printTable(w, p, res.Configs)
-		printExtraRows(w, p)
+		printExtraRows(w, p, res.Configs)
 	}
 	fmt.Fprintln(w, "\nfloor: bench/floor, a minimal C supervisor doing the same secure proxy (RECV, pidfd_getfd with cached")
 	fmt.Fprintln(w, "pidfds, process_vm_readv, ID_VALID, the call on the duplicate, close, SEND; never CONTINUE).")
@@ -982,7 +1010,8 @@ func printTables(w io.Writer, res *results) {
 	fmt.Fprintln(w, "tcp_denied: sandbox / floor (natively a refusal, which costs more than the floor's denial).")
 	fmt.Fprintln(w, "n/m: the floor adds nothing measurable (untrapped rows). Configurations: allow-all (--allow-all),")
 	fmt.Fprintln(w, "rule (an explicit rule for the row's destination, info logs: the targets' default), self (no flags).")
-	fmt.Fprintln(w, "strace -e trace=connect stops only connect.")
+	fmt.Fprintln(w, "strace -e trace=connect stops only connect. floor-secure (unix_connect only, not rated): the floor")
+	fmt.Fprintln(w, "with FLOOR_UNIX_SECURE=1, which connects to the object opened, as the sandbox does, not to the path.")
 	if h := res.Headline; h != nil {
 		fmt.Fprintf(w, "\n%s\n", headlineText(h))
 	}
@@ -1040,14 +1069,42 @@ func printTable(w io.Writer, p placementResult, configs []string) {
 	tw.Flush()
 }
 
-// printExtraRows prints the startup and load rows of a placement.
-func printExtraRows(w io.Writer, p placementResult) {
+// printExtraRows prints the floor-secure line of the rows that have one,
+// and the startup and load rows, of a placement.
+func printExtraRows(w io.Writer, p placementResult, configs []string) {
 	for _, b := range p.Benchmarks {
 		nat := b.Columns[modeNative]
 		if nat == nil && b.Kind == kindStartup {
 			continue
 		}
 		switch b.Kind {
+		case kindLoop:
+			if fs := b.Columns[modeFloorSecure]; fs != nil {
+				fmt.Fprintf(w, "%s, floor-secure (FLOOR_UNIX_SECURE=1: the path opened in the caller's view, connect to /proc/self/fd/N): %.0f ns/op (%.2fx native)",
+					b.Name, fs.MedianNsPerOp, b.VsNative[modeFloorSecure])
+				if fl := b.Columns[modeFloor]; fl != nil {
+					fmt.Fprintf(w, ", %+.0f ns over the floor", fs.MedianNsPerOp-fl.MedianNsPerOp)
+				}
+				var parts []string
+				for _, cf := range configs {
+					k := column{modeSandbox, cf}.key()
+					if b.Columns[k] == nil {
+						continue
+					}
+					s := "n/a"
+					if r, ok := b.VsFloorSecure[k]; ok {
+						s = fmt.Sprintf("%.2fx", r)
+					}
+					if r, ok := b.VsFloor[k]; ok {
+						s += fmt.Sprintf(" (%.2fx the floor's)", r)
+					}
+					parts = append(parts, cf+" "+s)
+				}
+				if len(parts) > 0 {
+					fmt.Fprintf(w, "; sandbox overhead over floor-secure's (not rated): %s", strings.Join(parts, ", "))
+				}
+				fmt.Fprintln(w)
+			}
 		case kindStartup:
 			parts := []string{}
 			for _, k := range []string{modeNative, modeFloor, column{modeSandbox, cfgSelf}.key(), modeStrace} {
