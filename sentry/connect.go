@@ -357,6 +357,9 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 	if c.req.Family == netstack.FamilyUnspec {
 		s.marks.remove(c) // a disconnect: SS_UNCONNECTED again
 	}
+	if c.req.Family != netstack.FamilyUnspec && s.canConnectDirect(c) {
+		return s.connectDirect(c)
+	}
 	blocking := (c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_SEQPACKET) &&
 		c.req.Family != netstack.FamilyUnspec && c.fileFlags()&unix.O_NONBLOCK == 0
 	if !blocking {

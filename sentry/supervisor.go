@@ -76,6 +76,11 @@ type Supervisor struct {
 	marks connectedMarks
 	// socks caches the sockets' family and type by cookie (sockid.go).
 	socks sockIDs
+	// directOff: until this UnixNano, connects take the brief O_NONBLOCK
+	// path, not the direct one (direct.go).
+	directOff atomic.Int64
+	// helper is the backlog receiver, watched for direct connects too.
+	helper atomic.Pointer[receiver]
 	// finishing counts calls between their answer and their log record:
 	// the answer may let PROGRAM exit, and Close must not drop the record.
 	finishing atomic.Int64
@@ -162,6 +167,8 @@ type call struct {
 	live                      *status
 	same, sameKnown, sameRead bool
 	sup                       *Supervisor
+	// sink: the connect goes to a verdict's sink (connectTo).
+	sink bool
 	// observation: a call only noted (credcache.go), neither decided nor
 	// logged.
 	observation bool
@@ -221,7 +228,7 @@ func (s *Supervisor) Serve() error {
 	// thread takes over receiving.
 	go s.waiter.run()
 	errc := make(chan error, 1)
-	r := &receiver{}
+	r := newReceiver()
 	s.rx.Store(r)
 	go s.watchReceiver(errc)
 	go s.helpWithBacklog(errc)
@@ -236,11 +243,22 @@ type receiver struct {
 	busySince atomic.Int64
 	// retire: another receiver took over; this one exits after its call.
 	retire atomic.Bool
+	// tid is its OS thread; direct its direct connect under way (direct.go).
+	tid    atomic.Int32
+	direct directConn
+}
+
+// newReceiver returns a receiver with no direct connect under way.
+func newReceiver() *receiver {
+	r := &receiver{}
+	r.direct.sock = -1
+	return r
 }
 
 // receive is a receiver's loop. The first listener error ends Serve.
 func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 	runtime.LockOSThread()
+	r.tid.Store(int32(unix.Gettid()))
 	// One call struct serves call after call: a call finished on this
 	// thread is referenced by nothing once finish returns (its log record
 	// is a copy), so only a call left pending with the waiter takes the
@@ -321,7 +339,9 @@ const (
 // for the last waiting notification leaves it there until the next one.
 func (s *Supervisor) helpWithBacklog(errc chan<- error) {
 	runtime.LockOSThread()
-	r := &receiver{}
+	r := newReceiver()
+	r.tid.Store(int32(unix.Gettid()))
+	s.helper.Store(r)
 	var c *call
 	for range s.backlog {
 		for s.lis.Pending() {
@@ -348,14 +368,23 @@ func (s *Supervisor) watchReceiver(errc chan<- error) {
 	t := time.NewTicker(stuckAfter / 2)
 	defer t.Stop()
 	for range t.C {
+		if h := s.helper.Load(); h != nil && stuck(h) {
+			s.convertDirect(h)
+		}
 		r := s.rx.Load()
-		if since := r.busySince.Load(); since != 0 && time.Since(time.Unix(0, since)) > stuckAfter {
+		if stuck(r) && !s.convertDirect(r) {
 			r.retire.Store(true)
-			nr := &receiver{}
+			nr := newReceiver()
 			s.rx.Store(nr)
 			go s.receive(nr, errc)
 		}
 	}
+}
+
+// stuck reports whether r has been in work that can block for stuckAfter.
+func stuck(r *receiver) bool {
+	since := r.busySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) > stuckAfter
 }
 
 // serveOne serves c; pending reports that the call is left to the waiter,

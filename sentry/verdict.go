@@ -141,7 +141,7 @@ func (s *Supervisor) sinkFor(c *call, udp, silent bool) []byte {
 
 // connectTo performs the caller's connect to addr instead of its own.
 func (s *Supervisor) connectTo(c *call, addr []byte) outcome {
-	c.unix = nil
+	c.unix, c.sink = nil, true
 	c.alen = copy(c.addr[:], addr)
 	return s.connectAllowed(c)
 }
