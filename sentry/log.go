@@ -75,7 +75,8 @@ const (
 // logRec is a finished call: facts only, no strings built. The formatter
 // renders the fixed fields from it.
 type logRec struct {
-	at      time.Time
+	at      time.Time // zero for a call's record, whose mono says when
+	mono    int64
 	latency time.Duration
 	req     netstack.Request
 	rule    string
@@ -132,8 +133,12 @@ func (a *auditLog) run() {
 // encoder is in use.
 func (a *auditLog) writeBatch(batch []logRec) {
 	a.buf = a.buf[:0]
+	wc := newWallClock()
 	for i := range batch {
 		r := &batch[i]
+		if r.at.IsZero() {
+			r.at = wc.at(r.mono)
+		}
 		if a.counting && r.err == nil {
 			a.sum.count(r)
 		}
@@ -285,9 +290,9 @@ func (a *auditLog) record(c *call, o outcome) {
 	if !log && !a.counting {
 		return
 	}
-	now := time.Now()
+	now := nanotime()
 	a.send(&logRec{
-		at: now, latency: now.Sub(c.start), req: c.req, rule: c.dec.Rule, suggest: c.dec.Suggest,
+		mono: now, latency: time.Duration(now - c.startNs), req: c.req, rule: c.dec.Rule, suggest: c.dec.Suggest,
 		syscall: c.name, pid: c.n.Pid, fd: c.fd, errno: o.errno, level: level,
 		action: c.dec.Action, kind: kind, native: native, gone: o.gone, log: log,
 	})

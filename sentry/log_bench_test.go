@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -13,7 +12,7 @@ import (
 )
 
 func benchCall() *call {
-	c := &call{name: "connect", fd: 5, start: time.Now(), decided: true}
+	c := &call{name: "connect", fd: 5, startNs: nanotime(), decided: true}
 	c.n.Pid = 4242
 	c.req = netstack.Request{Family: netstack.FamilyInet, Type: netstack.TypeStream,
 		Addr: netip.MustParseAddrPort("127.0.0.1:8080")}

@@ -135,9 +135,9 @@ const sockaddrStorage = 128
 
 // call is one trapped syscall on its way through the supervisor.
 type call struct {
-	n     seccomp.Notif
-	start time.Time
-	name  string
+	n       seccomp.Notif
+	startNs int64 // nanotime when it was received
+	name    string
 
 	fd    int32 // the caller's fd argument
 	sock  int   // our duplicate of the caller's fd, -1 if none
@@ -269,12 +269,12 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 	var lastTid uint32
 	for !r.retire.Load() {
 		c = s.nextCall(c, r)
-		waitFrom := time.Now()
+		waitFrom := nanotime()
 		if !s.receiveInto(c, errc) {
 			return
 		}
-		c.start = time.Now()
-		if c.start.Sub(waitFrom) < backlogRecv && c.n.Pid != lastTid {
+		c.startNs = nanotime()
+		if time.Duration(c.startNs-waitFrom) < backlogRecv && c.n.Pid != lastTid {
 			if quick++; quick >= backlogRuns {
 				select {
 				case s.backlog <- struct{}{}:
@@ -349,7 +349,7 @@ func (s *Supervisor) helpWithBacklog(errc chan<- error) {
 			if !s.receiveInto(c, errc) {
 				return
 			}
-			c.start = time.Now()
+			c.startNs = nanotime()
 			if s.serveOne(c) {
 				c = nil
 			}

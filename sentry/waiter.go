@@ -110,7 +110,7 @@ func sendTimeout(fd int) time.Duration {
 func (w *waiter) newItem(c *call, kind waitKind, first unix.Errno) *waitItem {
 	it := &waitItem{c: c, kind: kind, first: first, backoff: firstCheck}
 	if d := sendTimeout(c.sock); d > 0 {
-		it.deadline = c.start.Add(d)
+		it.deadline = c.startTime().Add(d)
 	}
 	it.next = time.Now().Add(firstCheck)
 	if w.s.lis.Killable {
