@@ -215,6 +215,7 @@ func (s *Supervisor) convertDirect(r *receiver) bool {
 	// Go ignores a SIGURG that is not its own preemption request; the
 	// handler is SA_RESTART, so the connect restarts, non-blocking now.
 	unix.Tgkill(os.Getpid(), int(r.tid.Load()), unix.SIGURG)
+	s.cfg.Log.WithField("stalled", directStall).Debug("a direct connect blocked: handed to the waiter; connects take the brief O_NONBLOCK path meanwhile")
 	return true
 }
 

@@ -5,6 +5,7 @@
 #include "probe.h"
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <pthread.h>
 #include <sys/time.h>
 
 static int lfd;
@@ -460,6 +461,54 @@ static void connected_states(void)
 	drain(lfd);
 }
 
+/* stall: one thread's blocking connect waits on a full accept queue while
+ * another thread goes on connecting to a live listener; then the queue is
+ * released and the first connect completes (the retransmitted SYN, about
+ * 1 s later). Under the sandbox the first is tried directly and converted
+ * to the waiter once found asleep (after a conversion, connects skip the
+ * direct path for a second: so this case runs first): neither thread may
+ * notice. */
+struct stalled {
+	struct tarpit *tp;
+	int s, ret, err;
+};
+
+static void *stalled_connect(void *arg)
+{
+	struct stalled *st = arg;
+
+	st->ret = connect(st->s, (struct sockaddr *)&st->tp->addr, sizeof st->tp->addr);
+	st->err = errno;
+	return NULL;
+}
+
+static void stall(void)
+{
+	struct tarpit tp;
+	struct stalled st = {.tp = &tp};
+	pthread_t th;
+	int ok = 0;
+
+	tarpit_open(&tp);
+	st.s = tcp(0);
+	if (pthread_create(&th, NULL, stalled_connect, &st))
+		die("pthread_create");
+	sleep_ms(150);
+	for (int i = 0; i < 50; i++) {
+		int s = tcp(0);
+
+		ok += connect(s, &lis, sizeof lis) == 0;
+		close(s);
+		drain(lfd);
+	}
+	fact("states.stall_others_connected", "%d", ok);
+	close(accept(tp.lfd, NULL, NULL));
+	pthread_join(th, NULL);
+	CASE("states.stall_released", (errno = st.err, st.ret), "peer=%s", peer_is(st.s, &tp.addr, sizeof tp.addr));
+	close(st.s);
+	tarpit_close(&tp);
+}
+
 int main(void)
 {
 	int port, cfd;
@@ -469,6 +518,7 @@ int main(void)
 	lis = sin4("127.0.0.1", port);
 	closed = sin4("127.0.0.1", closed_port("127.0.0.1", &cfd));
 
+	stall(); /* first: nothing has stalled before it (see stall) */
 	blocking();
 	nonblocking();
 	pending();
