@@ -53,6 +53,11 @@ type auditLog struct {
 	msgs   map[string]*[3]string
 	outErr error
 	spare  []logRec
+	// ts is the last timestamp formatted, for the millisecond tsMs: the
+	// default layout has millisecond resolution, and a batch's records
+	// mostly share it.
+	ts   []byte
+	tsMs int64
 }
 
 const (
@@ -345,8 +350,13 @@ func fastEncoder(l *logrus.Logger) encoder {
 // then the fields sorted by name (text); every key sorted (JSON, as
 // encoding/json orders a map).
 func (a *auditLog) appendRec(b []byte, r *logRec) []byte {
-	var ts [64]byte
-	t := appendTime(ts[:0], r.at, a.enc.layout)
+	var t []byte
+	if ms := r.at.UnixMilli(); a.enc.layout == logTimeFormat && ms == a.tsMs && len(a.ts) > 0 {
+		t = a.ts
+	} else {
+		a.ts = appendTime(a.ts[:0], r.at, a.enc.layout)
+		a.tsMs, t = ms, a.ts
+	}
 	lvl := r.level.String()
 	msg := a.message(r)
 	if a.enc.kind == encJSON {
