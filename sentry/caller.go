@@ -307,8 +307,9 @@ func assumeCreds(st status) error {
 }
 
 // unixTarget is the object an AF_UNIX path names, opened (O_PATH) as the
-// caller would have resolved it. The connect goes to /proc/self/fd/N, the
-// very object that was decided on, so swapping the path afterwards cannot
+// caller would have resolved it. The connect goes to /proc/self/fd/N (or to
+// "N" from a thread whose working directory that is: fddir.go), the very
+// object that was decided on, so swapping the path afterwards cannot
 // redirect it.
 type unixTarget struct {
 	obj  int
@@ -341,9 +342,9 @@ func (t *unixTarget) close() {
 
 func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
 	if s.onPathAsSelf(c) {
-		return pathConnect(c.sock, t.addr) // as asCallerOnPath, without its closure
+		return fdConnect(c.sock, t.obj, t.addr) // as asCallerOnPath, without its closure
 	}
-	return s.asCaller(c, func() unix.Errno { return pathConnect(c.sock, t.addr) })
+	return s.asCaller(c, func() unix.Errno { return fdConnect(c.sock, t.obj, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that
