@@ -143,10 +143,17 @@ func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
 // dropped. (A Unix connect records the connecting task's credentials for
 // SO_PEERCRED: uid and gid, which are then the same too.)
 func (s *Supervisor) asCallerOnPath(c *call, fn func() unix.Errno) unix.Errno {
-	if st, err := c.callerStatus(); err == nil && samePathCreds(st, s.self) {
+	if s.onPathAsSelf(c) {
 		return fn()
 	}
 	return s.asCaller(c, fn)
+}
+
+// onPathAsSelf reports whether asCallerOnPath would run its function on the
+// calling thread.
+func (s *Supervisor) onPathAsSelf(c *call) bool {
+	st, err := c.callerStatus()
+	return err == nil && samePathCreds(st, s.self)
 }
 
 // samePathCreds reports whether two tasks pass the same path permission
@@ -300,15 +307,30 @@ func assumeCreds(st status) error {
 }
 
 // unixTarget is the object an AF_UNIX path names, opened (O_PATH) as the
-// caller would have resolved it. The connect goes to /proc/self/fd/N, the
-// very object that was decided on, so swapping the path afterwards cannot
+// caller would have resolved it. The connect goes to /proc/self/fd/N (or to
+// "N" from a thread whose working directory that is: fddir.go), the very
+// object that was decided on, so swapping the path afterwards cannot
 // redirect it.
 type unixTarget struct {
 	obj  int
-	addr []byte
+	addr []byte // "/proc/self/fd/N", in buf
+	buf  [2 + len(procSelfFD) + 20 + 1]byte
 	// The sockets whose file obj is, from one unix_diag dump (tree.go).
 	lookedUp bool
 	socks    []unixSock
+}
+
+const procSelfFD = "/proc/self/fd/"
+
+// newUnixTarget is the target opened as obj, its address built in place
+// (one allocation).
+func newUnixTarget(obj int) *unixTarget {
+	t := &unixTarget{obj: obj}
+	*(*uint16)(unsafe.Pointer(&t.buf[0])) = unix.AF_UNIX
+	n := 2 + copy(t.buf[2:], procSelfFD)
+	n += len(strconv.AppendInt(t.buf[n:n], int64(obj), 10))
+	t.addr = t.buf[:n+1] // NUL-terminated
+	return t
 }
 
 func (t *unixTarget) close() {
@@ -319,7 +341,10 @@ func (t *unixTarget) close() {
 }
 
 func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
-	return s.asCallerOnPath(c, func() unix.Errno { return pathConnect(c.sock, t.addr) })
+	if s.onPathAsSelf(c) {
+		return fdConnect(c.sock, t.obj, t.addr) // as asCallerOnPath, without its closure
+	}
+	return s.asCaller(c, func() unix.Errno { return fdConnect(c.sock, t.obj, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that
@@ -348,38 +373,26 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 		return ret(unix.EACCES), false
 	}
 	defer cleanup()
-	obj := -1
 	// A clean absolute path walked from the supervisor's own root without
 	// meeting a symlink is the name the file has (d_path gives back the
 	// components walked), so the readlink below is needed only when a
 	// symlink, a dot or a foreign root made the name differ. Any error
 	// other than ELOOP is the walk's own, met before any symlink.
-	clean := dirfd == unix.AT_FDCWD && resolve == 0 && isCleanAbs(p)
-	e := s.asCallerOnPath(c, func() unix.Errno {
-		how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve}
-		if clean {
-			how.Resolve |= unix.RESOLVE_NO_SYMLINKS
-			fd, err := unix.Openat2(dirfd, p, &how)
-			if err == nil {
-				obj = fd
-				return 0
-			}
-			if err != unix.ELOOP {
-				return err.(unix.Errno)
-			}
-			clean, how.Resolve = false, resolve
-		}
-		fd, err := unix.Openat2(dirfd, p, &how)
-		if err != nil {
-			return err.(unix.Errno)
-		}
-		obj = fd
-		return 0
-	})
+	o := openTarget{dirfd: dirfd, path: p, resolve: resolve, obj: -1,
+		clean: dirfd == unix.AT_FDCWD && resolve == 0 && isCleanAbs(p)}
+	var e unix.Errno
+	if s.onPathAsSelf(c) {
+		e = o.open() // on this thread: no closure to allocate
+	} else {
+		heap := o
+		e = s.asCaller(c, heap.open)
+		o = heap
+	}
 	if e != 0 {
 		return ret(e), false
 	}
-	c.unix = &unixTarget{obj: obj, addr: sockaddrUnix("/proc/self/fd/" + strconv.Itoa(obj))}
+	obj, clean := o.obj, o.clean
+	c.unix = newUnixTarget(obj)
 	if clean {
 		c.req.Unix.Path = p
 	} else if resolved, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", obj)); err == nil {
@@ -393,6 +406,37 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 	return outcome{}, true
 }
 
+// openTarget is the openat2 of openUnixTarget, run as the caller.
+type openTarget struct {
+	dirfd   int
+	path    string
+	resolve uint64
+	clean   bool // try RESOLVE_NO_SYMLINKS first; false after if it failed
+	obj     int
+}
+
+func (o *openTarget) open() unix.Errno {
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: o.resolve}
+	if o.clean {
+		how.Resolve |= unix.RESOLVE_NO_SYMLINKS
+		fd, err := unix.Openat2(o.dirfd, o.path, &how)
+		if err == nil {
+			o.obj = fd
+			return 0
+		}
+		if err != unix.ELOOP {
+			return err.(unix.Errno)
+		}
+		o.clean, how.Resolve = false, o.resolve
+	}
+	fd, err := unix.Openat2(o.dirfd, o.path, &how)
+	if err != nil {
+		return err.(unix.Errno)
+	}
+	o.obj = fd
+	return 0
+}
+
 // callerView returns the directory fd, resolve flags and path with which
 // openat2 finds what the caller would find. When the caller shares the
 // supervisor's root and mount namespace, plain lookups are exact (magic
@@ -400,14 +444,13 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 func (s *Supervisor) callerView(c *call, path string) (dirfd int, resolve uint64, p string, cleanup func(), err error) {
 	cleanup = func() {}
 	tid := c.n.Pid
-	root := fmt.Sprintf("/proc/%d/root", tid)
 	if _, err := c.callerStatus(); err != nil {
 		return -1, 0, "", cleanup, err
 	}
 	same := c.same
 	if !c.sameKnown {
 		var err error
-		if same, err = sameRoot(root, fmt.Sprintf("/proc/%d/ns/mnt", tid)); err != nil {
+		if same, err = sameRoot(fmt.Sprintf("/proc/%d/root", tid), fmt.Sprintf("/proc/%d/ns/mnt", tid)); err != nil {
 			return -1, 0, "", cleanup, err
 		}
 	}
@@ -426,6 +469,7 @@ func (s *Supervisor) callerView(c *call, path string) (dirfd int, resolve uint64
 		}
 		return cwd, 0, path, func() { unix.Close(cwd) }, nil
 	}
+	root := fmt.Sprintf("/proc/%d/root", tid)
 	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, 0, "", cleanup, err
@@ -514,13 +558,6 @@ var selfMntNS = sync.OnceValue(func() uint64 {
 // is.
 func isCleanAbs(p string) bool {
 	return strings.HasPrefix(p, "/") && filepath.Clean(p) == p
-}
-
-func sockaddrUnix(path string) []byte {
-	b := make([]byte, 2+len(path)+1)
-	*(*uint16)(unsafe.Pointer(&b[0])) = unix.AF_UNIX
-	copy(b[2:], path)
-	return b
 }
 
 // netlinkAutobind reproduces netlink's autobind. Linux binds an unbound

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -368,16 +369,19 @@ func (t *unixTarget) reached() []unixSock {
 		return t.socks
 	}
 	t.lookedUp = true
-	var st unix.Stat_t
-	if unix.Fstat(t.obj, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return nil
-	}
-	key, cacheable := boundKeyOf(t.obj, &st)
+	// A remembered file is a socket file (only those are stored) and is
+	// named by its handle alone: no fstat on a hit.
+	var kb boundKey
+	key, cacheable := kb.of(t.obj)
 	if cacheable {
 		if socks, ok := boundNames.get(key); ok {
 			t.socks = socks
 			return socks
 		}
+	}
+	var st unix.Stat_t
+	if unix.Fstat(t.obj, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil
 	}
 	fd, err := diagSocket()
 	if err != nil {
@@ -398,7 +402,7 @@ func (t *unixTarget) reached() []unixSock {
 	// socket is being bound (unix_bind_bsd makes the file before it hashes
 	// the socket), and its socket will be found next time.
 	if cacheable && len(t.socks) == 1 {
-		boundNames.put(key, t.socks)
+		boundNames.put(string(key), t.socks)
 	}
 	return t.socks
 }
@@ -417,7 +421,12 @@ func (t *unixTarget) reached() []unixSock {
 // the number given to a new file. The key is therefore not the inode number
 // but the file handle (name_to_handle_at: inode number and generation,
 // which file systems draw at random per new inode: ext4, xfs, tmpfs), with
-// the device. A file system that gives no handle is not cached.
+// the mount it was opened through: its unique mount id
+// (AT_HANDLE_MNT_ID_UNIQUE, Linux 6.12), which is never given to another
+// mount while the system runs and names one file system, so a hit needs no
+// fstat (only socket files are stored). Where that flag is refused, the
+// device (st_dev, from an fstat) stands in, as it did before. A file
+// system that gives no handle is not cached.
 type boundCache struct {
 	mu sync.Mutex
 	at map[string][]unixSock
@@ -427,33 +436,70 @@ const maxBoundCache = 4096
 
 const maxHandle = 128 // MAX_HANDLE_SZ
 
+// atHandleMntIDUnique is AT_HANDLE_MNT_ID_UNIQUE (linux/fcntl.h): the
+// mount id written is the 64-bit unique one.
+const atHandleMntIDUnique = 0x1
+
 var boundNames boundCache
 
-// boundKeyOf is the cache key of the open socket file fd (whose stat is st):
-// its device and its file handle.
-func boundKeyOf(fd int, st *unix.Stat_t) (string, bool) {
-	var b [8 + 8 + maxHandle]byte
-	// struct file_handle: handle_bytes, handle_type, then f_handle.
-	*(*uint64)(unsafe.Pointer(&b[0])) = st.Dev
-	*(*uint32)(unsafe.Pointer(&b[8])) = maxHandle
-	var mnt int32
+// noUniqueMntID is set once the kernel refused AT_HANDLE_MNT_ID_UNIQUE.
+var noUniqueMntID atomic.Bool
+
+// boundKey is the room for one cache key: a tag byte ('m': a unique
+// mount id follows, 'd': a device), 8 bytes of mount id or device, then
+// struct file_handle (handle_bytes, handle_type, f_handle).
+type boundKey [1 + 8 + 8 + maxHandle]byte
+
+// of returns the cache key of the open file fd, or false when it has
+// none. The key aliases k.
+func (k *boundKey) of(fd int) ([]byte, bool) {
+	const hdr = 1 + 8
+	*(*uint32)(unsafe.Pointer(&k[hdr])) = maxHandle
 	path := [1]byte{}
+	if !noUniqueMntID.Load() {
+		var mnt uint64
+		_, _, e := unix.Syscall6(unix.SYS_NAME_TO_HANDLE_AT, uintptr(fd), uintptr(unsafe.Pointer(&path[0])),
+			uintptr(unsafe.Pointer(&k[hdr])), uintptr(unsafe.Pointer(&mnt)), unix.AT_EMPTY_PATH|atHandleMntIDUnique, 0)
+		switch e {
+		case 0:
+			k[0] = 'm'
+			*(*uint64)(unsafe.Pointer(&k[1])) = mnt
+			return k.handle()
+		case unix.EINVAL:
+			noUniqueMntID.Store(true) // before 6.12: key by device
+		default:
+			return nil, false
+		}
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return nil, false
+	}
+	var mnt int32
+	*(*uint32)(unsafe.Pointer(&k[hdr])) = maxHandle
 	_, _, e := unix.Syscall6(unix.SYS_NAME_TO_HANDLE_AT, uintptr(fd), uintptr(unsafe.Pointer(&path[0])),
-		uintptr(unsafe.Pointer(&b[8])), uintptr(unsafe.Pointer(&mnt)), unix.AT_EMPTY_PATH, 0)
+		uintptr(unsafe.Pointer(&k[hdr])), uintptr(unsafe.Pointer(&mnt)), unix.AT_EMPTY_PATH, 0)
 	if e != 0 {
-		return "", false
+		return nil, false
 	}
-	n := *(*uint32)(unsafe.Pointer(&b[8]))
-	if n == 0 || n > maxHandle {
-		return "", false
-	}
-	return string(b[:16+n]), true
+	k[0] = 'd'
+	*(*uint64)(unsafe.Pointer(&k[1])) = st.Dev
+	return k.handle()
 }
 
-func (b *boundCache) get(key string) ([]unixSock, bool) {
+func (k *boundKey) handle() ([]byte, bool) {
+	const hdr = 1 + 8
+	n := *(*uint32)(unsafe.Pointer(&k[hdr]))
+	if n == 0 || n > maxHandle {
+		return nil, false
+	}
+	return k[:hdr+8+n], true
+}
+
+func (b *boundCache) get(key []byte) ([]unixSock, bool) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, ok := b.at[key]
+	s, ok := b.at[string(key)] // no allocation: the compiler reads key in place
+	b.mu.Unlock()
 	return s, ok
 }
 

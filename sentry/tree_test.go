@@ -239,3 +239,61 @@ func TestDiagInetBothFamilies(t *testing.T) {
 		t.Errorf("%d sockets on port %d, want 2: %+v", len(got), port, socks)
 	}
 }
+
+// A bound-name cache key names one file: the same file through another
+// descriptor or a hard link gives the same key, a new file at the same path
+// another one, with the unique mount id where the kernel gives it and with
+// the device otherwise.
+func TestBoundKey(t *testing.T) {
+	defer noUniqueMntID.Store(noUniqueMntID.Load())
+	for _, byDev := range []bool{false, true} {
+		noUniqueMntID.Store(byDev)
+		dir := t.TempDir()
+		p := dir + "/s"
+		key := func(path string) string {
+			t.Helper()
+			fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			var k boundKey
+			b, ok := k.of(fd)
+			if !ok {
+				t.Skipf("no file handle for %s", path)
+			}
+			return string(b)
+		}
+		sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(sock, &unix.SockaddrUnix{Name: p}); err != nil {
+			t.Fatal(err)
+		}
+		k1 := key(p)
+		if tag := k1[0]; byDev && tag != 'd' || !byDev && tag != 'm' && !noUniqueMntID.Load() {
+			t.Errorf("byDev=%v: key tag %q", byDev, tag)
+		}
+		if err := os.Link(p, dir+"/l"); err != nil {
+			t.Fatal(err)
+		}
+		if k1 != key(p) || k1 != key(dir+"/l") {
+			t.Errorf("byDev=%v: one file, two keys", byDev)
+		}
+		unix.Close(sock)
+		os.Remove(p)
+		os.Remove(dir + "/l")
+		sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(sock, &unix.SockaddrUnix{Name: p}); err != nil {
+			t.Fatal(err)
+		}
+		if key(p) == k1 {
+			t.Errorf("byDev=%v: a new file at the same path has the old key", byDev)
+		}
+		unix.Close(sock)
+	}
+}
