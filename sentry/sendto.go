@@ -166,7 +166,7 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	if !s.lis.Valid(c.n.ID) {
 		return gone
 	}
-	c.req = s.decodeSend(c)
+	s.decodeSend(c)
 	c.req.Op, c.req.PID = netstack.OpSend, int(c.n.Pid)
 	if refuseRouting(c) {
 		return ret(unix.EPERM)
