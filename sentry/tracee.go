@@ -98,32 +98,37 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 // no eviction or forget can close the pidfd and let its number be reused
 // under the call.
 func (t *tracees) getfdCached(tid uint32, fd int32) (int, bool, error) {
+	// Unlocked by hand, not deferred: nothing here can panic, and this runs
+	// for every call.
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if pidfd, ok := t.threads[tid]; ok {
-		f, err := pidfdGetfd(pidfd, fd)
-		if err == unix.ESRCH {
-			unix.Close(pidfd)
+	pidfd, ok := t.threads[tid]
+	leader := false
+	if !ok {
+		// A leader: its tid is its tgid (the hint is checked by the pidfd,
+		// which names that very process; ESRCH when it is gone).
+		if tgid, known := t.tgids[tid]; known && tgid == int(tid) {
+			pidfd, ok = t.procs[tgid]
+			leader = true
+		}
+	}
+	if !ok {
+		t.mu.Unlock()
+		return -1, false, nil
+	}
+	f, err := pidfdGetfd(pidfd, fd)
+	if err == unix.ESRCH {
+		unix.Close(pidfd)
+		if leader {
+			delete(t.procs, int(tid))
+			delete(t.tgids, tid)
+		} else {
 			delete(t.threads, tid)
-			return -1, false, nil
 		}
-		return f, true, err
+		t.mu.Unlock()
+		return -1, false, nil
 	}
-	// A leader: its tid is its tgid (the hint is checked by the pidfd,
-	// which names that very process; ESRCH when it is gone).
-	if tgid, ok := t.tgids[tid]; ok && tgid == int(tid) {
-		if pidfd, ok := t.procs[tgid]; ok {
-			f, err := pidfdGetfd(pidfd, fd)
-			if err == unix.ESRCH {
-				unix.Close(pidfd)
-				delete(t.procs, tgid)
-				delete(t.tgids, tid)
-				return -1, false, nil
-			}
-			return f, true, err
-		}
-	}
-	return -1, false, nil
+	t.mu.Unlock()
+	return f, true, err
 }
 
 // getfdNewThread opens a PIDFD_THREAD pidfd for non-leader tid (Linux 6.9:
