@@ -189,7 +189,8 @@ func (s *Supervisor) handleSendmmsg(c *call) outcome {
 	if o, ok := s.takeSendmsgSocket(c, args[0], args[3]); !ok {
 		return o
 	}
-	c.mm = &mmsgState{base: args[1], vlen: int(min(uint32(args[2]), uioMaxIOV))}
+	c.msg.mmsg = mmsgState{base: args[1], vlen: int(min(uint32(args[2]), uioMaxIOV))}
+	c.mm = &c.msg.mmsg                 // in the call: no allocation
 	c.retry = (*Supervisor).mmsgResume // what a first message that waited goes on with
 	return s.mmsgLoop(c)
 }

@@ -68,6 +68,10 @@ type message struct {
 	// call itself: no allocation for the common sends.
 	small [smallSend]byte
 	iov   [16]byte
+	// mmsg is the room for a sendmmsg's progress (c.mm points here): it
+	// outlives each message, so release keeps it; the next call starts
+	// from a cleared call.
+	mmsg mmsgState
 }
 
 // smallSend is the longest data kept in the call (message.small): DNS
@@ -91,7 +95,9 @@ func (m *message) release() {
 	if m.zc && m.data != nil {
 		unix.Munmap(m.data)
 	}
+	mm := m.mmsg
 	*m = message{}
+	m.mmsg = mm
 }
 
 // handleSendto decides sendto(fd, buf, len, flags, addr, addrlen) with an
