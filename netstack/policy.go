@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 )
 
@@ -32,7 +33,24 @@ type Policy struct {
 	otherRules []int32 // rules that can match any other request ("*" rules)
 
 	self atomic.Pointer[Endpoints]
+
+	// memo holds the last lookups of inet requests (see decideInet).
+	memo [memoSlots]atomic.Pointer[inetMemo]
 }
+
+// inetMemo is one remembered rule lookup: what it depends on (the
+// unmapped, zoneless address, the port and the class) and its result, with
+// the decision of the rule found. The tries and rules never change once
+// compiled, so the same inputs find the same rule and the same decision.
+type inetMemo struct {
+	addr  netip.Addr
+	port  uint16
+	class class
+	rule  int32 // noRule: none matched (the fallback is decided afresh)
+	dec   Decision
+}
+
+const memoSlots = 4 // a few destinations in turn; a miss costs one allocation
 
 var _ Decider = (*Policy)(nil)
 
@@ -144,6 +162,9 @@ func (p *Policy) JudgesUnixNames() bool { return len(p.unixRules) > 0 }
 // mount or hard link over an allowed path) is allowed only if both names
 // are: the first name's verdict unless it allows, else the bound name's.
 func (p *Policy) Decide(r Request) Decision {
+	if (r.Family == FamilyInet || r.Family == FamilyInet6) && r.Addr.IsValid() {
+		return p.decideInet(&r)
+	}
 	d := p.decide(r)
 	if r.Family == FamilyUnix && !r.Unix.Abstract && r.Unix.Bound != "" && r.Unix.Bound != r.Unix.Path && d.Action == Allow {
 		b := r
@@ -168,6 +189,42 @@ func (p *Policy) decide(r Request) Decision {
 		return p.rules[i].Verdict.decision(r, p.rules[i].Text)
 	}
 	return p.fallback(r)
+}
+
+// decideInet is decide for an inet request with an address, the hot path:
+// the same lookup (normalize changes only the type here: the family is
+// inet's), without copying the request at each step.
+func (p *Policy) decideInet(r *Request) Decision {
+	typ := r.Type
+	if typ > TypeSeqpacket {
+		typ = TypeOther
+	}
+	c := class(typ&3) << 1
+	if r.Family == FamilyInet6 {
+		c |= 1
+	}
+	a := r.Addr.Addr().Unmap().WithZone("") // inetAddr
+	port := r.Addr.Port()
+	slot := &p.memo[(uint(port)^uint(a.As16()[15]))%memoSlots]
+	m := slot.Load()
+	if m == nil || m.addr != a || m.port != port || m.class != c {
+		// A page or two of trie and rules, cold after the kernel's work
+		// between two calls, against one remembered entry.
+		t := &p.v6
+		if a.Is4() {
+			t = &p.v4
+		}
+		m = &inetMemo{addr: a, port: port, class: c, rule: t.lookup(a, port, c)}
+		if m.rule != noRule {
+			rl := &p.rules[m.rule]
+			m.dec = rl.Verdict.decisionPort(port, rl.Text)
+		}
+		slot.Store(m)
+	}
+	if m.rule != noRule {
+		return m.dec
+	}
+	return p.fallback(normalize(*r))
 }
 
 // lookup returns the index of the first rule matching r, or noRule.

@@ -156,8 +156,10 @@ func checkFastEqualsLinear(t *testing.T, p *Policy, r Request) {
 	if slow != noRule {
 		want = p.rules[slow].Verdict.decision(r, p.rules[slow].Text)
 	}
-	if got := p.Decide(r); got != want {
-		t.Fatalf("Decide(%s) = %+v, want %+v", r.Dest(), got, want)
+	for range 2 { // the second from the memo of inet lookups
+		if got := p.Decide(r); got != want {
+			t.Fatalf("Decide(%s) = %+v, want %+v", r.Dest(), got, want)
+		}
 	}
 }
 

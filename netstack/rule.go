@@ -40,6 +40,12 @@ var (
 
 // decision turns the verdict into a Decision for r.
 func (v Verdict) decision(r Request, rule string) Decision {
+	return v.decisionPort(r.Addr.Port(), rule)
+}
+
+// decisionPort is decision for a request to port: the only field of the
+// request a verdict reads (a redirect without a port keeps it).
+func (v Verdict) decisionPort(port uint16, rule string) Decision {
 	d := Decision{Action: v.Action, Reason: v.Reason, Rule: rule}
 	switch v.Action {
 	case Timeout:
@@ -49,7 +55,7 @@ func (v Verdict) decision(r Request, rule string) Decision {
 	case Redirect:
 		d.Redirect = v.To
 		if v.To.Port() == 0 {
-			d.Redirect = netip.AddrPortFrom(v.To.Addr(), r.Addr.Port())
+			d.Redirect = netip.AddrPortFrom(v.To.Addr(), port)
 		}
 	}
 	return d

@@ -23,10 +23,10 @@ var (
 	bcastLo     = netip.AddrFrom4([4]byte{127, 255, 255, 255})
 )
 
-// decodeSend decodes a send's address. The protocol matters only for an
-// AF_UNSPEC address on an IPv4 datagram socket (a ping socket rejects it,
-// UDP reads it as AF_INET), so SO_PROTOCOL is read only then.
-func (s *Supervisor) decodeSend(c *call) netstack.Request {
+// decodeSend decodes a send's address into c.req. The protocol matters
+// only for an AF_UNSPEC address on an IPv4 datagram socket (a ping socket
+// rejects it, UDP reads it as AF_INET), so SO_PROTOCOL is read only then.
+func (s *Supervisor) decodeSend(c *call) {
 	proto := 0
 	if c.domain == unix.AF_INET && c.typ == unix.SOCK_DGRAM && c.alen >= 2 &&
 		binary.NativeEndian.Uint16(c.addr[:]) == unix.AF_UNSPEC {
@@ -34,7 +34,7 @@ func (s *Supervisor) decodeSend(c *call) netstack.Request {
 			proto = p
 		}
 	}
-	return decodeAddr(c.domain, c.typ, proto, netstack.OpSend, c.addr[:c.alen])
+	c.req = decodeAddr(c.domain, c.typ, proto, netstack.OpSend, c.addr[:c.alen])
 }
 
 // wireDests returns the destinations the kernel may use in place of an

@@ -84,7 +84,7 @@ func (s *Supervisor) readMsghdr(c *call, addr uint64) unix.Errno {
 	if c.alen > 0 && iovlen > 0 && iovlen <= uioMaxIOV {
 		// The name and the iovec array in one read (see read2), with their
 		// faults in the order of the two copies.
-		raw := make([]byte, 16*iovlen)
+		raw := c.msg.iovecBuffer(int(iovlen))
 		errName, errIov := s.tracees.read2(c.n.Pid, name, c.addr[:c.alen], iov, raw)
 		if errName != nil {
 			return unix.EFAULT
@@ -127,11 +127,20 @@ func (s *Supervisor) readIovecs(c *call, addr uint64, n int) unix.Errno {
 		m.spans = nil
 		return 0
 	}
-	raw := make([]byte, 16*n)
+	raw := m.iovecBuffer(n)
 	if s.tracees.read(c.n.Pid, addr, raw) != nil {
 		return unix.EFAULT
 	}
 	return m.setIovecs(raw, n)
+}
+
+// iovecBuffer returns room for the copy of n iovecs: the call's own for
+// one, the usual case.
+func (m *message) iovecBuffer(n int) []byte {
+	if n == 1 {
+		return m.iov[:]
+	}
+	return make([]byte, 16*n)
 }
 
 // setIovecs takes the n iovecs copied into raw, as import_iovec checks them.
@@ -180,7 +189,8 @@ func (s *Supervisor) handleSendmmsg(c *call) outcome {
 	if o, ok := s.takeSendmsgSocket(c, args[0], args[3]); !ok {
 		return o
 	}
-	c.mm = &mmsgState{base: args[1], vlen: int(min(uint32(args[2]), uioMaxIOV))}
+	c.msg.mmsg = mmsgState{base: args[1], vlen: int(min(uint32(args[2]), uioMaxIOV))}
+	c.mm = &c.msg.mmsg                 // in the call: no allocation
 	c.retry = (*Supervisor).mmsgResume // what a first message that waited goes on with
 	return s.mmsgLoop(c)
 }

@@ -1,6 +1,8 @@
 package sentry
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
@@ -56,6 +58,33 @@ type message struct {
 	named             []byte
 	namedSet          bool
 	wanted, wantedSet bool // credsWanted's answer
+	// viaSendto: the call is a sendto, whose address pointer is non-NULL
+	// (the filter traps no other). It is sent with sendto(2), which keeps
+	// that pointer's meaning: a zero addrlen still names an address
+	// (udp_sendmsg then answers EINVAL), where sendmsg's msg_name would be
+	// dropped with it (copy_msghdr_from_user).
+	viaSendto bool
+	// small holds a short datagram's data, and iov a single iovec, in the
+	// call itself: no allocation for the common sends.
+	small [smallSend]byte
+	iov   [16]byte
+	// mmsg is the room for a sendmmsg's progress (c.mm points here): it
+	// outlives each message, so release keeps it; the next call starts
+	// from a cleared call.
+	mmsg mmsgState
+}
+
+// smallSend is the longest data kept in the call (message.small): DNS
+// queries and most datagrams fit.
+const smallSend = 256
+
+// buffer returns n bytes for the supervisor's copy of the data: the call's
+// own small buffer when it fits, else a new slice.
+func (m *message) buffer(n uint64) []byte {
+	if n <= smallSend {
+		return m.small[:n]
+	}
+	return make([]byte, n)
 }
 
 // release frees what the message holds.
@@ -66,7 +95,9 @@ func (m *message) release() {
 	if m.zc && m.data != nil {
 		unix.Munmap(m.data)
 	}
+	mm := m.mmsg
 	*m = message{}
+	m.mmsg = mm
 }
 
 // handleSendto decides sendto(fd, buf, len, flags, addr, addrlen) with an
@@ -92,13 +123,14 @@ func (s *Supervisor) handleSendto(c *call) outcome {
 		return ret(unix.EINVAL)
 	}
 	c.alen = int(alen)
+	c.msg.viaSendto = true
 	c.msg.one[0] = span{buf, size}
 	c.msg.spans = c.msg.one[:]
 	c.msg.total = size
 	if size > 0 && size <= maxSend && c.sendFlags&unix.MSG_ZEROCOPY == 0 {
 		// The address and the data in one read (see read2). A fault in the
 		// data is reported where readPiece would have found it.
-		c.msg.data = make([]byte, size)
+		c.msg.data = c.msg.buffer(size)
 		errAddr, errData := s.tracees.read2(c.n.Pid, args[4], c.addr[:c.alen], buf, c.msg.data)
 		if errAddr != nil {
 			return ret(unix.EFAULT)
@@ -140,7 +172,7 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	if !s.lis.Valid(c.n.ID) {
 		return gone
 	}
-	c.req = s.decodeSend(c)
+	s.decodeSend(c)
 	c.req.Op, c.req.PID = netstack.OpSend, int(c.n.Pid)
 	if refuseRouting(c) {
 		return ret(unix.EPERM)
@@ -233,7 +265,7 @@ func (s *Supervisor) readPiece(c *call) error {
 	} else if uint64(cap(m.data)) >= n && !m.zc {
 		m.data = m.data[:n]
 	} else {
-		m.data, m.zc = make([]byte, n), false
+		m.data, m.zc = m.buffer(n), false
 	}
 	// Walk the spans to the piece's start, then copy span by span.
 	at, done := uint64(0), uint64(0)
@@ -378,22 +410,54 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 			return 0, e
 		}
 	}
-	var n int
-	var e unix.Errno
-	send := rawSendmsg
-	if c.unix != nil {
-		send = pathSendmsg // the path's lookup can block: see offload.go
-	}
-	do := func() unix.Errno {
-		n, e = send(c.sock, addr, c.msg.data[c.msg.at:], control, flags)
-		return e
-	}
+	data := c.msg.data[c.msg.at:]
 	if asCaller {
-		e = s.asCallerWith(c, extra, do) // EACCES, without sending, if it cannot become the caller
-	} else {
-		do()
+		return s.sendPieceAsCaller(c, extra, addr, data, control, flags)
 	}
+	return sendNow(c, addr, data, control, flags)
+}
+
+// sendPieceAsCaller is sendPiece's send on a thread with the caller's
+// credentials. Apart, so that the closure and what it captures are
+// allocated only for such sends.
+func (s *Supervisor) sendPieceAsCaller(c *call, extra uint64, addr, data, control []byte, flags int) (int, unix.Errno) {
+	var n int
+	e := s.asCallerWith(c, extra, func() unix.Errno { // EACCES, without sending, if it cannot become the caller
+		var e unix.Errno
+		n, e = sendNow(c, addr, data, control, flags)
+		return e
+	})
 	return n, e
+}
+
+// sendNow makes the send system call itself.
+func sendNow(c *call, addr, data, control []byte, flags int) (int, unix.Errno) {
+	switch {
+	case c.unix != nil:
+		return pathSendmsg(c.sock, addr, data, control, flags) // the path's lookup can block: see offload.go
+	case c.msg.viaSendto && len(control) == 0:
+		return rawSendto(c.sock, addr, data, flags)
+	}
+	return rawSendmsg(c.sock, addr, data, control, flags)
+}
+
+// rawSendto is sendto(2) with a non-NULL address of len(name) bytes, as
+// the caller passed it (see message.viaSendto). Never blocks: MSG_DONTWAIT.
+func rawSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
+	var p unsafe.Pointer
+	if len(data) > 0 {
+		p = unsafe.Pointer(&data[0])
+	}
+	// A zero-length name still needs a non-NULL pointer; the kernel reads
+	// none of it (move_addr_to_kernel copies addrlen bytes).
+	var none byte
+	np := unsafe.Pointer(&none)
+	if len(name) > 0 {
+		np = unsafe.Pointer(&name[0])
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
+		uintptr(np), uintptr(len(name)))
+	return int(r), e
 }
 
 // sigpipe gives the caller the SIGPIPE that Linux sends with EPIPE. Linux

@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -31,10 +32,15 @@ import (
 // it reaches maxSockIDs (a miss costs only the two getsockopts).
 type sockIDs struct {
 	mu sync.Mutex
-	m  map[uint64]sockID
+	m  map[uint64]*sockID
+	// last is the entry found or made last: a program sending on one
+	// socket call after call finds it without the lock and the map.
+	// Entries never change once made, and the cookie in them is the key.
+	last atomic.Pointer[sockID]
 }
 
 type sockID struct {
+	cookie      uint64
 	domain, typ int32
 }
 
@@ -48,9 +54,16 @@ func (ids *sockIDs) identify(fd int) (domain, typ int, cookie uint64, e unix.Err
 	if e != 0 {
 		return 0, 0, 0, e
 	}
-	ids.mu.Lock()
-	id, hit := ids.m[cookie]
-	ids.mu.Unlock()
+	id := ids.last.Load()
+	if id == nil || id.cookie != cookie {
+		ids.mu.Lock()
+		id = ids.m[cookie]
+		ids.mu.Unlock()
+		if id != nil {
+			ids.last.Store(id)
+		}
+	}
+	hit := id != nil
 	if hit && id.domain != unix.AF_INET6 {
 		return int(id.domain), int(id.typ), cookie, 0
 	}
@@ -63,12 +76,14 @@ func (ids *sockIDs) identify(fd int) (domain, typ int, cookie uint64, e unix.Err
 	if typ, e = rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); e != 0 {
 		return 0, 0, 0, e
 	}
+	id = &sockID{cookie: cookie, domain: int32(domain), typ: int32(typ)}
 	ids.mu.Lock()
 	if ids.m == nil || len(ids.m) >= maxSockIDs {
-		ids.m = make(map[uint64]sockID, 64)
+		ids.m = make(map[uint64]*sockID, 64)
 	}
-	ids.m[cookie] = sockID{domain: int32(domain), typ: int32(typ)}
+	ids.m[cookie] = id
 	ids.mu.Unlock()
+	ids.last.Store(id)
 	return domain, typ, cookie, 0
 }
 

@@ -63,7 +63,7 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
 	}
-	if f, ok, err := t.getfdThread(tid, fd); ok {
+	if f, ok, err := t.getfdCached(tid, fd); ok {
 		return f, err
 	}
 	tgid, err := t.tgidOf(tid)
@@ -89,25 +89,45 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 	return pidfdGetfd(pidfd, fd)
 }
 
-// getfdThread takes fd through the cached thread pidfd of tid, if any. A
-// pidfd names a struct pid, not a number: once that thread has exited (and
-// its tid may have come back as another thread), pidfd_getfd fails with
-// ESRCH (pidfd_get_task finds no task), the entry is dropped and ok is
-// false. The lock is held across pidfd_getfd, so that no eviction can close
-// the pidfd and let its number be reused under the call.
-func (t *tracees) getfdThread(tid uint32, fd int32) (int, bool, error) {
+// getfdCached takes fd through a cached pidfd, under one lock: tid's
+// thread pidfd, or, for a known leader, its process's pidfd. A pidfd names
+// a struct pid, not a number: once that thread or process has exited (and
+// its tid may have come back as another), pidfd_getfd fails with ESRCH
+// (pidfd_get_task finds no task), the entry is dropped and ok is false, so
+// that getfd starts afresh. The lock is held across pidfd_getfd, so that
+// no eviction or forget can close the pidfd and let its number be reused
+// under the call.
+func (t *tracees) getfdCached(tid uint32, fd int32) (int, bool, error) {
+	// Unlocked by hand, not deferred: nothing here can panic, and this runs
+	// for every call.
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	pidfd, ok := t.threads[tid]
+	leader := false
 	if !ok {
+		// A leader: its tid is its tgid (the hint is checked by the pidfd,
+		// which names that very process; ESRCH when it is gone).
+		if tgid, known := t.tgids[tid]; known && tgid == int(tid) {
+			pidfd, ok = t.procs[tgid]
+			leader = true
+		}
+	}
+	if !ok {
+		t.mu.Unlock()
 		return -1, false, nil
 	}
 	f, err := pidfdGetfd(pidfd, fd)
 	if err == unix.ESRCH {
 		unix.Close(pidfd)
-		delete(t.threads, tid)
+		if leader {
+			delete(t.procs, int(tid))
+			delete(t.tgids, tid)
+		} else {
+			delete(t.threads, tid)
+		}
+		t.mu.Unlock()
 		return -1, false, nil
 	}
+	t.mu.Unlock()
 	return f, true, err
 }
 

@@ -65,6 +65,19 @@ int main(void)
 	CASE("sendto.udp_closed_port", sendto(s, msg, 5, 0, (void *)&closed, sizeof closed));
 	CASE("sendto.udp_unconnected_after_icmp", sendto(s, msg, 5, 0, (void *)&u4, sizeof u4), "got=%s", got(ufd));
 	CASE("sendto.udp_too_big", sendto(s, calloc(1, 70000), 70000, 0, (void *)&u4, sizeof u4));
+	/* A non-NULL address of length 0 is still an address (udp_sendmsg:
+	 * EINVAL), not the connected peer; sendto ignores MSG_CMSG_COMPAT,
+	 * which sendmsg refuses. */
+	CASE("sendto.udp_addrlen_zero", sendto(s, msg, 5, 0, (void *)&u4, 0), "got=%s", got(ufd));
+	CASE("sendto.udp_cmsg_compat_flag", sendto(s, msg, 5, 0x80000000, (void *)&u4, sizeof u4), "got=%s", got(ufd));
+	close(s);
+	s = xsocket(AF_INET, SOCK_DGRAM);
+	connect(s, (void *)&u4, sizeof u4);
+	CASE("sendto.udp_connected_addrlen_zero", sendto(s, msg, 5, 0, (void *)&u4, 0), "got=%s", got(ufd));
+	close(s);
+	s = xsocket(AF_INET6, SOCK_DGRAM);
+	connect(s, (void *)&u6, sizeof u6);
+	CASE("sendto.udp6_connected_addrlen_zero", sendto(s, msg, 5, 0, (void *)&u6, 0), "got=%s", got(ufd6));
 	close(s);
 	s = xsocket(AF_INET6, SOCK_DGRAM);
 	CASE("sendto.udp6", sendto(s, msg, 5, 0, (void *)&u6, sizeof u6), "got=%s", got(ufd6));
