@@ -306,7 +306,7 @@ func (cc *credCache) seen(tid uint32) {
 // memory (only on the syscall number and the filter's own argument checks)
 // and the call acts only on the caller itself.
 func (s *Supervisor) handleObserved(c *call) outcome {
-	e := s.dispatch[c.n.Data.Nr]
+	e, _ := s.dispatch.get(c.n.Data.Nr)
 	c.observation = true
 	s.creds.observe(c.n.Pid, e.observe)
 	if err := s.lis.ContinueObserved(c.n.ID); err != nil {

@@ -41,7 +41,7 @@ type Config struct {
 type Supervisor struct {
 	lis      *seccomp.Listener
 	decider  netstack.Decider
-	dispatch dispatchTable
+	dispatch *dispatchTable
 	tracees  *tracees
 	creds    *credCache
 	waiter   *waiter
@@ -390,7 +390,7 @@ func stuck(r *receiver) bool {
 // serveOne serves c; pending reports that the call is left to the waiter,
 // which finishes it later.
 func (s *Supervisor) serveOne(c *call) (pending bool) {
-	e, ok := s.dispatch[c.n.Data.Nr]
+	e, ok := s.dispatch.get(c.n.Data.Nr)
 	if !ok || c.n.Data.Arch != unix.AUDIT_ARCH_X86_64 {
 		// The filter traps only what the table names; anything else is a
 		// mismatch between filter and table. Fail closed.

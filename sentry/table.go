@@ -185,11 +185,29 @@ func FilterRules(opts FilterOptions) []seccomp.Rule {
 	return rules
 }
 
-// dispatchTable maps native syscall numbers to handlers.
-type dispatchTable map[int32]*entry
+// dispatchTable maps native syscall numbers to handlers: an array, read
+// once per notification (a map lookup cost ~0.1 µs of the hot path).
+type dispatchTable struct {
+	byNr [maxSyscallNr]*entry
+	n    int
+}
 
-func newDispatchTable() (dispatchTable, error) {
-	d := make(dispatchTable, len(table))
+// maxSyscallNr bounds x86_64 syscall numbers (the highest is in the 460s).
+const maxSyscallNr = 1024
+
+// get returns the entry for syscall nr.
+func (d *dispatchTable) get(nr int32) (*entry, bool) {
+	if nr < 0 || nr >= maxSyscallNr || d.byNr[nr] == nil {
+		return nil, false
+	}
+	return d.byNr[nr], true
+}
+
+// len is the number of syscalls with a handler.
+func (d *dispatchTable) len() int { return d.n }
+
+func newDispatchTable() (*dispatchTable, error) {
+	d := &dispatchTable{}
 	for i := range table {
 		if table[i].handler == nil {
 			continue // decided in the filter: never reaches the supervisor
@@ -198,10 +216,17 @@ func newDispatchTable() (dispatchTable, error) {
 		if err != nil {
 			return nil, fmt.Errorf("syscall table: %w", err)
 		}
-		if prev, dup := d[nr]; dup && (prev.observe == 0 || prev.observe != table[i].observe) {
+		if nr < 0 || nr >= maxSyscallNr {
+			return nil, fmt.Errorf("syscall table: %s is number %d, beyond the dispatch array", table[i].name, nr)
+		}
+		prev, dup := d.get(nr)
+		if dup && (prev.observe == 0 || prev.observe != table[i].observe) {
 			return nil, fmt.Errorf("syscall table: %s has two handlers", table[i].name)
 		}
-		d[nr] = &table[i]
+		if !dup {
+			d.n++
+		}
+		d.byNr[nr] = &table[i]
 	}
 	return d, nil
 }
