@@ -15,7 +15,9 @@ struct server {
 	int lfd;
 	int port;
 	int done[2]; /* the server writes one byte per connection it reset */
+	int go[2];   /* synced: the server closes once the client writes a byte */
 	int rst;     /* reset (SO_LINGER 0) or an orderly close */
+	int synced;
 	pid_t pid;
 };
 
@@ -32,17 +34,23 @@ static void server_loop(struct server *sv)
 			struct linger l = {1, 0};
 			setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 		}
+		if (sv->synced) {
+			char b;
+			while (read(sv->go[0], &b, 1) < 0 && errno == EINTR)
+				;
+		}
 		close(c);
 		if (write(sv->done[1], "x", 1) != 1)
 			_exit(1);
 	}
 }
 
-static void server_start(struct server *sv, const char *ip, int rst)
+static void server_start(struct server *sv, const char *ip, int rst, int synced)
 {
 	sv->rst = rst;
+	sv->synced = synced;
 	sv->lfd = tcp_listener(ip, &sv->port);
-	if (pipe(sv->done) < 0)
+	if (pipe(sv->done) < 0 || pipe(sv->go) < 0)
 		die("pipe");
 	sv->pid = fork();
 	if (sv->pid < 0)
@@ -58,6 +66,8 @@ static void server_stop(struct server *sv)
 	waitpid(sv->pid, NULL, 0);
 	close(sv->done[0]);
 	close(sv->done[1]);
+	close(sv->go[0]);
+	close(sv->go[1]);
 }
 
 /* await_server waits until the server has handled one more connection and
@@ -85,18 +95,25 @@ static int stream(const char *ip)
 }
 
 /* after_reset connects and, once reset, reads the observables in the given
- * order: "connect" (a second connect), "so_error", "recv", "peer". */
+ * order: "connect" (a second connect), "so_error", "recv", "peer". The
+ * server resets once the connect has returned: a reset that overtakes the
+ * woken task makes the native connect itself fail (rarely on a quiet
+ * machine, often when the probes run beside others), and these cases are
+ * about what follows a completed connect. The race itself is many's, and
+ * TestBlockingConnectsToAResettingServer's, which counts it. */
 static void after_reset(const char *name, const char *ip, const char *order)
 {
 	struct server sv;
 	char buf[64], out[256] = "";
 	int s;
 
-	server_start(&sv, ip, 1);
+	server_start(&sv, ip, 1, 1);
 	s = stream(ip);
 	errno = 0;
 	int r = connect_to(s, ip, sv.port);
 	int e = errno;
+	if (write(sv.go[1], "g", 1) != 1)
+		die("go");
 	await_server(&sv, s);
 	snprintf(out, sizeof out, "poll=%s", events_str(poll1(s, POLLIN | POLLOUT | POLLRDHUP, 0)));
 	for (const char *o = order; *o; o++) {
@@ -141,7 +158,7 @@ static void orderly(const char *name, const char *ip)
 	char buf[8];
 	int s;
 
-	server_start(&sv, ip, 0);
+	server_start(&sv, ip, 0, 0);
 	s = stream(ip);
 	errno = 0;
 	int r = connect_to(s, ip, sv.port);
@@ -177,7 +194,7 @@ static void many(const char *name, const char *ip, int n)
 	struct server sv;
 	int failed = 0, eisconn = 0, reset = 0;
 
-	server_start(&sv, ip, 1);
+	server_start(&sv, ip, 1, 0);
 	for (int i = 0; i < n; i++) {
 		char buf[8];
 		int s = stream(ip);
@@ -194,15 +211,14 @@ static void many(const char *name, const char *ip, int n)
 			reset++;
 		close(s);
 	}
-	/* Printed as booleans: a native failure (the reset overtaking the
-	 * woken task: 0-3 in 5,000 on a quiet machine, more under load) must
-	 * not make the probe flaky, nor its sandboxed twin (a reset landing
-	 * within the supervisor's one-call window, about 1 in 3,000 with
-	 * everything on one CPU); a systematic one shows (the first design
-	 * failed 48-97% of these connects). TestBlockingConnectsToAResettingServer
-	 * compares the counts. */
-	fact(name, "mostly_connected=%d all_eisconn_after=%d mostly_reset_on_recv=%d", failed < n / 4,
-	     eisconn == n - failed, reset >= (n - failed) - n / 4);
+	/* Printed as booleans, over the connects that returned 0: how many
+	 * failed is the kernel's race (the reset overtaking the woken task: 0-3
+	 * in 5,000 on a quiet machine, most of them when the probes run beside
+	 * others and the server preempts the client), so it is not printed;
+	 * TestBlockingConnectsToAResettingServer compares the counts, native
+	 * and sandboxed, in one run. */
+	fact(name, "all_eisconn_after=%d mostly_reset_on_recv=%d", eisconn == n - failed,
+	     reset >= (n - failed) - (n - failed) / 4);
 	server_stop(&sv);
 }
 

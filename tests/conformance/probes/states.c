@@ -464,10 +464,9 @@ static void connected_states(void)
 /* stall: one thread's blocking connect waits on a full accept queue while
  * another thread goes on connecting to a live listener; then the queue is
  * released and the first connect completes (the retransmitted SYN, about
- * 1 s later). Under the sandbox the first is tried directly and converted
- * to the waiter once found asleep (after a conversion, connects skip the
- * direct path for a second: so this case runs first): neither thread may
- * notice. */
+ * 1 s later). Under the sandbox the first is parked in the waiter while
+ * the receiver serves the other thread: neither thread may notice. (The
+ * Unix twin, unix.stall_*, covers the direct connect's conversion.) */
 struct stalled {
 	struct tarpit *tp;
 	int s, ret, err;
@@ -518,7 +517,7 @@ int main(void)
 	lis = sin4("127.0.0.1", port);
 	closed = sin4("127.0.0.1", closed_port("127.0.0.1", &cfd));
 
-	stall(); /* first: nothing has stalled before it (see stall) */
+	stall();
 	blocking();
 	nonblocking();
 	pending();

@@ -2,6 +2,7 @@
  * symlinks and /proc magic links), abstract names, unnamed sockets, type
  * mismatches, path resolution errors, permissions and a full backlog. */
 #include "probe.h"
+#include <pthread.h>
 
 static const int types[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET};
 static const char *const tnames[] = {"stream", "dgram", "seqpacket"};
@@ -487,9 +488,77 @@ static void permissions(void)
 		close(fds[--n]);
 }
 
+/* stall: one thread's blocking connect waits for room on a listener whose
+ * backlog is full, while another thread goes on connecting to a live
+ * listener; then one connection is accepted, and the first connect
+ * completes. Under the sandbox the first is tried directly, found asleep by
+ * the watchdog and converted to the waiter; after a conversion, connects
+ * skip the direct path for a second, so this case runs first. Neither
+ * thread may notice. */
+struct stalled {
+	struct sockaddr_un a;
+	socklen_t len;
+	int s, ret, err;
+};
+
+static void *stalled_connect(void *arg)
+{
+	struct stalled *st = arg;
+
+	st->ret = connect(st->s, (struct sockaddr *)&st->a, st->len);
+	st->err = errno;
+	return NULL;
+}
+
+static void stall(int type, const char *tn)
+{
+	struct stalled st;
+	struct sockaddr_un live;
+	socklen_t llen;
+	char p[32], name[96];
+	pthread_t th;
+	int full, lv, filler, ok = 0;
+
+	snprintf(p, sizeof p, "stall-%s.sock", tn);
+	st.len = sun_path_addr(&st.a, path_in(p));
+	full = server(type, &st.a, st.len, 0);
+	if (listen(full, 0) < 0)
+		die("listen");
+	filler = xsocket(AF_UNIX, type);
+	if (connect(filler, (void *)&st.a, st.len) < 0)
+		die("stall filler");
+	snprintf(p, sizeof p, "live-%s.sock", tn);
+	llen = sun_path_addr(&live, path_in(p));
+	lv = server(type, &live, llen, 1);
+	st.s = xsocket(AF_UNIX, type);
+	if (pthread_create(&th, NULL, stalled_connect, &st))
+		die("pthread_create");
+	sleep_ms(150);
+	for (int i = 0; i < 50; i++) {
+		int s = xsocket(AF_UNIX, type);
+
+		if (connect(s, (void *)&live, llen) == 0) {
+			ok++;
+			close(accept(lv, NULL, NULL));
+		}
+		close(s);
+	}
+	snprintf(name, sizeof name, "unix.stall_%s_others_connected", tn);
+	fact(name, "%d", ok);
+	close(accept(full, NULL, NULL));
+	pthread_join(th, NULL);
+	snprintf(name, sizeof name, "unix.stall_%s_released", tn);
+	CASE(name, (errno = st.err, st.ret));
+	close(st.s);
+	close(filler);
+	close(lv);
+	close(full);
+}
+
 int main(void)
 {
 	probe_init();
+	stall(SOCK_STREAM, "stream"); /* first: nothing has stalled before it */
 	paths();
 	abstract();
 	matrix();
