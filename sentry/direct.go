@@ -71,7 +71,7 @@ func (s *Supervisor) canConnectDirect(c *call) bool {
 		// waiter's path.
 		return false
 	}
-	if until := s.directOff.Load(); until != 0 && time.Now().UnixNano() < until {
+	if until := s.directOff.Load(); until != 0 && nanotime() < until {
 		return false
 	}
 	if c.domain != unix.AF_UNIX {
@@ -147,7 +147,7 @@ func (s *Supervisor) convertDirect(r *receiver) bool {
 		return false
 	}
 	d.converted, d.flags, d.at = true, f, time.Now().UnixNano()
-	s.directOff.Store(d.at + int64(directStall))
+	s.directOff.Store(nanotime() + int64(directStall))
 	// Go ignores a SIGURG that is not its own preemption request; the
 	// handler is SA_RESTART, so the connect restarts, non-blocking now.
 	unix.Tgkill(os.Getpid(), int(r.tid.Load()), unix.SIGURG)

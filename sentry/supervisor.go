@@ -76,7 +76,7 @@ type Supervisor struct {
 	marks connectedMarks
 	// socks caches the sockets' family and type by cookie (sockid.go).
 	socks sockIDs
-	// directOff: until this UnixNano, connects take the brief O_NONBLOCK
+	// directOff: until this nanotime, connects take the brief O_NONBLOCK
 	// path, not the direct one (direct.go).
 	directOff atomic.Int64
 	// helper is the backlog receiver, watched for direct connects too.
