@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,7 +62,7 @@ type directConn struct {
 // thread (the caller's path credentials are the supervisor's, see
 // connectOnce), outside a stall.
 func (s *Supervisor) canConnectDirect(c *call) bool {
-	if c.rx == nil || (c.typ != unix.SOCK_STREAM && c.typ != unix.SOCK_SEQPACKET) {
+	if c.domain != unix.AF_UNIX || c.typ != unix.SOCK_STREAM && c.typ != unix.SOCK_SEQPACKET || c.rx == nil {
 		return false
 	}
 	if c.sink {
@@ -74,9 +73,6 @@ func (s *Supervisor) canConnectDirect(c *call) bool {
 	if until := s.directOff.Load(); until != 0 && nanotime() < until {
 		return false
 	}
-	if c.domain != unix.AF_UNIX {
-		return false
-	}
 	if c.unix != nil {
 		st, err := c.callerStatus()
 		return err == nil && samePathCreds(st, s.self)
@@ -84,18 +80,18 @@ func (s *Supervisor) canConnectDirect(c *call) bool {
 	return !c.needsCallerCreds(s)
 }
 
-// connectDirect performs c's connect with one plain connect(2), converting
-// to the waiter if the watchdog finds it stuck (see above).
+// connectDirect performs c's connect with one plain connect(2), as work
+// that can block (offload), converting to the waiter if the watchdog finds
+// it stuck (see above).
 func (s *Supervisor) connectDirect(c *call) outcome {
 	if s.waiter.interrupted(c) {
 		return ret(unix.EINTR)
 	}
-	r := c.rx
-	if r.busySince.Load() == 0 {
-		r.busySince.Store(time.Now().UnixNano())
-		defer r.busySince.Store(0)
-	}
-	d := &r.direct
+	return s.offload(c, func() outcome { return s.directAttempt(c) })
+}
+
+func (s *Supervisor) directAttempt(c *call) outcome {
+	d := &c.rx.direct
 	d.mu.Lock()
 	d.sock, d.converted = c.sock, false
 	d.mu.Unlock()
@@ -168,15 +164,4 @@ func sleeping(tid int) bool {
 		return true
 	}
 	return b[i+2] == 'S' || b[i+2] == 'D'
-}
-
-// blockingConnect is connect(2) that may block: unix.Syscall tells the Go
-// scheduler, so a long wait does not hold a processor (see pathConnect).
-func blockingConnect(fd int, addr []byte) unix.Errno {
-	var p unsafe.Pointer
-	if len(addr) > 0 {
-		p = unsafe.Pointer(&addr[0])
-	}
-	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
-	return e
 }

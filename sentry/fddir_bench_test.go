@@ -47,7 +47,7 @@ func BenchmarkUnixConnectFd(b *testing.B) {
 					if tc.prepare {
 						e = fdConnect(s, obj, addr)
 					} else {
-						e = pathConnect(s, addr)
+						e = blockingConnect(s, addr)
 					}
 					if e != 0 {
 						b.Error(e)

@@ -36,12 +36,14 @@ func (s *Supervisor) offload(c *call, rest func() outcome) outcome {
 	return rest()
 }
 
-// pathConnect and pathSendmsg are connect and sendmsg to a Unix path
-// (/proc/self/fd/N): its lookup and inode_permission can block on the file
-// system even on a non-blocking socket. A RawSyscall that blocks keeps its
-// processor (GOMAXPROCS of them), and with it, once there are as many, the
-// whole supervisor: these tell the scheduler, as unix.Syscall does.
-func pathConnect(fd int, addr []byte) unix.Errno {
+// blockingConnect and pathSendmsg are connect and sendmsg that can block:
+// to a Unix path (/proc/self/fd/N), whose lookup and inode_permission can
+// block on the file system even on a non-blocking socket, and the direct
+// connect (direct.go), which waits for room in a full backlog. A RawSyscall
+// that blocks keeps its processor (GOMAXPROCS of them), and with it, once
+// there are as many, the whole supervisor: these tell the scheduler, as
+// unix.Syscall does.
+func blockingConnect(fd int, addr []byte) unix.Errno {
 	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&addr[0])), uintptr(len(addr)))
 	return e
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sandbox/tests/internal/nettest"
 )
 
 // The exit status is PROGRAM's own, 128+N for a signal, and docker run's
@@ -142,20 +144,15 @@ func TestSetupFailureNeverRunsProgram(t *testing.T) {
 	sb := sandbox(t)
 	for _, step := range []string{"start", "nnp", "filter", "listener", "handoff"} {
 		t.Run(step, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "ran")
-			cmd := exec.Command(sb, "run", "--", "touch", marker)
-			cmd.Env = append(os.Environ(), "SANDBOX_TEST_FAIL_AT="+step)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 125 {
+			code, ran, stderr := nettest.FailAt(t, sb, step)
+			if code != 125 {
 				t.Errorf("exit %d, want 125", code)
 			}
-			if _, err := os.Stat(marker); err == nil {
+			if ran {
 				t.Error("PROGRAM ran although setup failed")
 			}
-			if !strings.Contains(stderr.String(), "injected") {
-				t.Errorf("stderr does not name the cause: %q", stderr.String())
+			if !strings.Contains(stderr, "injected") {
+				t.Errorf("stderr does not name the cause: %q", stderr)
 			}
 		})
 	}
@@ -169,20 +166,15 @@ func TestCorruptFilterNeverRunsProgram(t *testing.T) {
 		"bpf-code": "install seccomp filter: load filter: invalid argument",
 	} {
 		t.Run(step, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "ran")
-			cmd := exec.Command(sb, "run", "--", "touch", marker)
-			cmd.Env = append(os.Environ(), "SANDBOX_TEST_FAIL_AT="+step)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 125 {
+			code, ran, stderr := nettest.FailAt(t, sb, step)
+			if code != 125 {
 				t.Errorf("exit %d, want 125", code)
 			}
-			if _, err := os.Stat(marker); err == nil {
+			if ran {
 				t.Error("PROGRAM ran although its filter was refused")
 			}
-			if !strings.Contains(stderr.String(), want) {
-				t.Errorf("stderr %q, want %q", stderr.String(), want)
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr %q, want %q", stderr, want)
 			}
 		})
 	}

@@ -408,19 +408,14 @@ func TestLayerSetupFailuresFailClosed(t *testing.T) {
 		"fds": "--preserve-fds", "capabilities": "--keep-caps", "userns": "--allow-userns", "landlock": "--landlock=false",
 	} {
 		t.Run(step, func(t *testing.T) {
-			marker := filepath.Join(t.TempDir(), "ran")
-			cmd := exec.Command(sb, "run", "--", "touch", marker)
-			cmd.Env = append(os.Environ(), "SANDBOX_TEST_FAIL_AT="+step)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			cmd.Run()
-			if code := cmd.ProcessState.ExitCode(); code != 125 {
+			code, ran, stderr := nettest.FailAt(t, sb, step)
+			if code != 125 {
 				t.Errorf("exit %d, want 125", code)
 			}
-			if _, err := os.Stat(marker); err == nil {
+			if ran {
 				t.Error("PROGRAM ran although setup failed")
 			}
-			if msg := stderr.String(); !strings.Contains(msg, "injected") || !strings.Contains(msg, fix) || strings.Count(msg, "\n") != 1 {
+			if msg := stderr; !strings.Contains(msg, "injected") || !strings.Contains(msg, fix) || strings.Count(msg, "\n") != 1 {
 				t.Errorf("stderr %q: want one line naming the cause and %s", msg, fix)
 			}
 		})

@@ -254,3 +254,18 @@ func mustRun(t testing.TB, name string, args ...string) Result {
 	}
 	return r
 }
+
+// FailAt runs `sb run -- touch MARKER` with the sandbox's test hook
+// SANDBOX_TEST_FAIL_AT=step, which makes that setup step fail, and reports
+// the exit status, whether PROGRAM ran (the marker exists) and stderr.
+func FailAt(t *testing.T, sb, step string) (code int, ran bool, stderr string) {
+	t.Helper()
+	marker := t.TempDir() + "/ran"
+	cmd := exec.Command(sb, "run", "--", "touch", marker)
+	cmd.Env = append(os.Environ(), "SANDBOX_TEST_FAIL_AT="+step)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	cmd.Run()
+	_, err := os.Stat(marker)
+	return cmd.ProcessState.ExitCode(), err == nil, errb.String()
+}
