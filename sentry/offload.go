@@ -44,7 +44,11 @@ func (s *Supervisor) offload(c *call, rest func() outcome) outcome {
 // there are as many, the whole supervisor: these tell the scheduler, as
 // unix.Syscall does.
 func blockingConnect(fd int, addr []byte) unix.Errno {
-	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&addr[0])), uintptr(len(addr)))
+	var p unsafe.Pointer
+	if len(addr) > 0 { // a direct connect may carry a short address: the kernel judges it
+		p = unsafe.Pointer(&addr[0])
+	}
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
 	return e
 }
 
