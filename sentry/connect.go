@@ -50,13 +50,10 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	}
 	if c.isUnixPath() {
 		// Decide on the object actually opened, not on the path's text.
-		// The lookup can block on a file system: off the receive thread.
-		return s.offload(c, func() outcome {
-			if o, ok := s.openUnixTarget(c); !ok {
-				return o
-			}
-			return s.decideConnect(c)
-		})
+		// The lookup can block on a file system (see offload.go).
+		if o, ok := s.openUnixTarget(c); !ok {
+			return o
+		}
 	}
 	return s.decideConnect(c)
 }

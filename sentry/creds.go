@@ -330,7 +330,7 @@ func (s *Supervisor) unixCredsWanted(c *call) bool {
 	if !ok {
 		return true
 	}
-	defer rawClose(fd)
+	defer closeDup(fd)
 	return passesCreds(fd)
 }
 
@@ -507,7 +507,7 @@ func dupIfInode(s *Supervisor, c *call, fd int32, ino uint64) (int, bool) {
 	}
 	var x unix.Stat_t
 	if unix.Fstat(d, &x) != nil || x.Ino != ino || x.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		rawClose(d)
+		closeDup(d)
 		return -1, false
 	}
 	return d, true

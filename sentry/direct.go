@@ -80,17 +80,13 @@ func (s *Supervisor) canConnectDirect(c *call) bool {
 	return !c.needsCallerCreds(s)
 }
 
-// connectDirect performs c's connect with one plain connect(2), as work
-// that can block (offload), converting to the waiter if the watchdog finds
-// it stuck (see above).
+// connectDirect performs c's connect with one plain connect(2), watched
+// as every call on a receive thread is (offload.go), converting to the
+// waiter if the watchdog finds it stuck (see above).
 func (s *Supervisor) connectDirect(c *call) outcome {
 	if s.waiter.interrupted(c) {
 		return ret(unix.EINTR)
 	}
-	return s.offload(c, func() outcome { return s.directAttempt(c) })
-}
-
-func (s *Supervisor) directAttempt(c *call) outcome {
 	d := &c.rx.direct
 	d.mu.Lock()
 	d.sock, d.converted = c.sock, false

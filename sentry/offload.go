@@ -1,41 +1,43 @@
 package sentry
 
 import (
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Never block the receive thread. Resolving an AF_UNIX path (openat2 in the
-// caller's root), and the connect or send to the object found, walk a file
-// system: lookups and inode_permission (fuse_permission asks the FUSE server
-// for attributes) can wait for as long as a server takes to answer, forever
-// for a hung one. Natively that stalls only the calling thread.
+// Never block the receive thread. Much of a call's work can wait for as long
+// as the program, or a file system, chooses:
+//   - resolving an AF_UNIX path (openat2 in the caller's root), and the
+//     connect or send to the object found, walk a file system: lookups and
+//     inode_permission (fuse_permission asks the FUSE server for
+//     attributes) wait for a hung server forever;
+//   - reading or writing the caller's memory (process_vm_readv) faults its
+//     pages in as the caller's own copy_from_user would: a page that a
+//     userfaultfd of the program's registers, or a mapping of a file on a
+//     hung file system, waits for whoever serves the fault;
+//   - closing a duplicate of the program's file runs its flush (FUSE asks
+//     the server) and, for the last reference, its release (a TCP socket
+//     with SO_LINGER waits for its data to drain).
+// Natively each of these stalls only the calling thread.
 //
-// Such work runs on the receive thread, marked as work that can block
-// (offload), and a watchdog (Supervisor.watchReceiver) starts another
-// receiver when one has been in it for longer than stuckAfter; the stuck one
-// finishes its call whenever the file system answers, then exits. So a hung
-// path stalls only its own caller, and a call that finishes in time (all
-// of them, on a healthy file system) pays no hand-over between threads: an
+// So every call a receive thread serves is watched: the receiver records
+// when it started (receiver.busySince) and a watchdog
+// (Supervisor.watchReceiver) starts another receiver when one has been
+// asleep in a call for longer than stuckAfter; the stuck one finishes its
+// call whenever the wait ends, then exits. A hung path or page stalls only
+// its own caller, and a call that finishes in time (all of them, on a
+// healthy system) pays two stores and no hand-over between threads: an
 // earlier design gave every Unix path call a goroutine of its own, and the
 // hand-overs cost more than the call (a Unix connect went from ~40 to
-// ~200 µs).
+// ~200 µs). The system calls that can wait so go through unix.Syscall,
+// never RawSyscall (rawsys.go): a raw one keeps its Go processor while it
+// waits, and once GOMAXPROCS of them wait, or the garbage collector needs
+// to stop the world, the whole supervisor waits with them.
 
-// offload runs rest, the tail of call c that may block on a file system,
-// marked for the watchdog. A call already off the receive thread (a later
-// message of the same sendmmsg resumed by the waiter) runs rest as it is.
-func (s *Supervisor) offload(c *call, rest func() outcome) outcome {
-	if c.offloaded || c.rx == nil {
-		return rest()
-	}
-	c.offloaded = true
-	c.rx.busySince.Store(time.Now().UnixNano())
-	defer c.rx.busySince.Store(0)
-	return rest()
-}
-
+// blockingConnect, pathSendmsg, accessMem, readMem2 and closeDup are the
+// system calls that can wait on what the program controls (see above).
+//
 // blockingConnect and pathSendmsg are connect and sendmsg that can block:
 // to a Unix path (/proc/self/fd/N), whose lookup and inode_permission can
 // block on the file system even on a non-blocking socket, and the direct
@@ -64,3 +66,31 @@ func pathSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno
 	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
 	return int(r), e
 }
+
+// accessMem is process_vm_readv (or, to write, process_vm_writev) of one
+// range of the caller's memory.
+func accessMem(pid uint32, addr uint64, buf []byte, write bool) (int, unix.Errno) {
+	nr := uintptr(unix.SYS_PROCESS_VM_READV)
+	if write {
+		nr = unix.SYS_PROCESS_VM_WRITEV
+	}
+	local := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+	remote := unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
+	r, _, e := unix.Syscall6(nr, uintptr(pid),
+		uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
+	return int(r), e
+}
+
+// readMem2 is process_vm_readv of two ranges, in order.
+func readMem2(pid uint32, a1 uint64, b1 []byte, a2 uint64, b2 []byte) (int, unix.Errno) {
+	local := [2]unix.Iovec{{Base: &b1[0], Len: uint64(len(b1))}, {Base: &b2[0], Len: uint64(len(b2))}}
+	remote := [2]unix.RemoteIovec{{Base: uintptr(a1), Len: len(b1)}, {Base: uintptr(a2), Len: len(b2)}}
+	r, _, e := unix.Syscall6(unix.SYS_PROCESS_VM_READV, uintptr(pid),
+		uintptr(unsafe.Pointer(&local[0])), 2, uintptr(unsafe.Pointer(&remote[0])), 2, 0)
+	return int(r), e
+}
+
+// closeDup closes the supervisor's duplicate of one of the program's files
+// (pidfd_getfd, SCM_RIGHTS): filp_flush and, for the last reference,
+// __fput run in this thread.
+func closeDup(fd int) { unix.Syscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }

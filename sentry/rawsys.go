@@ -27,27 +27,6 @@ func rawFcntl(fd, cmd, arg int) (int, unix.Errno) {
 	return int(r), e
 }
 
+// rawClose closes a descriptor of the supervisor's own: a pidfd, a /proc
+// file, a Landlock ruleset (a duplicate of the program's file: closeDup).
 func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
-
-// rawAccessMem is process_vm_readv (or, to write, process_vm_writev) of one
-// range.
-func rawAccessMem(pid uint32, addr uint64, buf []byte, write bool) (int, unix.Errno) {
-	nr := uintptr(unix.SYS_PROCESS_VM_READV)
-	if write {
-		nr = unix.SYS_PROCESS_VM_WRITEV
-	}
-	local := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
-	remote := unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
-	r, _, e := unix.RawSyscall6(nr, uintptr(pid),
-		uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
-	return int(r), e
-}
-
-// rawReadMem2 is process_vm_readv of two ranges, in order.
-func rawReadMem2(pid uint32, a1 uint64, b1 []byte, a2 uint64, b2 []byte) (int, unix.Errno) {
-	local := [2]unix.Iovec{{Base: &b1[0], Len: uint64(len(b1))}, {Base: &b2[0], Len: uint64(len(b2))}}
-	remote := [2]unix.RemoteIovec{{Base: uintptr(a1), Len: len(b1)}, {Base: uintptr(a2), Len: len(b2)}}
-	r, _, e := unix.RawSyscall6(unix.SYS_PROCESS_VM_READV, uintptr(pid),
-		uintptr(unsafe.Pointer(&local[0])), 2, uintptr(unsafe.Pointer(&remote[0])), 2, 0)
-	return int(r), e
-}

@@ -226,8 +226,7 @@ func (s *Supervisor) mmsgLoop(c *call) outcome {
 // mmsgResume finishes a first message that waited for room, then goes on.
 func (s *Supervisor) mmsgResume(c *call) outcome {
 	// On the waiter's goroutine, which takes no pending outcome: a later
-	// message's Unix path is resolved right here (see offload).
-	c.offloaded = true
+	// message's Unix path is resolved right here.
 	o := s.sendOnce(c)
 	if o.errno == unix.EAGAIN || o.errno == unix.EINPROGRESS {
 		return o // still no room: the waiter tries again

@@ -90,7 +90,7 @@ func (m *message) buffer(n uint64) []byte {
 // release frees what the message holds.
 func (m *message) release() {
 	for _, fd := range m.passed {
-		rawClose(fd)
+		closeDup(fd)
 	}
 	if m.zc && m.data != nil {
 		unix.Munmap(m.data)
@@ -184,13 +184,10 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	}
 	if c.isUnixPath() {
 		// The lookup, and the send to the object found, can block on a
-		// file system: off the receive thread.
-		return s.offload(c, func() outcome {
-			if o, ok := s.openUnixTarget(c); !ok {
-				return o
-			}
-			return s.decideSend(c)
-		})
+		// file system (see offload.go).
+		if o, ok := s.openUnixTarget(c); !ok {
+			return o
+		}
 	}
 	return s.decideSend(c)
 }

@@ -185,9 +185,6 @@ type call struct {
 	noWait    bool
 	// parked: the call waits in the waiter, which resumes it (retry).
 	parked bool
-	// offloaded: the call's work that can block is under way, watched
-	// (offload.go), or the call is off the receive thread (the waiter's).
-	offloaded bool
 	// rx is the receiver that received the call.
 	rx *receiver
 	// afterAnswer, when set, runs once the answer has been given.
@@ -238,8 +235,8 @@ func (s *Supervisor) Serve() error {
 
 // receiver is one thread receiving notifications.
 type receiver struct {
-	// busySince is when the call it serves started work that can block
-	// (UnixNano), 0 otherwise.
+	// busySince is when the call it serves was received (nanotime), 0
+	// between calls: the watchdog's reading (offload.go).
 	busySince atomic.Int64
 	// retire: another receiver took over; this one exits after its call.
 	retire atomic.Bool
@@ -285,9 +282,11 @@ func (s *Supervisor) receive(r *receiver, errc chan<- error) {
 			quick = 0
 		}
 		lastTid = c.n.Pid
+		r.busySince.Store(c.startNs)
 		if s.serveOne(c) {
 			c = nil // the waiter holds it
 		}
+		r.busySince.Store(0)
 	}
 }
 
@@ -350,20 +349,23 @@ func (s *Supervisor) helpWithBacklog(errc chan<- error) {
 				return
 			}
 			c.startNs = nanotime()
+			r.busySince.Store(c.startNs)
 			if s.serveOne(c) {
 				c = nil
 			}
+			r.busySince.Store(0)
 		}
 	}
 }
 
-// stuckAfter is how long a receiver may spend in work that can block before
-// another takes over. A hung file system then stalls only its own caller,
+// stuckAfter is how long a receiver may sleep in a call before another
+// takes over. A hung file system then stalls only its own caller,
 // as natively; calls that finish in time cost no hand-over at all.
 const stuckAfter = 20 * time.Millisecond
 
 // watchReceiver starts a new receiver whenever the current one is stuck in
-// work that can block, and retires the stuck one once its call ends.
+// a call, and retires the stuck one once its call ends. (The backlog
+// helper is never replaced: stuck, it stalls only its own caller.)
 func (s *Supervisor) watchReceiver(errc chan<- error) {
 	t := time.NewTicker(stuckAfter / 2)
 	defer t.Stop()
@@ -372,7 +374,7 @@ func (s *Supervisor) watchReceiver(errc chan<- error) {
 			s.convertDirect(h)
 		}
 		r := s.rx.Load()
-		if stuck(r) && !s.convertDirect(r) {
+		if stuck(r) && !s.convertDirect(r) && sleeping(int(r.tid.Load())) {
 			r.retire.Store(true)
 			nr := newReceiver()
 			s.rx.Store(nr)
@@ -381,10 +383,12 @@ func (s *Supervisor) watchReceiver(errc chan<- error) {
 	}
 }
 
-// stuck reports whether r has been in work that can block for stuckAfter.
+// stuck reports whether r has been in one call for stuckAfter. (Whether
+// it is asleep there, or only descheduled on a busy machine, is the
+// caller's question: sleeping.)
 func stuck(r *receiver) bool {
 	since := r.busySince.Load()
-	return since != 0 && time.Since(time.Unix(0, since)) > stuckAfter
+	return since != 0 && nanotime()-since > int64(stuckAfter)
 }
 
 // serveOne serves c; pending reports that the call is left to the waiter,
@@ -456,7 +460,7 @@ func (s *Supervisor) release(c *call) {
 		}
 	}
 	if c.sock >= 0 {
-		rawClose(c.sock)
+		closeDup(c.sock)
 		c.sock = -1
 	}
 	if c.unix != nil {

@@ -306,7 +306,7 @@ func (t *tracees) read2(tid uint32, a1 uint64, b1 []byte, a2 uint64, b2 []byte) 
 		}
 		return nil, t.read(tid, a2, b2)
 	}
-	n, e := rawReadMem2(tid, a1, b1, a2, b2)
+	n, e := readMem2(tid, a1, b1, a2, b2)
 	switch {
 	case e == unix.EPERM || e == unix.ENOSYS:
 		t.noVMRead.Store(true)
@@ -336,7 +336,7 @@ func (t *tracees) access(tid uint32, addr uint64, buf []byte, write bool) error 
 		return nil
 	}
 	if !t.noVMRead.Load() {
-		n, e := rawAccessMem(tid, addr, buf, write)
+		n, e := accessMem(tid, addr, buf, write)
 		switch {
 		case e == 0 && n == len(buf):
 			return nil

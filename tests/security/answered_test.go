@@ -248,3 +248,66 @@ func TestSendmmsgResumedToAPath(t *testing.T) {
 		t.Fatalf("want %q\nnative %v: %q\nsandboxed %v: %q", want, native, native.Stdout, boxed, boxed.Stdout)
 	}
 }
+
+// A page that never arrives stalls only its own caller. Thread A's connect,
+// sendto or sendmsg has its argument in a page that a userfaultfd of the
+// program registers and nobody serves yet: natively A waits in its own
+// copy_from_user; sandboxed, the supervisor's process_vm_readv of A's memory
+// waits the same way. Meanwhile thread B makes 200 connects to a listener
+// of its own, which must all finish while A waits; then B serves the fault
+// and A's call must end as natively (errno 0, the datagram delivered).
+// Before the fix the read was a raw system call outside the watchdog's
+// view: the receive thread, and its Go processor, waited with A, and B's
+// first connect was never answered.
+//
+// As root the program opens /dev/userfaultfd itself (Docker's default
+// capabilities keep the DAC override it needs); as nobody it is handed an
+// open /dev/userfaultfd (a userfaultfd(2) of an unprivileged process
+// handles user-mode faults only, which a remote read does not make).
+func TestHungMemoryStallsOnlyItsCaller(t *testing.T) {
+	nettest.RequireRoot(t)
+	if _, err := os.Stat("/dev/userfaultfd"); err != nil {
+		t.Skipf("no /dev/userfaultfd: %v", err)
+	}
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "hungmem.c"), false)
+	policies := map[string][]string{
+		"default": nil,
+		"rules":   {"--allow", "tcp:127.0.0.1", "--allow", "udp:127.0.0.1"},
+	}
+	for _, who := range []string{"root", "nobody"} {
+		for _, pol := range []string{"default", "rules"} {
+			for _, mode := range []string{"connect", "sendto", "sendmsg"} {
+				t.Run(who+"/"+pol+"/"+mode, func(t *testing.T) {
+					t.Parallel()
+					n := nettest.NewNetns(t)
+					run := func(argv ...string) string {
+						if who == "nobody" {
+							// fd 3: /dev/userfaultfd, opened by root.
+							argv = append([]string{"sh", "-c", `exec "$@" 3</dev/userfaultfd`, "sh"},
+								append(asNobody(sb, prog), argv...)...)
+						}
+						r := n.Run(30*time.Second, argv...)
+						if r.TimedOut || r.ExitCode != 0 {
+							t.Fatalf("%v (a call never answered times out)\nstdout:\n%s", r, r.Stdout)
+						}
+						if !strings.Contains(r.Stdout, "B: 200/200 connected\nB done; A still blocked\n") {
+							t.Fatalf("B's connects did not all finish while A waited (the test proves nothing if A returned):\n%s", r.Stdout)
+						}
+						_, a, _ := strings.Cut(r.Stdout, "A: ")
+						return strings.TrimSpace(a)
+					}
+					native := run(prog, mode)
+					argv := append(append([]string{sb, "run", "--log-level", "error"}, policies[pol]...), "--", prog, mode)
+					if who == "nobody" {
+						argv = append([]string{sb, "run", "--preserve-fds", "1", "--log-level", "error"}, append(policies[pol], "--", prog, mode)...)
+					}
+					boxed := run(argv...)
+					if native != "errno=0 arrived=1" || boxed != native {
+						t.Fatalf("A's %s once its page arrived: native %q, sandboxed %q (want errno=0 arrived=1 both)", mode, native, boxed)
+					}
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,151 @@
+// hungmem MODE: thread A makes a call whose argument lies in a page that a
+// userfaultfd of this process registers and nobody serves yet, so reading
+// it waits (natively: A's own copy_from_user; sandboxed: the supervisor's
+// process_vm_readv of A's memory). Meanwhile the main thread, B, makes 200
+// connects to a loopback listener of its own, which must all finish while
+// A waits. B prints "B done; A still blocked", then serves the fault with a
+// page holding the real argument, and prints A's errno.
+//
+// MODE: connect (the address in the page), sendto (the address in the
+// page), sendmsg (the msghdr in the page). The userfaultfd comes from fd 3
+// when it is an open /dev/userfaultfd (USERFAULTFD_IOC_NEW), else from
+// /dev/userfaultfd, else from userfaultfd(2): one that handles faults in
+// kernel mode, which only a privileged opener gets.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static char *page;
+static long pagesz;
+static const char *mode;
+static struct sockaddr_in tcp_dst, udp_dst;
+static atomic_int a_done;
+static int a_errno;
+
+static void *call_a(void *arg) {
+	(void)arg;
+	int r;
+	if (strcmp(mode, "connect") == 0) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		r = connect(s, (struct sockaddr *)page, sizeof(struct sockaddr_in));
+	} else if (strcmp(mode, "sendto") == 0) {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		r = sendto(s, "a", 1, 0, (struct sockaddr *)page, sizeof(struct sockaddr_in)) < 0;
+	} else {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		r = sendmsg(s, (struct msghdr *)page, 0) < 0;
+	}
+	a_errno = r ? errno : 0;
+	atomic_store(&a_done, 1);
+	return NULL;
+}
+
+static int new_uffd(void) {
+	int dev = fcntl(3, F_GETFD) >= 0 ? 3 : open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	int u = dev >= 0 ? ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC) : -1;
+	if (u < 0)
+		u = syscall(SYS_userfaultfd, O_CLOEXEC);
+	return u;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2)
+		return 2;
+	mode = argv[1];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	pagesz = sysconf(_SC_PAGESIZE);
+	int u = new_uffd();
+	struct uffdio_api api = {.api = UFFD_API};
+	if (u < 0 || ioctl(u, UFFDIO_API, &api)) {
+		printf("no userfaultfd: %s\n", strerror(errno));
+		return 3;
+	}
+	page = mmap(NULL, pagesz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct uffdio_register reg = {.range = {.start = (unsigned long)page, .len = pagesz},
+				      .mode = UFFDIO_REGISTER_MODE_MISSING};
+	if (page == MAP_FAILED || ioctl(u, UFFDIO_REGISTER, &reg)) {
+		perror("register");
+		return 2;
+	}
+
+	int l = socket(AF_INET, SOCK_STREAM, 0), d = socket(AF_INET, SOCK_DGRAM, 0);
+	tcp_dst = udp_dst = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof tcp_dst;
+	if (bind(l, (void *)&tcp_dst, sizeof tcp_dst) || listen(l, 256) || getsockname(l, (void *)&tcp_dst, &len) ||
+	    bind(d, (void *)&udp_dst, sizeof udp_dst) || getsockname(d, (void *)&udp_dst, &len)) {
+		perror("listeners");
+		return 2;
+	}
+
+	pthread_t t;
+	pthread_create(&t, NULL, call_a, NULL);
+	// A faults on the page: the fault event says it waits.
+	struct pollfd p = {.fd = u, .events = POLLIN};
+	if (poll(&p, 1, 10000) != 1) {
+		printf("A never touched the page\n");
+		return 2;
+	}
+	struct uffd_msg msg;
+	if (read(u, &msg, sizeof msg) != sizeof msg || msg.event != UFFD_EVENT_PAGEFAULT) {
+		perror("uffd read");
+		return 2;
+	}
+	usleep(100 * 1000);
+
+	int ok = 0;
+	for (int i = 0; i < 200; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(s, (void *)&tcp_dst, sizeof tcp_dst) == 0)
+			ok++;
+		int c = accept(l, NULL, NULL);
+		close(c);
+		close(s);
+	}
+	printf("B: %d/200 connected\n", ok);
+	printf("B done; A %s\n", atomic_load(&a_done) ? "returned" : "still blocked");
+
+	// Serve the fault with the real argument.
+	char *src = aligned_alloc(pagesz, pagesz);
+	memset(src, 0, pagesz);
+	if (strcmp(mode, "connect") == 0) {
+		memcpy(src, &tcp_dst, sizeof tcp_dst);
+	} else if (strcmp(mode, "sendto") == 0) {
+		memcpy(src, &udp_dst, sizeof udp_dst);
+	} else {
+		// msghdr, then its iovec, name and data, all in the page.
+		struct msghdr *m = (struct msghdr *)src;
+		struct iovec *iov = (struct iovec *)(src + 256);
+		memcpy(src + 512, &udp_dst, sizeof udp_dst);
+		memcpy(src + 768, "a", 1);
+		iov->iov_base = page + 768;
+		iov->iov_len = 1;
+		m->msg_name = page + 512;
+		m->msg_namelen = sizeof udp_dst;
+		m->msg_iov = (struct iovec *)(page + 256);
+		m->msg_iovlen = 1;
+	}
+	struct uffdio_copy cp = {.dst = (unsigned long)page, .src = (unsigned long)src, .len = pagesz};
+	if (ioctl(u, UFFDIO_COPY, &cp)) {
+		perror("UFFDIO_COPY");
+		return 2;
+	}
+	pthread_join(t, NULL);
+	char b[8];
+	int got = strcmp(mode, "connect") == 0 ? 1 : (int)recv(d, b, sizeof b, MSG_DONTWAIT);
+	printf("A: errno=%d arrived=%d\n", a_errno, got);
+	return 0;
+}
