@@ -231,6 +231,15 @@ func (w *waiter) take(it *waitItem) {
 	}
 }
 
+// run is the waiter's loop: it finds the parked calls whose socket is ready
+// or whose timer is due, and has each served on a goroutine of its own.
+// Serving one can wait on what the program controls (offload.go): a
+// resumed sendmmsg reads its next header from the caller's memory, a Unix
+// retry resolves a path, finish closes a duplicate. Served here, one such
+// wait stalled every other parked call: their deadlines, signals and
+// completions (TestHungMemoryStallsOnlyItsCaller/*/waiter). An item is
+// taken from the maps before it is served and put back only by requeue, so
+// one goroutine owns it at a time, as one receiver owns a call.
 func (w *waiter) run() {
 	events := make([]unix.EpollEvent, 256)
 	var ready []*waitItem
@@ -272,10 +281,10 @@ func (w *waiter) run() {
 		}
 		w.mu.Unlock()
 		for _, it := range ready {
-			w.settle(it)
+			go w.settle(it)
 		}
 		for _, it := range due {
-			w.tick(it, now)
+			go w.tick(it, now)
 		}
 	}
 }
