@@ -460,18 +460,20 @@ func (s *Supervisor) connectOnce(c *call) unix.Errno {
 		return c.unix.connect(s, c)
 	}
 	if c.needsCallerCreds(s) {
-		return s.asCaller(c, func() unix.Errno { return rawConnect(c.sock, c.addr[:c.alen]) })
+		return s.asCaller(c, func() unix.Errno { return sockConnect(c.sock, c.addr[:c.alen]) })
 	}
-	return rawConnect(c.sock, c.addr[:c.alen])
+	return sockConnect(c.sock, c.addr[:c.alen])
 }
 
-func rawConnect(fd int, addr []byte) unix.Errno {
+func sockConnect(fd int, addr []byte) unix.Errno {
 	var p unsafe.Pointer
 	if len(addr) > 0 {
 		p = unsafe.Pointer(&addr[0])
 	}
-	// Never blocks here: the socket is non-blocking, a datagram socket, or
-	// the call runs on a throw-away thread (asCaller).
-	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
+	// Does not wait for the peer (the socket is non-blocking, a datagram
+	// socket, or the call runs on a credential thread), but can wait for
+	// the socket's lock, which a thread of the program may hold for as long
+	// as it likes (see sockCalls in offload.go): not a raw system call.
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
 	return e
 }

@@ -51,19 +51,11 @@ func (s *Supervisor) wireDests(c *call) (dests []netip.AddrPort, ok bool) {
 		c.domain != unix.AF_INET && c.domain != unix.AF_INET6 {
 		return nil, true
 	}
-	bound, err := unix.Getsockname(c.sock)
-	if err != nil {
+	bound, ok := inetName(c.sock)
+	if !ok {
 		return nil, false
 	}
-	var src netip.Addr // the socket's local address (inet_getname)
-	switch sa := bound.(type) {
-	case *unix.SockaddrInet4:
-		src = netip.AddrFrom4(sa.Addr)
-	case *unix.SockaddrInet6:
-		src = netip.AddrFrom16(sa.Addr)
-	default:
-		return nil, false
-	}
+	src := bound.Addr() // the socket's local address (inet_getname)
 	// An IPv6 socket states IPv4 destinations v4-mapped.
 	out := func(x netip.Addr) netip.AddrPort {
 		if c.domain == unix.AF_INET6 && x.Is4() {
@@ -144,7 +136,7 @@ func (s *Supervisor) outputInterfaces(c *call) []int {
 		oifs = append(oifs, i)
 	}
 	// IP_UNICAST_IF is in network byte order, both ways.
-	if v, e := rawGetsockoptInt(c.sock, unix.IPPROTO_IP, unix.IP_UNICAST_IF); e == 0 && v != 0 {
+	if v, e := unix.GetsockoptInt(c.sock, unix.IPPROTO_IP, unix.IP_UNICAST_IF); e == nil && v != 0 { // do_ip_getsockopt may take the socket's lock
 		var b [4]byte
 		binary.NativeEndian.PutUint32(b[:], uint32(v))
 		oifs = append(oifs, int(binary.BigEndian.Uint32(b[:])))

@@ -14,11 +14,13 @@ const tcpSynRecv = 3
 // tcpProgress reads a TCP socket's state and how many bytes of its own the
 // peer acknowledged (tcpi_bytes_acked counts the SYN: it is at least 1
 // once the handshake completed, and stays so after a reset). ok is false
-// for a socket that is not TCP.
+// for a socket that is not TCP. tcp_get_info takes the socket's lock
+// (lock_sock_fast), which the program may hold: not a raw system call
+// (offload.go).
 func tcpProgress(fd int) (state int, acked uint64, ok bool) {
 	var info unix.TCPInfo
 	n := uint32(unsafe.Sizeof(info))
-	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
 		uintptr(unsafe.Pointer(&info)), uintptr(unsafe.Pointer(&n)), 0)
 	if e != 0 || n < uint32(unsafe.Offsetof(info.Bytes_acked)+8) {
 		return 0, 0, false

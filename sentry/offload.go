@@ -1,6 +1,8 @@
 package sentry
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -18,7 +20,11 @@ import (
 //     hung file system, waits for whoever serves the fault;
 //   - closing a duplicate of the program's file runs its flush (FUSE asks
 //     the server) and, for the last reference, its release (a TCP socket
-//     with SO_LINGER waits for its data to drain).
+//     with SO_LINGER waits for its data to drain);
+//   - sockCalls: a connect, a send or a TCP_INFO on the program's socket
+//     takes the socket's lock (lock_sock), and a thread of the program holds
+//     it for as long as its own send copies from a page that waits (a
+//     userfaultfd's): even a non-blocking connect then waits for it.
 // Natively each of these stalls only the calling thread.
 //
 // So every call a receive thread serves is watched: the receiver records
@@ -94,3 +100,26 @@ func readMem2(pid uint32, a1 uint64, b1 []byte, a2 uint64, b2 []byte) (int, unix
 // (pidfd_getfd, SCM_RIGHTS): filp_flush and, for the last reference,
 // __fput run in this thread.
 func closeDup(fd int) { unix.Syscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
+
+// inetName is getsockname(2) of the program's inet socket: inet_getname
+// takes the socket's lock, so not x/sys's Getsockname, a raw system call.
+// ok is false for an error or another family.
+func inetName(fd int) (ap netip.AddrPort, ok bool) {
+	var sa unix.RawSockaddrAny
+	n := uint32(unsafe.Sizeof(sa))
+	_, _, e := unix.Syscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
+	if e != 0 {
+		return ap, false
+	}
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&in.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), port), true
+	case unix.AF_INET6:
+		in := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&in.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom16(in.Addr), port), true
+	}
+	return ap, false
+}

@@ -8,11 +8,17 @@ import (
 
 // Raw system calls for the notification hot path.
 //
-// Each of these returns at once (a connect on this path is non-blocking:
-// see attempt), so they skip the Go scheduler's syscall bookkeeping
-// (entersyscall and exitsyscall), which costs a measurable share of a
-// round trip. Invariant: never use them for a call that can block; a
-// goroutine in a raw system call holds its P and delays garbage collection.
+// Each of these returns at once, so they skip the Go scheduler's syscall
+// bookkeeping (entersyscall and exitsyscall), which costs a measurable
+// share of a round trip. Invariant: never use them for a call that can
+// wait; a goroutine in a raw system call holds its P, and with it the
+// garbage collector's stop of the world. Calls that can wait (offload.go):
+// any access to the caller's memory, the close of a duplicate of the
+// program's file, and any call on the program's socket that takes its lock
+// (connect, the sends, TCP_INFO, most IP-level options). These do not:
+// SOL_SOCKET's SO_DOMAIN, SO_TYPE, SO_PROTOCOL, SO_COOKIE, SO_MARK,
+// SO_BINDTOIFINDEX and SO_ACCEPTCONN (sk_getsockopt reads them without the
+// lock), and F_GETFL/F_SETFL (the file's spinlock only).
 
 func rawGetsockoptInt(fd, level, opt int) (int, unix.Errno) {
 	var v int32

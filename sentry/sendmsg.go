@@ -513,7 +513,7 @@ func callerMayWrite(obj int) unix.Errno {
 	return 0
 }
 
-func rawSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
+func sockSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
 	var iov unix.Iovec
 	m := unix.Msghdr{Iov: &iov, Iovlen: 1}
 	if len(data) > 0 {
@@ -525,7 +525,8 @@ func rawSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno)
 	if len(control) > 0 {
 		m.Control, m.Controllen = &control[0], uint64(len(control))
 	}
-	// Never blocks: MSG_DONTWAIT.
-	r, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
+	// MSG_DONTWAIT: it does not wait for room, but can for the socket's
+	// lock (offload.go).
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
 	return int(r), e
 }

@@ -433,14 +433,15 @@ func sendNow(c *call, addr, data, control []byte, flags int) (int, unix.Errno) {
 	case c.unix != nil:
 		return pathSendmsg(c.sock, addr, data, control, flags) // the path's lookup can block: see offload.go
 	case c.msg.viaSendto && len(control) == 0:
-		return rawSendto(c.sock, addr, data, flags)
+		return sockSendto(c.sock, addr, data, flags)
 	}
-	return rawSendmsg(c.sock, addr, data, control, flags)
+	return sockSendmsg(c.sock, addr, data, control, flags)
 }
 
-// rawSendto is sendto(2) with a non-NULL address of len(name) bytes, as
-// the caller passed it (see message.viaSendto). Never blocks: MSG_DONTWAIT.
-func rawSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
+// sockSendto is sendto(2) with a non-NULL address of len(name) bytes, as
+// the caller passed it (see message.viaSendto). MSG_DONTWAIT: it does not
+// wait for room, but can for the socket's lock (offload.go).
+func sockSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
 	var p unsafe.Pointer
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
@@ -452,7 +453,7 @@ func rawSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
 	if len(name) > 0 {
 		np = unsafe.Pointer(&name[0])
 	}
-	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
+	r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
 		uintptr(np), uintptr(len(name)))
 	return int(r), e
 }

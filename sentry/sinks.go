@@ -245,7 +245,7 @@ func (u *unixSinks) client(typ int, raw []byte) (int, error) {
 		return -1, err
 	}
 	u.keep = append(u.keep, c)
-	if e := rawConnect(c, raw); e != 0 {
+	if e := sockConnect(c, raw); e != 0 {
 		return -1, fmt.Errorf("fill unix sink: %w", e)
 	}
 	return c, nil

@@ -365,11 +365,13 @@ const stuckAfter = 20 * time.Millisecond
 
 // watchReceiver starts a new receiver whenever the current one is stuck in
 // a call, and retires the stuck one once its call ends. (The backlog
-// helper is never replaced: stuck, it stalls only its own caller.)
+// helper is never replaced: stuck, it stalls only its own caller.) It
+// watches the waiter's loop the same way (watchWaiter).
 func (s *Supervisor) watchReceiver(errc chan<- error) {
 	t := time.NewTicker(stuckAfter / 2)
 	defer t.Stop()
 	for range t.C {
+		s.waiter.watchWaiter()
 		if h := s.helper.Load(); h != nil && stuck(h) {
 			s.convertDirect(h)
 		}

@@ -163,15 +163,9 @@ func newInetQuery(c *call) (q inetQuery, ok bool) {
 	}
 	q.dst = dst.WithZone("")
 	q.fl = flow{oif: uint32(oif), proto: uint8(proto), dport: q.port}
-	if sa, err := unix.Getsockname(c.sock); err == nil {
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			q.fl.sport = uint16(a.Port)
-			q.src = netip.AddrFrom4(a.Addr)
-		case *unix.SockaddrInet6:
-			q.fl.sport = uint16(a.Port)
-			q.src = netip.AddrFrom16(a.Addr).Unmap()
-		}
+	if bound, ok := inetName(c.sock); ok {
+		q.fl.sport = bound.Port()
+		q.src = bound.Addr().Unmap()
 	}
 	return q, true
 }

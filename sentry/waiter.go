@@ -2,7 +2,9 @@ package sentry
 
 import (
 	"container/heap"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +23,8 @@ type waiter struct {
 	s    *Supervisor
 	epfd int
 	wake int // eventfd: a new earliest timer
+
+	loop atomic.Pointer[waitLoop] // the loop serving now (run)
 
 	mu    sync.Mutex
 	byFD  map[int]*waitItem
@@ -232,18 +236,39 @@ func (w *waiter) take(it *waitItem) {
 }
 
 // run is the waiter's loop: it finds the parked calls whose socket is ready
-// or whose timer is due, and has each served on a goroutine of its own.
-// Serving one can wait on what the program controls (offload.go): a
-// resumed sendmmsg reads its next header from the caller's memory, a Unix
-// retry resolves a path, finish closes a duplicate. Served here, one such
-// wait stalled every other parked call: their deadlines, signals and
-// completions (TestHungMemoryStallsOnlyItsCaller/*/waiter). An item is
-// taken from the maps before it is served and put back only by requeue, so
-// one goroutine owns it at a time, as one receiver owns a call.
+// or whose timer is due, and serves them one after the other. Serving one
+// can wait on what the program controls (offload.go): a resumed sendmmsg
+// reads its next header from the caller's memory, a Unix retry resolves a
+// path, finish closes a duplicate. So the loop is watched as a receiver is:
+// the watchdog (watchWaiter) starts a new loop when this one has been
+// asleep in one item for stuckAfter, and the stuck one gives the items it
+// took and has not served back to the maps (giveBack) once its wait ends,
+// then exits. Before, one such wait stalled every other parked call: their
+// deadlines, signals and completions
+// (TestHungMemoryStallsOnlyItsCaller/*/*/waiter). Items are served in turn,
+// not each on a goroutine of its own: with 10,000 calls parked, concurrent
+// NOTIF_ID_VALIDs (each a walk of the kernel's list, under the listener's
+// lock) starved the receive thread.
 func (w *waiter) run() {
+	l := &waitLoop{}
+	w.loop.Store(l)
+	w.serve(l)
+}
+
+// waitLoop is one goroutine running the waiter's loop, on a thread of its
+// own (so that the watchdog can tell whether it is asleep).
+type waitLoop struct {
+	busySince atomic.Int64 // nanotime when the item it serves was taken; 0 between items
+	tid       atomic.Int32
+	retired   atomic.Bool // another loop took over
+}
+
+func (w *waiter) serve(l *waitLoop) {
+	runtime.LockOSThread() // never unlocked: a retired loop's thread ends with it
+	l.tid.Store(int32(unix.Gettid()))
 	events := make([]unix.EpollEvent, 256)
-	var ready []*waitItem
-	for {
+	var ready, due []*waitItem
+	for !l.retired.Load() {
 		timeout := -1
 		w.mu.Lock()
 		if len(w.timer) > 0 {
@@ -258,7 +283,7 @@ func (w *waiter) run() {
 		if err != nil && err != unix.EINTR {
 			return
 		}
-		ready = ready[:0]
+		ready, due = ready[:0], due[:0]
 		w.mu.Lock()
 		for i := 0; i < n; i++ {
 			fd := int(events[i].Fd)
@@ -273,18 +298,59 @@ func (w *waiter) run() {
 			}
 		}
 		now := time.Now()
-		var due []*waitItem
 		for len(w.timer) > 0 && !w.timer[0].due().After(now) {
 			it := w.timer[0]
 			w.take(it)
 			due = append(due, it)
 		}
 		w.mu.Unlock()
-		for _, it := range ready {
-			go w.settle(it)
+		for i, it := range ready {
+			if l.retired.Load() {
+				w.giveBack(ready[i:], due)
+				return
+			}
+			l.busySince.Store(nanotime())
+			w.settle(it)
+			l.busySince.Store(0)
 		}
-		for _, it := range due {
-			go w.tick(it, now)
+		for i, it := range due {
+			if l.retired.Load() {
+				w.giveBack(nil, due[i:])
+				return
+			}
+			l.busySince.Store(nanotime())
+			w.tick(it, now)
+			l.busySince.Store(0)
+		}
+	}
+}
+
+// watchWaiter is the watchdog's half (see run): it replaces a loop asleep
+// in one item for stuckAfter.
+func (w *waiter) watchWaiter() {
+	l := w.loop.Load()
+	if l == nil {
+		return
+	}
+	since := l.busySince.Load()
+	if since == 0 || nanotime()-since <= int64(stuckAfter) || !sleeping(int(l.tid.Load())) {
+		return
+	}
+	l.retired.Store(true)
+	nl := &waitLoop{}
+	w.loop.Store(nl)
+	go w.serve(nl)
+}
+
+// giveBack returns items a retired loop took but did not serve, so that
+// the loop now running serves them: a ready socket is watched again (it
+// is still ready, so epoll reports it at once), a due timer fires at once.
+func (w *waiter) giveBack(ready, due []*waitItem) {
+	for _, it := range append(ready, due...) {
+		if it.kind == kindWatch {
+			w.watch(it.c.sock, it.restore)
+		} else {
+			w.requeue(it)
 		}
 	}
 }

@@ -267,6 +267,16 @@ func TestSendmmsgResumedToAPath(t *testing.T) {
 // Before the fix the waiter served A on its only goroutine, and C waited
 // until A's page arrived.
 //
+// The socklock case holds the socket's lock instead: thread P sends on a
+// connected TCP socket from the unserved page (tcp_sendmsg copies under
+// lock_sock), and A's second connect on that socket waits for the lock,
+// natively in A and sandboxed in the supervisor's connect; once the page
+// arrives, EISCONN. Before the fix that connect was a raw system call.
+//
+// Everything runs under taskset -c 0: the supervisor's GOMAXPROCS is then
+// 1, so a wait that holds its Go processor stops it whole, as a garbage
+// collection's stop of the world would with any GOMAXPROCS.
+//
 // As root the program opens /dev/userfaultfd itself (Docker's default
 // capabilities keep the DAC override it needs); as nobody it is handed an
 // open /dev/userfaultfd (a userfaultfd(2) of an unprivileged process
@@ -285,7 +295,7 @@ func TestHungMemoryStallsOnlyItsCaller(t *testing.T) {
 	}
 	for _, who := range []string{"root", "nobody"} {
 		for _, pol := range []string{"default", "rules"} {
-			for _, mode := range []string{"connect", "sendto", "sendmsg", "waiter"} {
+			for _, mode := range []string{"connect", "sendto", "sendmsg", "socklock", "waiter"} {
 				t.Run(who+"/"+pol+"/"+mode, func(t *testing.T) {
 					t.Parallel()
 					prog, args := mem, []string{mode}
@@ -294,6 +304,7 @@ func TestHungMemoryStallsOnlyItsCaller(t *testing.T) {
 					}
 					n := nettest.NewNetns(t)
 					run := func(argv ...string) string {
+						argv = append([]string{"taskset", "-c", "0"}, argv...)
 						if who == "nobody" {
 							// fd 3: /dev/userfaultfd, opened by root.
 							argv = append([]string{"sh", "-c", `exec "$@" 3</dev/userfaultfd`, "sh"},
@@ -312,8 +323,11 @@ func TestHungMemoryStallsOnlyItsCaller(t *testing.T) {
 					}
 					boxed := run(append(append(append(flags, policies[pol]...), "--", prog), args...)...)
 					want := "B: 200/200 connected\nB done; A still blocked\nA: errno=0 arrived=1\n"
-					if mode == "waiter" {
-						want = "C: errno=11 within 5 s: yes\nA: sendmmsg=2 errno=0; R got 2 more\n"
+					switch mode {
+					case "socklock":
+						want = "B: 200/200 connected\nB done; A still blocked\nA: errno=106 arrived=1\n" // EISCONN
+					case "waiter":
+						want = "C: errno=11 within 5 s: yes\nA: sendmmsg=2 errno=0; R got every datagram\n"
 					}
 					if native != want {
 						t.Fatalf("natively:\n%s\nwant:\n%s(the test proves nothing)", native, want)

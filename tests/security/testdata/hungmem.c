@@ -7,7 +7,10 @@
 // page holding the real argument, and prints A's errno.
 //
 // MODE: connect (the address in the page), sendto (the address in the
-// page), sendmsg (the msghdr in the page). The userfaultfd comes from fd 3
+// page), sendmsg (the msghdr in the page), socklock (thread P sends on a
+// connected TCP socket from the page: tcp_sendmsg holds the socket's lock
+// while it copies, so A's second connect on that socket waits for the lock,
+// natively and in the supervisor alike; once the page arrives, EISCONN). The userfaultfd comes from fd 3
 // when it is an open /dev/userfaultfd (USERFAULTFD_IOC_NEW), else from
 // /dev/userfaultfd, else from userfaultfd(2): one that handles faults in
 // kernel mode, which only a privileged opener gets.
@@ -35,11 +38,20 @@ static const char *mode;
 static struct sockaddr_in tcp_dst, udp_dst;
 static atomic_int a_done;
 static int a_errno;
+static int locked; // socklock: the socket P holds the lock of
+
+static void *send_p(void *arg) {
+	(void)arg;
+	send(locked, page, 100, 0);
+	return NULL;
+}
 
 static void *call_a(void *arg) {
 	(void)arg;
 	int r;
-	if (strcmp(mode, "connect") == 0) {
+	if (strcmp(mode, "socklock") == 0) {
+		r = connect(locked, (struct sockaddr *)&tcp_dst, sizeof tcp_dst);
+	} else if (strcmp(mode, "connect") == 0) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		r = connect(s, (struct sockaddr *)page, sizeof(struct sockaddr_in));
 	} else if (strcmp(mode, "sendto") == 0) {
@@ -91,9 +103,19 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 
-	pthread_t t;
-	pthread_create(&t, NULL, call_a, NULL);
-	// A faults on the page: the fault event says it waits.
+	pthread_t t, p_thread;
+	int accepted = -1;
+	if (strcmp(mode, "socklock") == 0) {
+		locked = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(locked, (void *)&tcp_dst, sizeof tcp_dst) || (accepted = accept(l, NULL, NULL)) < 0) {
+			perror("socklock connect");
+			return 2;
+		}
+		pthread_create(&p_thread, NULL, send_p, NULL);
+	} else {
+		pthread_create(&t, NULL, call_a, NULL);
+	}
+	// A (or P) faults on the page: the fault event says it waits.
 	struct pollfd p = {.fd = u, .events = POLLIN};
 	if (poll(&p, 1, 10000) != 1) {
 		printf("A never touched the page\n");
@@ -104,6 +126,8 @@ int main(int argc, char **argv) {
 		perror("uffd read");
 		return 2;
 	}
+	if (strcmp(mode, "socklock") == 0)
+		pthread_create(&t, NULL, call_a, NULL); // waits for P's lock
 	usleep(100 * 1000);
 
 	int ok = 0;
@@ -121,7 +145,9 @@ int main(int argc, char **argv) {
 	// Serve the fault with the real argument.
 	char *src = aligned_alloc(pagesz, pagesz);
 	memset(src, 0, pagesz);
-	if (strcmp(mode, "connect") == 0) {
+	if (strcmp(mode, "socklock") == 0) {
+		memset(src, 'p', pagesz);
+	} else if (strcmp(mode, "connect") == 0) {
 		memcpy(src, &tcp_dst, sizeof tcp_dst);
 	} else if (strcmp(mode, "sendto") == 0) {
 		memcpy(src, &udp_dst, sizeof udp_dst);
@@ -144,8 +170,14 @@ int main(int argc, char **argv) {
 		return 2;
 	}
 	pthread_join(t, NULL);
-	char b[8];
-	int got = strcmp(mode, "connect") == 0 ? 1 : (int)recv(d, b, sizeof b, MSG_DONTWAIT);
+	char b[128];
+	int got = 1;
+	if (strcmp(mode, "socklock") == 0) {
+		pthread_join(p_thread, NULL);
+		got = recv(accepted, b, 100, MSG_WAITALL) == 100;
+	} else if (strcmp(mode, "connect") != 0) {
+		got = (int)recv(d, b, sizeof b, MSG_DONTWAIT);
+	}
 	printf("A: errno=%d arrived=%d\n", a_errno, got);
 	return 0;
 }
