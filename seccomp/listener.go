@@ -185,12 +185,15 @@ func (l *Listener) AddFDAndRespond(id uint64, srcfd int, cloexec bool) (int, err
 	// preemption SIGURG) ends that wait, the kernel restarts the ioctl, and
 	// the restart finds the notification already answered: EINPROGRESS,
 	// with the caller left waiting for an answer nobody can give. So the
-	// thread blocks every signal for the duration of the ioctl.
+	// thread blocks every signal for the duration of the ioctl. That wait
+	// lasts until the caller runs, which a program can delay (its own
+	// cgroup's cpu.max, SCHED_IDLE beside its own busy threads): the ioctl
+	// is not a raw system call, so it holds no Go processor meanwhile.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	all, old := ^uint64(0), uint64(0)
 	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	r, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(l.fd), ioctlNotifAddfd, uintptr(unsafe.Pointer(&a)))
+	r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), ioctlNotifAddfd, uintptr(unsafe.Pointer(&a)))
 	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	switch e {
 	case 0:

@@ -54,6 +54,9 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 		if o, ok := s.openUnixTarget(c); !ok {
 			return o
 		}
+		if !s.stillWanted(c) {
+			return gone
+		}
 	}
 	return s.decideConnect(c)
 }
@@ -335,9 +338,28 @@ func (s *Supervisor) decideOne(c *call) netstack.Decision {
 	// destination may still be the tree's own socket, which the kernel can
 	// tell.
 	if d.Action == netstack.Deny && d.Suggest != "" && s.tree.owns(c) {
-		d = netstack.Decision{Action: netstack.Allow, Rule: "self: the sandboxed tree's own socket"}
+		d = netstack.Decision{Action: netstack.Allow, Rule: selfRule}
 	}
 	return d
+}
+
+// selfRule names an allow that rests on the destination's owner: the tree.
+const selfRule = "self: the sandboxed tree's own socket"
+
+// redecideRetry decides a parked Unix connect again before the waiter
+// retries it, where the first decision may no longer hold: an abstract name
+// allowed because the tree owned the socket bound to it. Each retry
+// connects to the name afresh, as unix_stream_connect looks it up again
+// after every wait (goto restart), and meanwhile the tree's listener may
+// have closed and a process outside the tree bound the name. (A path was
+// opened once, and every retry connects to that very socket.) It reports
+// whether the connect is still allowed; if not, c.dec says why.
+func (s *Supervisor) redecideRetry(c *call) bool {
+	if c.dec.Rule != selfRule || c.unix != nil || c.req.Family != netstack.FamilyUnix {
+		return true
+	}
+	s.decide(c)
+	return c.dec.Action == netstack.Allow
 }
 
 // connectAllowed performs the caller's connect on its own socket.
@@ -383,10 +405,11 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 // returns.
 func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 	if nonblock {
-		if _, e := rawFcntl(c.sock, unix.F_SETFL, c.fileFlags()|unix.O_NONBLOCK); e != 0 {
+		f, e := briefNonblock(c)
+		if e != 0 {
 			return e
 		}
-		defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
+		defer setFileFlags(c.sock, f)
 	}
 	e := s.connectOnce(c)
 	if nonblock && e == unix.EINPROGRESS {
@@ -400,11 +423,38 @@ func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 // resume finishes a parked blocking connect whose socket turned writable
 // (the waiter calls it): EINPROGRESS or EALREADY while still connecting.
 func (s *Supervisor) resume(c *call) unix.Errno {
-	if _, e := rawFcntl(c.sock, unix.F_SETFL, c.fileFlags()|unix.O_NONBLOCK); e != 0 {
+	f, e := briefNonblock(c)
+	if e != 0 {
 		return e
 	}
-	defer rawFcntl(c.sock, unix.F_SETFL, c.flags)
+	defer setFileFlags(c.sock, f)
 	return s.settle(c)
+}
+
+// briefNonblock sets O_NONBLOCK on the open file description that c's
+// duplicate shares with the caller, for one attempt, and returns the flags
+// to put back (setFileFlags). On the receive thread those are the flags
+// read as the call began (fileFlags), microseconds ago. A call the waiter
+// retries (later, or resumed) reads them afresh: the program may have
+// changed them meanwhile (O_ASYNC, or O_NONBLOCK for its next call), and
+// writing back the old ones would undo that. (The call's own mode stays
+// the one it began with, c.flags, as sock_sndtimeo read it natively.)
+func briefNonblock(c *call) (int, unix.Errno) {
+	f := c.fileFlags()
+	if c.waited {
+		if cur, e := rawFcntl(c.sock, unix.F_GETFL, 0); e == 0 {
+			f = cur
+		}
+	}
+	return f, setFileFlags(c.sock, f|unix.O_NONBLOCK)
+}
+
+// setFileFlags is fcntl(F_SETFL). Not a raw system call: setfl calls the
+// socket's fasync when O_ASYNC changes, and sock_fasync takes the socket's
+// lock, which a thread of the program may hold (offload.go).
+func setFileFlags(fd, flags int) unix.Errno {
+	_, _, e := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, uintptr(flags))
+	return e
 }
 
 // settle ends a blocking connect whose attempt is under way, as the tail of

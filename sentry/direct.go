@@ -105,7 +105,7 @@ func (s *Supervisor) connectDirect(c *call) outcome {
 		return ret(e)
 	}
 	c.flags, c.flagsRead = flags, true
-	rawFcntl(c.sock, unix.F_SETFL, flags)
+	setFileFlags(c.sock, flags)
 	if flags&unix.O_NONBLOCK == 0 && (e == unix.EAGAIN || e == unix.EINTR) {
 		return s.waiter.retryLater(c) // the caller blocks: wait for room
 	}
@@ -116,35 +116,46 @@ func (s *Supervisor) connectDirect(c *call) outcome {
 // it return (see above). It reports whether r was converted now or is
 // still within stuckAfter of a conversion.
 func (s *Supervisor) convertDirect(r *receiver) bool {
+	converted, handled := s.convertLocked(r)
+	if converted {
+		// Logged once the receiver's lock is released: a write to the
+		// terminal can wait, and the watchdog must not wait holding it.
+		s.cfg.Log.WithField("stalled", directStall).Debug("a direct connect blocked: handed to the waiter; connects take the brief O_NONBLOCK path meanwhile")
+	}
+	return handled
+}
+
+// convertLocked is convertDirect under the receiver's lock: converted says
+// it converted now, handled what convertDirect reports.
+func (s *Supervisor) convertLocked(r *receiver) (converted, handled bool) {
 	d := &r.direct
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.sock < 0 {
-		return false
+		return false, false
 	}
 	if d.converted {
-		return time.Now().UnixNano()-d.at < int64(stuckAfter)
+		return false, time.Now().UnixNano()-d.at < int64(stuckAfter)
 	}
 	if !sleeping(int(r.tid.Load())) {
 		// Runnable: descheduled on a busy machine, not waiting in the
 		// connect. Converting would cost the next directStall's connects
 		// the brief O_NONBLOCK path for nothing.
-		return true
+		return false, true
 	}
 	f, e := rawFcntl(d.sock, unix.F_GETFL, 0)
 	if e != 0 {
-		return false
+		return false, false
 	}
-	if _, e := rawFcntl(d.sock, unix.F_SETFL, f|unix.O_NONBLOCK); e != 0 {
-		return false
+	if e := setFileFlags(d.sock, f|unix.O_NONBLOCK); e != 0 {
+		return false, false
 	}
 	d.converted, d.flags, d.at = true, f, time.Now().UnixNano()
 	s.directOff.Store(nanotime() + int64(directStall))
 	// Go ignores a SIGURG that is not its own preemption request; the
 	// handler is SA_RESTART, so the connect restarts, non-blocking now.
 	unix.Tgkill(os.Getpid(), int(r.tid.Load()), unix.SIGURG)
-	s.cfg.Log.WithField("stalled", directStall).Debug("a direct connect blocked: handed to the waiter; connects take the brief O_NONBLOCK path meanwhile")
-	return true
+	return true, true
 }
 
 // sleeping reports whether thread tid of the supervisor is asleep (state S

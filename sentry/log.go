@@ -254,17 +254,35 @@ func (a *auditLog) send(r *logRec) {
 }
 
 // recordNow writes c's record and everything pending at once, for a
-// denial that a person should see before the program reacts to it.
+// denial that a person should see before the program reacts to it. It
+// waits at most syncWait for the write: the log goes to a terminal or a
+// pipe that the program may share and stop (Ctrl-S, tcflow(TCOOFF), a
+// reader that stopped reading), and a stopped write must not keep the call
+// unanswered, nor the receive thread. The write then finishes, in order,
+// whenever the output moves again.
 func (a *auditLog) recordNow(c *call, o outcome) {
-	a.outMu.Lock()
-	defer a.outMu.Unlock()
 	a.record(c, o)
-	a.mu.Lock()
-	a.spare, a.batch = a.batch, a.spare[:0]
-	a.mu.Unlock()
-	a.writeBatch(a.spare)
-	clear(a.spare)
+	done := make(chan struct{})
+	go func() {
+		a.outMu.Lock()
+		a.mu.Lock()
+		a.spare, a.batch = a.batch, a.spare[:0]
+		a.mu.Unlock()
+		a.writeBatch(a.spare)
+		clear(a.spare)
+		a.outMu.Unlock()
+		close(done)
+	}()
+	t := time.NewTimer(syncWait)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
 }
+
+// syncWait bounds how long a denial waits for its record to be written.
+const syncWait = 100 * time.Millisecond
 
 // denialFirst reports whether c's record should be written before c is
 // answered (see syncDenials).

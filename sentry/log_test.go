@@ -3,6 +3,7 @@ package sentry
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math/rand"
 	"net/netip"
 	"strings"
@@ -94,5 +95,37 @@ func TestAuditEncoderFallsBack(t *testing.T) {
 	l.SetFormatter(&logrus.JSONFormatter{PrettyPrint: true, TimestampFormat: logTimeFormat})
 	if fastEncoder(l).kind != encLogrus {
 		t.Error("pretty JSON on the fast path")
+	}
+}
+
+// stuckWriter is an output that stops, as a terminal under Ctrl-S does.
+type stuckWriter struct{ release chan struct{} }
+
+func (w stuckWriter) Write(p []byte) (int, error) { <-w.release; return len(p), nil }
+
+// A denial written before its answer (syncDenials) waits for a stopped
+// output at most syncWait, and its record is written once the output
+// moves again.
+func TestRecordNowDoesNotWaitForAStoppedOutput(t *testing.T) {
+	w := stuckWriter{release: make(chan struct{})}
+	var got bytes.Buffer
+	l := logrus.New()
+	l.SetLevel(logrus.InfoLevel)
+	l.SetFormatter(&logrus.TextFormatter{DisableColors: true})
+	l.SetOutput(io.MultiWriter(w, &got))
+	a := newAuditLog(l)
+	a.syncDenials = true
+	c := &call{name: "connect", decided: true, dec: netstack.Decision{Action: netstack.Deny}}
+	start := time.Now()
+	for range 3 {
+		a.recordNow(c, ret(unix.EACCES))
+	}
+	if d := time.Since(start); d > 3*syncWait+time.Second {
+		t.Fatalf("three denials took %v with the output stopped (want about %v each)", d, syncWait)
+	}
+	close(w.release)
+	a.Close()
+	if n := strings.Count(got.String(), "connect denied"); n != 3 {
+		t.Fatalf("%d of 3 denial records written once the output moved:\n%s", n, got.String())
 	}
 }

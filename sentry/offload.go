@@ -41,6 +41,16 @@ import (
 // waits, and once GOMAXPROCS of them wait, or the garbage collector needs
 // to stop the world, the whole supervisor waits with them.
 
+// stillWanted re-checks, before a call's side effect, that a call which
+// has waited (a hung path, a page, a lock: longer than stuckAfter since it
+// was received) is still the caller's: a signal may have torn it down
+// meanwhile (SIGKILL, with a killable listener), and natively nothing would
+// then be connected or sent; without it a restarted call would send twice.
+// Free when the call did not wait.
+func (s *Supervisor) stillWanted(c *call) bool {
+	return nanotime()-c.startNs < int64(stuckAfter) || s.lis.Valid(c.n.ID)
+}
+
 // blockingConnect, pathSendmsg, accessMem, readMem2 and closeDup are the
 // system calls that can wait on what the program controls (see above).
 //

@@ -188,6 +188,9 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 		if o, ok := s.openUnixTarget(c); !ok {
 			return o
 		}
+		if !s.stillWanted(c) {
+			return gone
+		}
 	}
 	return s.decideSend(c)
 }

@@ -185,6 +185,10 @@ type call struct {
 	noWait    bool
 	// parked: the call waits in the waiter, which resumes it (retry).
 	parked bool
+	// waited: the waiter holds the call (newItem), so whatever it read when
+	// the call came may have changed since (the file's flags: see
+	// briefNonblock).
+	waited bool
 	// rx is the receiver that received the call.
 	rx *receiver
 	// afterAnswer, when set, runs once the answer has been given.

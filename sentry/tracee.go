@@ -29,11 +29,11 @@ const kcmpFiles = 2
 // CLONE_FILES, or unshare) gets a one-shot thread pidfd instead.
 type tracees struct {
 	mu    sync.Mutex
-	procs map[int]int // tgid -> process pidfd
+	procs map[int]*pidfdRef // tgid -> process pidfd
 	// threads are PIDFD_THREAD pidfds of non-leader threads, bounded by
 	// maxThreadPidfds: a thread's first call pays pidfd_open, later ones
 	// neither it nor the two kcmps of the shared path.
-	threads map[uint32]int
+	threads map[uint32]*pidfdRef
 	// noThreadPidfd is set once PIDFD_THREAD was refused (before 6.9).
 	noThreadPidfd atomic.Bool
 	tgids         map[uint32]int // tid -> tgid, a hint checked by kcmp
@@ -50,10 +50,41 @@ type tracees struct {
 
 const pruneAt = 256 // cached process pidfds before exited ones are pruned
 
+// pidfdRef is a cached pidfd, used by calls on several goroutines at once.
+// A call holds it (refs) across its pidfd_getfd, which is made without the
+// cache's lock: pidfd_getfd can wait (__pidfd_fget takes the process's
+// exec_update_lock, which an execve holds while it closes the process's
+// close-on-exec files: a FUSE flush, a lingering TCP close), and a wait
+// under the lock would stop every call of every process. Dropped from the
+// cache (exited, evicted, forgotten), it is closed once no call holds it,
+// so its number is never reused under a call. refs and dropped are guarded
+// by tracees.mu.
+type pidfdRef struct {
+	fd      int
+	refs    int
+	dropped bool
+}
+
+// drop removes r from use: closed now, or by the last call holding it.
+// t.mu is held.
+func (r *pidfdRef) drop() {
+	r.dropped = true
+	if r.refs == 0 {
+		unix.Close(r.fd)
+	}
+}
+
+// unhold ends a call's hold on r. t.mu is held.
+func (r *pidfdRef) unhold() {
+	if r.refs--; r.dropped && r.refs == 0 {
+		unix.Close(r.fd)
+	}
+}
+
 const maxThreadPidfds = 512
 
 func newTracees() *tracees {
-	return &tracees{procs: make(map[int]int), tgids: make(map[uint32]int), threads: make(map[uint32]int)}
+	return &tracees{procs: make(map[int]*pidfdRef), tgids: make(map[uint32]int), threads: make(map[uint32]*pidfdRef)}
 }
 
 // getfd duplicates thread tid's descriptor fd into the supervisor: the same
@@ -89,25 +120,25 @@ func (t *tracees) getfd(tid uint32, fd int32) (int, error) {
 	return pidfdGetfd(pidfd, fd)
 }
 
-// getfdCached takes fd through a cached pidfd, under one lock: tid's
-// thread pidfd, or, for a known leader, its process's pidfd. A pidfd names
-// a struct pid, not a number: once that thread or process has exited (and
-// its tid may have come back as another), pidfd_getfd fails with ESRCH
-// (pidfd_get_task finds no task), the entry is dropped and ok is false, so
-// that getfd starts afresh. The lock is held across pidfd_getfd, so that
-// no eviction or forget can close the pidfd and let its number be reused
-// under the call.
+// getfdCached takes fd through a cached pidfd: tid's thread pidfd, or, for
+// a known leader, its process's pidfd. A pidfd names a struct pid, not a
+// number: once that thread or process has exited (and its tid may have come
+// back as another), pidfd_getfd fails with ESRCH (pidfd_get_task finds no
+// task), the entry is dropped and ok is false, so that getfd starts afresh.
+// The call holds the entry across pidfd_getfd (pidfdRef), so that no
+// eviction or forget can close the pidfd and let its number be reused
+// under it.
 func (t *tracees) getfdCached(tid uint32, fd int32) (int, bool, error) {
 	// Unlocked by hand, not deferred: nothing here can panic, and this runs
 	// for every call.
 	t.mu.Lock()
-	pidfd, ok := t.threads[tid]
+	ref, ok := t.threads[tid]
 	leader := false
 	if !ok {
 		// A leader: its tid is its tgid (the hint is checked by the pidfd,
 		// which names that very process; ESRCH when it is gone).
 		if tgid, known := t.tgids[tid]; known && tgid == int(tid) {
-			pidfd, ok = t.procs[tgid]
+			ref, ok = t.procs[tgid]
 			leader = true
 		}
 	}
@@ -115,19 +146,27 @@ func (t *tracees) getfdCached(tid uint32, fd int32) (int, bool, error) {
 		t.mu.Unlock()
 		return -1, false, nil
 	}
-	f, err := pidfdGetfd(pidfd, fd)
+	ref.refs++
+	t.mu.Unlock()
+	f, err := pidfdGetfd(ref.fd, fd)
+	t.mu.Lock()
 	if err == unix.ESRCH {
-		unix.Close(pidfd)
 		if leader {
-			delete(t.procs, int(tid))
+			if t.procs[int(tid)] == ref {
+				delete(t.procs, int(tid))
+				ref.dropped = true
+			}
 			delete(t.tgids, tid)
-		} else {
+		} else if t.threads[tid] == ref {
 			delete(t.threads, tid)
+			ref.dropped = true
 		}
-		t.mu.Unlock()
+	}
+	ref.unhold()
+	t.mu.Unlock()
+	if err == unix.ESRCH {
 		return -1, false, nil
 	}
-	t.mu.Unlock()
 	return f, true, err
 }
 
@@ -148,16 +187,16 @@ func (t *tracees) getfdNewThread(tid uint32, fd int32) (int, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old, dup := t.threads[tid]; dup {
-		unix.Close(old) // another receiver opened one meanwhile
+		old.drop() // another receiver opened one meanwhile
 	}
 	if len(t.threads) >= maxThreadPidfds {
 		for k, v := range t.threads { // an arbitrary victim: a miss costs one pidfd_open
-			unix.Close(v)
+			v.drop()
 			delete(t.threads, k)
 			break
 		}
 	}
-	t.threads[tid] = pidfd
+	t.threads[tid] = &pidfdRef{fd: pidfd}
 	return f, true, err
 }
 
@@ -169,12 +208,15 @@ func (t *tracees) getfdShared(tid uint32, tgid int, fd int32) (int, bool, error)
 	if !leader && !t.sameFiles(tgid, tid) {
 		return -1, false, nil
 	}
-	pidfd, err := t.procPidfd(tgid)
+	ref, err := t.procPidfd(tgid)
 	if err != nil {
 		t.forget(tid, tgid)
 		return -1, false, nil
 	}
-	f, err := pidfdGetfd(pidfd, fd)
+	f, err := pidfdGetfd(ref.fd, fd)
+	t.mu.Lock()
+	ref.unhold()
+	t.mu.Unlock()
 	if err == unix.ESRCH {
 		// A cached pidfd of a process that exited; its pid came back.
 		t.forget(tid, tgid)
@@ -203,8 +245,10 @@ func (t *tracees) sameFiles(tgid int, tid uint32) bool {
 	return true
 }
 
+// pidfdGetfd is pidfd_getfd(2). Not a raw system call: it waits for the
+// process's exec_update_lock (see pidfdRef).
 func pidfdGetfd(pidfd int, fd int32) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0) // never blocks
+	r, _, e := unix.Syscall(unix.SYS_PIDFD_GETFD, uintptr(pidfd), uintptr(fd), 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -238,38 +282,43 @@ func (t *tracees) tgidOf(tid uint32) (int, error) {
 	return st.Tgid, nil
 }
 
-func (t *tracees) procPidfd(tgid int) (int, error) {
+// procPidfd returns tgid's cached process pidfd, held for the caller
+// (unhold it under t.mu when done).
+func (t *tracees) procPidfd(tgid int) (*pidfdRef, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if fd, ok := t.procs[tgid]; ok {
-		return fd, nil
+	if ref, ok := t.procs[tgid]; ok {
+		ref.refs++
+		return ref, nil
 	}
 	if len(t.procs) >= pruneAt {
 		t.pruneLocked()
 	}
 	fd, err := unix.PidfdOpen(tgid, 0)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	t.procs[tgid] = fd // close-on-exec already: pidfd_open sets it
-	return fd, nil
+	ref := &pidfdRef{fd: fd, refs: 1} // close-on-exec already: pidfd_open sets it
+	t.procs[tgid] = ref
+	return ref, nil
 }
 
 // pruneLocked closes the pidfds of processes that exited (a pidfd polls
 // readable then).
 func (t *tracees) pruneLocked() {
 	fds := make([]unix.PollFd, 0, len(t.procs))
-	for _, fd := range t.procs {
-		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	for _, ref := range t.procs {
+		fds = append(fds, unix.PollFd{Fd: int32(ref.fd), Events: unix.POLLIN})
 	}
 	if n, err := unix.Poll(fds, 0); err != nil || n == 0 {
 		return
 	}
-	for tgid, fd := range t.procs {
+	for tgid, ref := range t.procs {
 		for _, p := range fds {
-			if p.Fd == int32(fd) && p.Revents != 0 {
-				unix.Close(fd)
+			if p.Fd == int32(ref.fd) && p.Revents != 0 {
+				ref.drop()
 				delete(t.procs, tgid)
+				break
 			}
 		}
 	}
@@ -279,8 +328,8 @@ func (t *tracees) pruneLocked() {
 func (t *tracees) forget(tid uint32, tgid int) {
 	t.mu.Lock()
 	delete(t.tgids, tid)
-	if fd, ok := t.procs[tgid]; ok && tgid >= 0 {
-		unix.Close(fd)
+	if ref, ok := t.procs[tgid]; ok && tgid >= 0 {
+		ref.drop()
 		delete(t.procs, tgid)
 	}
 	t.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,6 +114,7 @@ func sendTimeout(fd int) time.Duration {
 
 func (w *waiter) newItem(c *call, kind waitKind, first unix.Errno) *waitItem {
 	it := &waitItem{c: c, kind: kind, first: first, backoff: firstCheck}
+	c.waited = true
 	if d := sendTimeout(c.sock); d > 0 {
 		it.deadline = c.startTime().Add(d)
 	}
@@ -129,14 +131,14 @@ func (w *waiter) newItem(c *call, kind waitKind, first unix.Errno) *waitItem {
 // send timeout expires.
 func (w *waiter) waitConnected(c *call, first unix.Errno) outcome {
 	it := w.newItem(c, kindConnected, first)
-	w.mu.Lock()
-	err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.sock, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.sock)})
+	err := w.epollAdd(c.sock)
 	if err == nil {
+		w.mu.Lock()
 		w.byFD[c.sock] = it
 		w.byTid[c.n.Pid] = it
 		w.schedule(it)
+		w.mu.Unlock()
 	}
-	w.mu.Unlock()
 	if err != nil {
 		w.s.log.internal(c, "epoll_ctl", err)
 		return ret(unix.ENOMEM)
@@ -160,14 +162,29 @@ func (w *waiter) after(c *call, d time.Duration, e unix.Errno) outcome {
 // the attempt ends.
 func (w *waiter) watch(fd, restore int) {
 	it := &waitItem{c: &call{sock: fd, restoreUserTimeout: -1}, kind: kindWatch, restore: restore, index: -1}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}); err != nil {
+	if err := w.epollAdd(fd); err != nil {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, restore)
 		unix.Close(fd)
 		return
 	}
+	w.mu.Lock()
 	w.byFD[fd] = it
+	w.mu.Unlock()
+}
+
+// epollAdd watches fd, the duplicate of a program's socket, for EPOLLOUT
+// (level-triggered). Made without w.mu, and not a raw system call (x/sys's
+// EpollCtl is): ep_insert polls the file at once, and a socket's poll may
+// take its lock (vsock_poll does), which the program can hold (offload.go).
+// An event that comes before the item is in byFD is reported again by the
+// next epoll_wait.
+func (w *waiter) epollAdd(fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}
+	_, _, e := unix.Syscall6(unix.SYS_EPOLL_CTL, uintptr(w.epfd), unix.EPOLL_CTL_ADD, uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // retryLater parks a blocking Unix connect that met a full backlog.
@@ -421,6 +438,9 @@ func (w *waiter) tick(it *waitItem, now time.Time) {
 				w.s.finish(c, o)
 				return
 			}
+		} else if !w.s.redecideRetry(c) {
+			w.s.finish(c, w.s.act(c))
+			return
 		} else if e := w.s.attempt(c, true); e != unix.EAGAIN {
 			w.s.finish(c, ret(e))
 			return
@@ -443,13 +463,12 @@ func (w *waiter) signalPoll() time.Duration {
 }
 
 func (w *waiter) requeue(it *waitItem) {
+	watched := it.kind == kindConnected && w.epollAdd(it.c.sock) == nil
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.byTid[it.c.n.Pid] = it
-	if it.kind == kindConnected {
-		if err := unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, it.c.sock, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(it.c.sock)}); err == nil {
-			w.byFD[it.c.sock] = it
-		}
+	if watched {
+		w.byFD[it.c.sock] = it
 	}
 	w.schedule(it)
 }

@@ -3,6 +3,7 @@ package security
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,14 +122,7 @@ func hungPath(t *testing.T, argv []string, mode string) string {
 	dir, abort := hungFUSE(t)
 	cmd := exec.Command(argv[0], append(argv[1:], filepath.Join(dir, "sock"), mode)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := startPiped(t, cmd)
 	defer func() {
 		abort()
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -175,6 +169,20 @@ func hungPath(t *testing.T, argv []string, mode string) string {
 	}
 	e, _ := strconv.Atoi(m[1])
 	return fmt.Sprintf("%d (%v)", e, unix.Errno(e))
+}
+
+// startPiped starts cmd, its stderr the test's, and returns its stdout.
+func startPiped(t *testing.T, cmd *exec.Cmd) io.Reader {
+	t.Helper()
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // hungFUSE mounts a FUSE file system whose server never answers (not even
@@ -273,6 +281,13 @@ func TestSendmmsgResumedToAPath(t *testing.T) {
 // natively in A and sandboxed in the supervisor's connect; once the page
 // arrives, EISCONN. Before the fix that connect was a raw system call.
 //
+// The fasync case: A's blocking Unix connect waits for room in a full
+// backlog; meanwhile the program sets O_ASYNC on A's socket and thread P
+// holds the socket's lock in a setsockopt(SO_ATTACH_FILTER) whose filter is
+// on the page. A retry that wrote A's old flags back cleared O_ASYNC:
+// setfl calls sock_fasync, which waits for the lock (a raw fcntl, before the
+// fix), and the program's O_ASYNC was lost ("arrived" is the flag).
+//
 // Everything runs under taskset -c 0: the supervisor's GOMAXPROCS is then
 // 1, so a wait that holds its Go processor stops it whole, as a garbage
 // collection's stop of the world would with any GOMAXPROCS.
@@ -291,11 +306,11 @@ func TestHungMemoryStallsOnlyItsCaller(t *testing.T) {
 	waiter := nettest.CompileC(t, filepath.Join("testdata", "hungwaiter.c"), false)
 	policies := map[string][]string{
 		"default": nil,
-		"rules":   {"--allow", "tcp:127.0.0.1", "--allow", "udp:127.0.0.1", "--allow", "unix:@hungwaiter-*"},
+		"rules":   {"--allow", "tcp:127.0.0.1", "--allow", "udp:127.0.0.1", "--allow", "unix:@hungwaiter-*", "--allow", "unix:@hungmem-*"},
 	}
 	for _, who := range []string{"root", "nobody"} {
 		for _, pol := range []string{"default", "rules"} {
-			for _, mode := range []string{"connect", "sendto", "sendmsg", "socklock", "waiter"} {
+			for _, mode := range []string{"connect", "sendto", "sendmsg", "socklock", "fasync", "waiter"} {
 				t.Run(who+"/"+pol+"/"+mode, func(t *testing.T) {
 					t.Parallel()
 					prog, args := mem, []string{mode}

@@ -1,11 +1,14 @@
 package security
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -157,4 +160,93 @@ func foreignSocket(ns string, uid, typ int, addr string, port, reuse int) (int, 
 	}()
 	r := <-rc
 	return r.fd, r.err
+}
+
+// A parked connect allowed because the tree owned the abstract name is
+// decided again before each retry (testdata/selfretry.c): once the tree's
+// listener closes, a process outside the tree binds the name at once, and
+// nothing may reach it, as root and as nobody, under the default policy and
+// under rules that do not name it. The control, a rule allowing the name,
+// must reach it: the same retry, decided by the rule.
+func TestParkedSelfConnectDecidedAgain(t *testing.T) {
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "selfretry.c"), false)
+	cases := []struct {
+		name    string
+		policy  []string
+		arrives bool
+	}{
+		{"default", nil, false},
+		{"rules", []string{"--allow", "tcp:127.0.0.1"}, false},
+		{"control", []string{"--allow", "unix:@selfretry-*"}, true},
+	}
+	for _, who := range []string{"root", "nobody"} {
+		for _, tc := range cases {
+			t.Run(who+"/"+tc.name, func(t *testing.T) {
+				argv := append(append([]string{sb, "run", "--log-level", "error"}, tc.policy...), "--", prog)
+				if who == "nobody" {
+					argv = append(asNobody(sb, prog), argv...)
+				}
+				arrived, out := outsiderTakesName(t, argv)
+				t.Logf("%s: %d arrived at the outsider; %s", tc.name, arrived, out)
+				if tc.arrives && arrived == 0 {
+					t.Fatalf("control: nothing arrived at the outsider (the test proves nothing): %s", out)
+				}
+				if !tc.arrives && arrived != 0 {
+					t.Fatalf("%d connects reached a socket outside the tree; A: %s", arrived, out)
+				}
+			})
+		}
+	}
+}
+
+// outsiderTakesName runs argv (selfretry), binds its name from outside the
+// tree as soon as the tree's listener is gone, and returns how many
+// connections arrived there within 2 s, and A's result.
+func outsiderTakesName(t *testing.T, argv []string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out := startPiped(t, cmd)
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(out)
+	var name string
+	for sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "name "); ok {
+			name = n
+		}
+		if sc.Text() == "parked" {
+			break
+		}
+	}
+	if name == "" {
+		t.Fatal("selfretry printed no name")
+	}
+	var l net.Listener
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); l == nil; {
+		l, err = net.Listen("unix", "@"+name)
+		if err != nil && time.Now().After(deadline) {
+			t.Fatalf("the outsider could not bind @%s: %v", name, err)
+		}
+	}
+	arrived := countAccepts(t, l)
+	res := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "A: ") {
+				res <- sc.Text()
+				return
+			}
+		}
+		res <- "(no result)"
+	}()
+	var a string
+	select {
+	case a = <-res:
+	case <-time.After(10 * time.Second):
+		a = "(A did not return within 10 s)"
+	}
+	time.Sleep(2 * time.Second)
+	return int(arrived.Load()), a
 }

@@ -10,7 +10,13 @@
 // page), sendmsg (the msghdr in the page), socklock (thread P sends on a
 // connected TCP socket from the page: tcp_sendmsg holds the socket's lock
 // while it copies, so A's second connect on that socket waits for the lock,
-// natively and in the supervisor alike; once the page arrives, EISCONN). The userfaultfd comes from fd 3
+// natively and in the supervisor alike; once the page arrives, EISCONN),
+// fasync (A's blocking AF_UNIX connect waits for room in a full backlog;
+// then the program sets O_ASYNC on A's socket, and thread P holds the
+// socket's lock in a setsockopt(SO_ATTACH_FILTER) whose filter is on the
+// page: a retry that wrote back A's old flags would clear O_ASYNC, which
+// calls sock_fasync, which waits for the lock; A must connect once there
+// is room, and keep its O_ASYNC: "arrived" is the flag). The userfaultfd comes from fd 3
 // when it is an open /dev/userfaultfd (USERFAULTFD_IOC_NEW), else from
 // /dev/userfaultfd, else from userfaultfd(2): one that handles faults in
 // kernel mode, which only a privileged opener gets.
@@ -29,7 +35,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <linux/filter.h>
+#include <stddef.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static char *page;
@@ -40,9 +49,17 @@ static atomic_int a_done;
 static int a_errno;
 static int locked; // socklock: the socket P holds the lock of
 
+static struct sockaddr_un full; // fasync: the listener whose backlog is full
+static socklen_t full_len;
+
 static void *send_p(void *arg) {
 	(void)arg;
-	send(locked, page, 100, 0);
+	if (strcmp(mode, "fasync") == 0) {
+		struct sock_fprog prog = {.len = 1, .filter = (struct sock_filter *)page};
+		setsockopt(locked, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+	} else {
+		send(locked, page, 100, 0);
+	}
 	return NULL;
 }
 
@@ -51,6 +68,8 @@ static void *call_a(void *arg) {
 	int r;
 	if (strcmp(mode, "socklock") == 0) {
 		r = connect(locked, (struct sockaddr *)&tcp_dst, sizeof tcp_dst);
+	} else if (strcmp(mode, "fasync") == 0) {
+		r = connect(locked, (struct sockaddr *)&full, full_len);
 	} else if (strcmp(mode, "connect") == 0) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		r = connect(s, (struct sockaddr *)page, sizeof(struct sockaddr_in));
@@ -104,8 +123,24 @@ int main(int argc, char **argv) {
 	}
 
 	pthread_t t, p_thread;
-	int accepted = -1;
-	if (strcmp(mode, "socklock") == 0) {
+	int accepted = -1, fl = -1;
+	if (strcmp(mode, "fasync") == 0) {
+		full.sun_family = AF_UNIX;
+		int n = snprintf(full.sun_path + 1, sizeof full.sun_path - 1, "hungmem-%d", getpid());
+		full_len = offsetof(struct sockaddr_un, sun_path) + 1 + n;
+		fl = socket(AF_UNIX, SOCK_STREAM, 0);
+		int filler = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (bind(fl, (struct sockaddr *)&full, full_len) || listen(fl, 0) ||
+		    connect(filler, (struct sockaddr *)&full, full_len)) {
+			perror("fasync listener");
+			return 2;
+		}
+		locked = socket(AF_UNIX, SOCK_STREAM, 0);
+		pthread_create(&t, NULL, call_a, NULL);
+		usleep(200 * 1000); // A waits for room
+		fcntl(locked, F_SETFL, fcntl(locked, F_GETFL) | O_ASYNC);
+		pthread_create(&p_thread, NULL, send_p, NULL);
+	} else if (strcmp(mode, "socklock") == 0) {
 		locked = socket(AF_INET, SOCK_STREAM, 0);
 		if (connect(locked, (void *)&tcp_dst, sizeof tcp_dst) || (accepted = accept(l, NULL, NULL)) < 0) {
 			perror("socklock connect");
@@ -147,6 +182,9 @@ int main(int argc, char **argv) {
 	memset(src, 0, pagesz);
 	if (strcmp(mode, "socklock") == 0) {
 		memset(src, 'p', pagesz);
+	} else if (strcmp(mode, "fasync") == 0) {
+		// one filter instruction: accept everything
+		*(struct sock_filter *)src = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffff);
 	} else if (strcmp(mode, "connect") == 0) {
 		memcpy(src, &tcp_dst, sizeof tcp_dst);
 	} else if (strcmp(mode, "sendto") == 0) {
@@ -169,10 +207,16 @@ int main(int argc, char **argv) {
 		perror("UFFDIO_COPY");
 		return 2;
 	}
+	if (strcmp(mode, "fasync") == 0) {
+		pthread_join(p_thread, NULL);
+		close(accept(fl, NULL, NULL)); // room for A
+	}
 	pthread_join(t, NULL);
 	char b[128];
 	int got = 1;
-	if (strcmp(mode, "socklock") == 0) {
+	if (strcmp(mode, "fasync") == 0) {
+		got = (fcntl(locked, F_GETFL) & O_ASYNC) != 0;
+	} else if (strcmp(mode, "socklock") == 0) {
 		pthread_join(p_thread, NULL);
 		got = recv(accepted, b, 100, MSG_WAITALL) == 100;
 	} else if (strcmp(mode, "connect") != 0) {
