@@ -68,6 +68,9 @@ type pidfdRef struct {
 // drop removes r from use: closed now, or by the last call holding it.
 // t.mu is held.
 func (r *pidfdRef) drop() {
+	if r.dropped {
+		return // closed already, or by its last holder
+	}
 	r.dropped = true
 	if r.refs == 0 {
 		unix.Close(r.fd)
@@ -188,6 +191,7 @@ func (t *tracees) getfdNewThread(tid uint32, fd int32) (int, bool, error) {
 	defer t.mu.Unlock()
 	if old, dup := t.threads[tid]; dup {
 		old.drop() // another receiver opened one meanwhile
+		delete(t.threads, tid)
 	}
 	if len(t.threads) >= maxThreadPidfds {
 		for k, v := range t.threads { // an arbitrary victim: a miss costs one pidfd_open
