@@ -353,13 +353,26 @@ const selfRule = "self: the sandboxed tree's own socket"
 // after every wait (goto restart), and meanwhile the tree's listener may
 // have closed and a process outside the tree bound the name. (A path was
 // opened once, and every retry connects to that very socket.) It reports
-// whether the connect is still allowed; if not, c.dec says why.
+// whether the call is still allowed; if not, c.dec says why (retryDenied).
+// Datagram sends parked for room are retried by name too.
 func (s *Supervisor) redecideRetry(c *call) bool {
 	if c.dec.Rule != selfRule || c.unix != nil || c.req.Family != netstack.FamilyUnix {
 		return true
 	}
 	s.decide(c)
 	return c.dec.Action == netstack.Allow
+}
+
+// retryDenied is what a parked call decided again (redecideRetry) returns
+// when it is no longer allowed: the denial's errno, or for a sendmmsg with
+// messages already sent, their count (as __sys_sendmmsg returns).
+func (s *Supervisor) retryDenied(c *call) outcome {
+	o := ret(errnoOn(c.dec, c.domain))
+	if c.mm != nil {
+		s.mmsgDone(c, o)
+		return c.mm.result()
+	}
+	return o
 }
 
 // connectAllowed performs the caller's connect on its own socket.
@@ -405,11 +418,11 @@ func (s *Supervisor) connectAllowed(c *call) outcome {
 // returns.
 func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 	if nonblock {
-		f, e := briefNonblock(c)
+		set, e := briefNonblock(c)
 		if e != 0 {
 			return e
 		}
-		defer setFileFlags(c.sock, f)
+		defer restoreNonblock(c, set)
 	}
 	e := s.connectOnce(c)
 	if nonblock && e == unix.EINPROGRESS {
@@ -423,30 +436,46 @@ func (s *Supervisor) attempt(c *call, nonblock bool) unix.Errno {
 // resume finishes a parked blocking connect whose socket turned writable
 // (the waiter calls it): EINPROGRESS or EALREADY while still connecting.
 func (s *Supervisor) resume(c *call) unix.Errno {
-	f, e := briefNonblock(c)
+	set, e := briefNonblock(c)
 	if e != 0 {
 		return e
 	}
-	defer setFileFlags(c.sock, f)
+	defer restoreNonblock(c, set)
 	return s.settle(c)
 }
 
 // briefNonblock sets O_NONBLOCK on the open file description that c's
-// duplicate shares with the caller, for one attempt, and returns the flags
-// to put back (setFileFlags). On the receive thread those are the flags
-// read as the call began (fileFlags), microseconds ago. A call the waiter
-// retries (later, or resumed) reads them afresh: the program may have
-// changed them meanwhile (O_ASYNC, or O_NONBLOCK for its next call), and
-// writing back the old ones would undo that. (The call's own mode stays
-// the one it began with, c.flags, as sock_sndtimeo read it natively.)
-func briefNonblock(c *call) (int, unix.Errno) {
+// duplicate shares with the caller, for one attempt, and reports whether
+// it did (the caller's file lacked it): restoreNonblock then clears that
+// bit alone, from the flags as they are by then. The attempt can wait (for
+// the socket's lock, or on a path), and the program may change the file's
+// flags meanwhile (O_ASYNC, O_NONBLOCK for its next call): writing back a
+// snapshot would undo that. A call the waiter holds reads the flags
+// afresh; on the receive thread they were read as the call began
+// (fileFlags), microseconds ago. (The call's own mode stays the one it
+// began with, c.flags, as sock_sndtimeo read it natively.)
+func briefNonblock(c *call) (set bool, e unix.Errno) {
 	f := c.fileFlags()
 	if c.waited {
 		if cur, e := rawFcntl(c.sock, unix.F_GETFL, 0); e == 0 {
 			f = cur
 		}
 	}
-	return f, setFileFlags(c.sock, f|unix.O_NONBLOCK)
+	if f&unix.O_NONBLOCK != 0 {
+		return false, 0
+	}
+	return true, setFileFlags(c.sock, f|unix.O_NONBLOCK)
+}
+
+// restoreNonblock clears the O_NONBLOCK that briefNonblock set, if it set
+// one, keeping every other flag as it is now.
+func restoreNonblock(c *call, set bool) {
+	if !set {
+		return
+	}
+	if cur, e := rawFcntl(c.sock, unix.F_GETFL, 0); e == 0 {
+		setFileFlags(c.sock, cur&^unix.O_NONBLOCK)
+	}
 }
 
 // setFileFlags is fcntl(F_SETFL). Not a raw system call: setfl calls the

@@ -70,6 +70,13 @@ func (s *Supervisor) canConnectDirect(c *call) bool {
 		// waiter's path.
 		return false
 	}
+	if c.dec.Rule == selfRule && c.unix == nil {
+		// An abstract name allowed because the tree owns its socket: a
+		// blocked connect looks the name up again by itself (goto restart
+		// in unix_stream_connect), undecided, and may find a process
+		// outside the tree there. The waiter decides each retry again.
+		return false
+	}
 	if until := s.directOff.Load(); until != 0 && nanotime() < until {
 		return false
 	}
@@ -105,7 +112,7 @@ func (s *Supervisor) connectDirect(c *call) outcome {
 		return ret(e)
 	}
 	c.flags, c.flagsRead = flags, true
-	setFileFlags(c.sock, flags)
+	restoreNonblock(c, flags&unix.O_NONBLOCK == 0) // the watchdog's O_NONBLOCK, and only it
 	if flags&unix.O_NONBLOCK == 0 && (e == unix.EAGAIN || e == unix.EINTR) {
 		return s.waiter.retryLater(c) // the caller blocks: wait for room
 	}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -44,6 +45,9 @@ type auditLog struct {
 	// whatever is pending, so that at a terminal the warning comes before
 	// the program's own error message, not in the middle of it.
 	syncDenials bool
+	// syncStalled: a synchronous write timed out and has not ended yet
+	// (recordNow).
+	syncStalled atomic.Bool
 
 	// outMu serializes formatting and output; the buffers are under it.
 	outMu  sync.Mutex
@@ -262,8 +266,10 @@ func (a *auditLog) send(r *logRec) {
 // whenever the output moves again.
 func (a *auditLog) recordNow(c *call, o outcome) {
 	a.record(c, o)
+	stalled := a.syncStalled.Load()
 	done := make(chan struct{})
 	go func() {
+		defer a.syncStalled.Store(false)
 		a.outMu.Lock()
 		a.mu.Lock()
 		a.spare, a.batch = a.batch, a.spare[:0]
@@ -273,10 +279,17 @@ func (a *auditLog) recordNow(c *call, o outcome) {
 		a.outMu.Unlock()
 		close(done)
 	}()
+	if stalled {
+		// The last write is still stopped: this one queues behind it, and
+		// the call does not wait 100 ms more. (Whichever write ends clears
+		// the mark, so the next denial waits again.)
+		return
+	}
 	t := time.NewTimer(syncWait)
 	select {
 	case <-done:
 	case <-t.C:
+		a.syncStalled.Store(true)
 	}
 	t.Stop()
 }

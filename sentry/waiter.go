@@ -258,9 +258,9 @@ func (w *waiter) take(it *waitItem) {
 // reads its next header from the caller's memory, a Unix retry resolves a
 // path, finish closes a duplicate. So the loop is watched as a receiver is:
 // the watchdog (watchWaiter) starts a new loop when this one has been
-// asleep in one item for stuckAfter, and the stuck one gives the items it
-// took and has not served back to the maps (giveBack) once its wait ends,
-// then exits. Before, one such wait stalled every other parked call: their
+// asleep in one item for stuckAfter, gives back to the maps the items the
+// stuck loop took in the same round and has not served (giveBack), and the
+// stuck loop exits once its wait ends. Before, one such wait stalled every other parked call: their
 // deadlines, signals and completions
 // (TestHungMemoryStallsOnlyItsCaller/*/*/waiter). Items are served in turn,
 // not each on a goroutine of its own: with 10,000 calls parked, concurrent
@@ -278,13 +278,40 @@ type waitLoop struct {
 	busySince atomic.Int64 // nanotime when the item it serves was taken; 0 between items
 	tid       atomic.Int32
 	retired   atomic.Bool // another loop took over
+
+	// rest is what this round took from the maps and has not served yet.
+	// The watchdog gives it back when it retires the loop: the items
+	// taken with a stuck one must not wait for it.
+	mu   sync.Mutex
+	rest []roundItem
+}
+
+// roundItem is an item taken in one round of the loop: ready (its socket
+// polled ready: settle) or due (its timer: tick, at now).
+type roundItem struct {
+	it    *waitItem
+	ready bool
+	now   time.Time
+}
+
+// next pops the next item of the round, unless the loop was retired.
+func (l *waitLoop) next() (roundItem, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retired.Load() || len(l.rest) == 0 {
+		return roundItem{}, false
+	}
+	r := l.rest[0]
+	l.rest = l.rest[1:]
+	l.busySince.Store(nanotime())
+	return r, true
 }
 
 func (w *waiter) serve(l *waitLoop) {
 	runtime.LockOSThread() // never unlocked: a retired loop's thread ends with it
 	l.tid.Store(int32(unix.Gettid()))
 	events := make([]unix.EpollEvent, 256)
-	var ready, due []*waitItem
+	var round []roundItem
 	for !l.retired.Load() {
 		timeout := -1
 		w.mu.Lock()
@@ -300,7 +327,7 @@ func (w *waiter) serve(l *waitLoop) {
 		if err != nil && err != unix.EINTR {
 			return
 		}
-		ready, due = ready[:0], due[:0]
+		round = round[:0]
 		w.mu.Lock()
 		for i := 0; i < n; i++ {
 			fd := int(events[i].Fd)
@@ -311,32 +338,29 @@ func (w *waiter) serve(l *waitLoop) {
 			}
 			if it, ok := w.byFD[fd]; ok {
 				w.take(it)
-				ready = append(ready, it)
+				round = append(round, roundItem{it: it, ready: true})
 			}
 		}
 		now := time.Now()
 		for len(w.timer) > 0 && !w.timer[0].due().After(now) {
 			it := w.timer[0]
 			w.take(it)
-			due = append(due, it)
+			round = append(round, roundItem{it: it, now: now})
 		}
 		w.mu.Unlock()
-		for i, it := range ready {
-			if l.retired.Load() {
-				w.giveBack(ready[i:], due)
-				return
+		l.mu.Lock()
+		l.rest = append(l.rest[:0], round...)
+		l.mu.Unlock()
+		for {
+			r, ok := l.next()
+			if !ok {
+				break
 			}
-			l.busySince.Store(nanotime())
-			w.settle(it)
-			l.busySince.Store(0)
-		}
-		for i, it := range due {
-			if l.retired.Load() {
-				w.giveBack(nil, due[i:])
-				return
+			if r.ready {
+				w.settle(r.it)
+			} else {
+				w.tick(r.it, r.now)
 			}
-			l.busySince.Store(nanotime())
-			w.tick(it, now)
 			l.busySince.Store(0)
 		}
 	}
@@ -353,21 +377,26 @@ func (w *waiter) watchWaiter() {
 	if since == 0 || nanotime()-since <= int64(stuckAfter) || !sleeping(int(l.tid.Load())) {
 		return
 	}
+	l.mu.Lock()
 	l.retired.Store(true)
+	rest := l.rest
+	l.rest = nil
+	l.mu.Unlock()
 	nl := &waitLoop{}
 	w.loop.Store(nl)
+	w.giveBack(rest)
 	go w.serve(nl)
 }
 
 // giveBack returns items a retired loop took but did not serve, so that
 // the loop now running serves them: a ready socket is watched again (it
 // is still ready, so epoll reports it at once), a due timer fires at once.
-func (w *waiter) giveBack(ready, due []*waitItem) {
-	for _, it := range append(ready, due...) {
-		if it.kind == kindWatch {
-			w.watch(it.c.sock, it.restore)
+func (w *waiter) giveBack(rest []roundItem) {
+	for _, r := range rest {
+		if r.it.kind == kindWatch {
+			w.watch(r.it.c.sock, r.it.restore)
 		} else {
-			w.requeue(it)
+			w.requeue(r.it)
 		}
 	}
 }
@@ -388,6 +417,10 @@ func (w *waiter) settle(it *waitItem) {
 	if !it.deadline.IsZero() && !time.Now().Before(it.deadline) {
 		// A socket that keeps polling ready must not starve its deadline.
 		w.s.finish(c, w.s.expired(c, it.first))
+		return
+	}
+	if !w.s.redecideRetry(c) {
+		w.s.finish(c, w.s.retryDenied(c))
 		return
 	}
 	if c.retry != nil {
@@ -433,14 +466,15 @@ func (w *waiter) tick(it *waitItem, now time.Time) {
 	limit := maxCheck
 	if it.kind == kindRetry {
 		limit = maxUnixRetry
+		if !w.s.redecideRetry(c) {
+			w.s.finish(c, w.s.retryDenied(c))
+			return
+		}
 		if c.retry != nil {
 			if o := c.retry(w.s, c); o.errno != unix.EAGAIN {
 				w.s.finish(c, o)
 				return
 			}
-		} else if !w.s.redecideRetry(c) {
-			w.s.finish(c, w.s.act(c))
-			return
 		} else if e := w.s.attempt(c, true); e != unix.EAGAIN {
 			w.s.finish(c, ret(e))
 			return
@@ -466,7 +500,11 @@ func (w *waiter) requeue(it *waitItem) {
 	watched := it.kind == kindConnected && w.epollAdd(it.c.sock) == nil
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.byTid[it.c.n.Pid] = it
+	if old, ok := w.byTid[it.c.n.Pid]; !ok || old == it {
+		// (A restart of a call torn down meanwhile may have parked
+		// already: it is the thread's call now.)
+		w.byTid[it.c.n.Pid] = it
+	}
 	if watched {
 		w.byFD[it.c.sock] = it
 	}

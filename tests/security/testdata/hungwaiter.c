@@ -132,7 +132,7 @@ int main(void) {
 
 	pthread_t ta, tc;
 	pthread_create(&ta, NULL, call_a, NULL);
-	usleep(200 * 1000); // A waits for room
+	usleep(500 * 1000); // A waits for room (sandboxed: parked with the waiter)
 	char b[4096];
 	int got = 0;
 	while (recv(r, b, sizeof b, MSG_DONTWAIT) > 0)
