@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strconv"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -50,7 +49,7 @@ func (s *Supervisor) handleConnect(c *call) outcome {
 	}
 	if c.isUnixPath() {
 		// Decide on the object actually opened, not on the path's text.
-		// The lookup can block on a file system (see offload.go).
+		// The lookup can block on a file system (see waits.go).
 		if o, ok := s.openUnixTarget(c); !ok {
 			return o
 		}
@@ -480,7 +479,7 @@ func restoreNonblock(c *call, set bool) {
 
 // setFileFlags is fcntl(F_SETFL). Not a raw system call: setfl calls the
 // socket's fasync when O_ASYNC changes, and sock_fasync takes the socket's
-// lock, which a thread of the program may hold (offload.go).
+// lock, which a thread of the program may hold (waits.go).
 func setFileFlags(fd, flags int) unix.Errno {
 	_, _, e := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, uintptr(flags))
 	return e
@@ -542,17 +541,4 @@ func (s *Supervisor) connectOnce(c *call) unix.Errno {
 		return s.asCaller(c, func() unix.Errno { return sockConnect(c.sock, c.addr[:c.alen]) })
 	}
 	return sockConnect(c.sock, c.addr[:c.alen])
-}
-
-func sockConnect(fd int, addr []byte) unix.Errno {
-	var p unsafe.Pointer
-	if len(addr) > 0 {
-		p = unsafe.Pointer(&addr[0])
-	}
-	// Does not wait for the peer (the socket is non-blocking, a datagram
-	// socket, or the call runs on a credential thread), but can wait for
-	// the socket's lock, which a thread of the program may hold for as long
-	// as it likes (see sockCalls in offload.go): not a raw system call.
-	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
-	return e
 }

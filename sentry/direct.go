@@ -30,14 +30,14 @@ import (
 // leaves the reset for the program's next call.
 //
 // A Unix connect can still block: a listener whose accept queue is full
-// makes the connector wait for room. The call is marked as work that can
-// block, and the watchdog (watchReceiver) converts a direct connect found
-// asleep for stuckAfter: it sets O_NONBLOCK on the shared open file
-// description, as the brief O_NONBLOCK path would have, and signals the
-// receive thread. The kernel restarts the interrupted connect (Go's
+// makes the connector wait for room. The call is watched, as every call
+// on a receive thread is (waits.go), and the watchdog (watchReceiver)
+// converts a direct connect found asleep for stuckAfter: it sets
+// O_NONBLOCK on the shared open file description, as the brief O_NONBLOCK
+// path would have, and signals the receive thread. The kernel restarts the interrupted connect (Go's
 // handlers are SA_RESTART), which now returns EAGAIN at once, or EINTR
 // where SO_SNDTIMEO makes the wait non-restartable (sock_intr_errno). The
-// receiver restores the caller's flags and parks the call in the waiter,
+// receiver clears the watchdog's O_NONBLOCK and parks the call in the waiter,
 // exactly where the brief O_NONBLOCK path would have parked it: signals and
 // timeouts are then served as for any parked connect. For directStall
 // after a conversion, connects take the brief O_NONBLOCK path, so a
@@ -54,7 +54,7 @@ type directConn struct {
 	// converted: the watchdog set O_NONBLOCK; flags are the caller's own.
 	converted bool
 	flags     int
-	at        int64 // UnixNano of the conversion
+	at        int64 // nanotime of the conversion
 }
 
 // canConnectDirect reports whether c's allowed connect may be performed
@@ -88,7 +88,7 @@ func (s *Supervisor) canConnectDirect(c *call) bool {
 }
 
 // connectDirect performs c's connect with one plain connect(2), watched
-// as every call on a receive thread is (offload.go), converting to the
+// as every call on a receive thread is (waits.go), converting to the
 // waiter if the watchdog finds it stuck (see above).
 func (s *Supervisor) connectDirect(c *call) outcome {
 	if s.waiter.interrupted(c) {
@@ -102,7 +102,7 @@ func (s *Supervisor) connectDirect(c *call) outcome {
 	if c.unix != nil {
 		e = c.unix.connect(s, c)
 	} else {
-		e = blockingConnect(c.sock, c.addr[:c.alen])
+		e = sockConnect(c.sock, c.addr[:c.alen])
 	}
 	d.mu.Lock()
 	converted, flags := d.converted, d.flags
@@ -142,7 +142,7 @@ func (s *Supervisor) convertLocked(r *receiver) (converted, handled bool) {
 		return false, false
 	}
 	if d.converted {
-		return false, time.Now().UnixNano()-d.at < int64(stuckAfter)
+		return false, nanotime()-d.at < int64(stuckAfter)
 	}
 	if !sleeping(int(r.tid.Load())) {
 		// Runnable: descheduled on a busy machine, not waiting in the
@@ -157,8 +157,8 @@ func (s *Supervisor) convertLocked(r *receiver) (converted, handled bool) {
 	if e := setFileFlags(d.sock, f|unix.O_NONBLOCK); e != 0 {
 		return false, false
 	}
-	d.converted, d.flags, d.at = true, f, time.Now().UnixNano()
-	s.directOff.Store(nanotime() + int64(directStall))
+	d.converted, d.flags, d.at = true, f, nanotime()
+	s.directOff.Store(d.at + int64(directStall))
 	// Go ignores a SIGURG that is not its own preemption request; the
 	// handler is SA_RESTART, so the connect restarts, non-blocking now.
 	unix.Tgkill(os.Getpid(), int(r.tid.Load()), unix.SIGURG)

@@ -80,10 +80,10 @@ func prepareFdDir() bool {
 // use), through addr ("/proc/self/fd/N") otherwise.
 func fdConnect(sock, obj int, addr []byte) unix.Errno {
 	if !onFdDir() && !prepareFdDir() {
-		return blockingConnect(sock, addr)
+		return sockConnect(sock, addr)
 	}
 	var b [2 + 20 + 1]byte
 	*(*uint16)(unsafe.Pointer(&b[0])) = unix.AF_UNIX
 	n := 2 + len(strconv.AppendInt(b[2:2], int64(obj), 10))
-	return blockingConnect(sock, b[:n+1])
+	return sockConnect(sock, b[:n+1])
 }

@@ -47,7 +47,7 @@ func BenchmarkUnixConnectFd(b *testing.B) {
 					if tc.prepare {
 						e = fdConnect(s, obj, addr)
 					} else {
-						e = blockingConnect(s, addr)
+						e = sockConnect(s, addr)
 					}
 					if e != 0 {
 						b.Error(e)

@@ -16,7 +16,7 @@ const tcpSynRecv = 3
 // once the handshake completed, and stays so after a reset). ok is false
 // for a socket that is not TCP. tcp_get_info takes the socket's lock
 // (lock_sock_fast), which the program may hold: not a raw system call
-// (offload.go).
+// (waits.go).
 func tcpProgress(fd int) (state int, acked uint64, ok bool) {
 	var info unix.TCPInfo
 	n := uint32(unsafe.Sizeof(info))

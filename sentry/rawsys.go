@@ -12,7 +12,7 @@ import (
 // bookkeeping (entersyscall and exitsyscall), which costs a measurable
 // share of a round trip. Invariant: never use them for a call that can
 // wait; a goroutine in a raw system call holds its P, and with it the
-// garbage collector's stop of the world. Calls that can wait (offload.go):
+// garbage collector's stop of the world. Calls that can wait (waits.go):
 // any access to the caller's memory, the close of a duplicate of the
 // program's file, and any call on the program's socket that takes its lock
 // (connect, the sends, TCP_INFO, most IP-level options). These do not:

@@ -512,21 +512,3 @@ func callerMayWrite(obj int) unix.Errno {
 	}
 	return 0
 }
-
-func sockSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
-	var iov unix.Iovec
-	m := unix.Msghdr{Iov: &iov, Iovlen: 1}
-	if len(data) > 0 {
-		iov.Base, iov.Len = &data[0], uint64(len(data))
-	}
-	if len(name) > 0 {
-		m.Name, m.Namelen = &name[0], uint32(len(name))
-	}
-	if len(control) > 0 {
-		m.Control, m.Controllen = &control[0], uint64(len(control))
-	}
-	// MSG_DONTWAIT: it does not wait for room, but can for the socket's
-	// lock (offload.go).
-	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
-	return int(r), e
-}

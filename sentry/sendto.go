@@ -1,8 +1,6 @@
 package sentry
 
 import (
-	"unsafe"
-
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
@@ -184,7 +182,7 @@ func (s *Supervisor) sendMessage(c *call) outcome {
 	}
 	if c.isUnixPath() {
 		// The lookup, and the send to the object found, can block on a
-		// file system (see offload.go).
+		// file system (see waits.go).
 		if o, ok := s.openUnixTarget(c); !ok {
 			return o
 		}
@@ -432,33 +430,10 @@ func (s *Supervisor) sendPieceAsCaller(c *call, extra uint64, addr, data, contro
 
 // sendNow makes the send system call itself.
 func sendNow(c *call, addr, data, control []byte, flags int) (int, unix.Errno) {
-	switch {
-	case c.unix != nil:
-		return pathSendmsg(c.sock, addr, data, control, flags) // the path's lookup can block: see offload.go
-	case c.msg.viaSendto && len(control) == 0:
+	if c.unix == nil && c.msg.viaSendto && len(control) == 0 {
 		return sockSendto(c.sock, addr, data, flags)
 	}
-	return sockSendmsg(c.sock, addr, data, control, flags)
-}
-
-// sockSendto is sendto(2) with a non-NULL address of len(name) bytes, as
-// the caller passed it (see message.viaSendto). MSG_DONTWAIT: it does not
-// wait for room, but can for the socket's lock (offload.go).
-func sockSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
-	var p unsafe.Pointer
-	if len(data) > 0 {
-		p = unsafe.Pointer(&data[0])
-	}
-	// A zero-length name still needs a non-NULL pointer; the kernel reads
-	// none of it (move_addr_to_kernel copies addrlen bytes).
-	var none byte
-	np := unsafe.Pointer(&none)
-	if len(name) > 0 {
-		np = unsafe.Pointer(&name[0])
-	}
-	r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
-		uintptr(np), uintptr(len(name)))
-	return int(r), e
+	return sockSendmsg(c.sock, addr, data, control, flags) // a Unix path's is /proc/self/fd/N
 }
 
 // sigpipe gives the caller the SIGPIPE that Linux sends with EPIPE. Linux

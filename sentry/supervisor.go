@@ -225,7 +225,7 @@ func (s *Supervisor) Serve() error {
 	// One OS thread receives and answers; synchronous wake-ups then keep the
 	// tracee and this thread on one CPU. Blocking connects never hold it:
 	// they are finished by the waiter. Work that can block on a file system
-	// runs on it too (see offload.go), watched: if it is stuck, another
+	// runs on it too (see waits.go), watched: if it is stuck, another
 	// thread takes over receiving.
 	go s.waiter.run()
 	errc := make(chan error, 1)
@@ -240,7 +240,7 @@ func (s *Supervisor) Serve() error {
 // receiver is one thread receiving notifications.
 type receiver struct {
 	// busySince is when the call it serves was received (nanotime), 0
-	// between calls: the watchdog's reading (offload.go).
+	// between calls: the watchdog's reading (waits.go).
 	busySince atomic.Int64
 	// retire: another receiver took over; this one exits after its call.
 	retire atomic.Bool

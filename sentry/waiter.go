@@ -175,7 +175,7 @@ func (w *waiter) watch(fd, restore int) {
 // epollAdd watches fd, the duplicate of a program's socket, for EPOLLOUT
 // (level-triggered). Made without w.mu, and not a raw system call (x/sys's
 // EpollCtl is): ep_insert polls the file at once, and a socket's poll may
-// take its lock (vsock_poll does), which the program can hold (offload.go).
+// take its lock (vsock_poll does), which the program can hold (waits.go).
 // An event that comes before the item is in byFD is reported again by the
 // next epoll_wait.
 func (w *waiter) epollAdd(fd int) error {
@@ -254,7 +254,7 @@ func (w *waiter) take(it *waitItem) {
 
 // run is the waiter's loop: it finds the parked calls whose socket is ready
 // or whose timer is due, and serves them one after the other. Serving one
-// can wait on what the program controls (offload.go): a resumed sendmmsg
+// can wait on what the program controls (waits.go): a resumed sendmmsg
 // reads its next header from the caller's memory, a Unix retry resolves a
 // path, finish closes a duplicate. So the loop is watched as a receiver is:
 // the watchdog (watchWaiter) starts a new loop when this one has been

@@ -16,30 +16,26 @@
 // socket's lock in a setsockopt(SO_ATTACH_FILTER) whose filter is on the
 // page: a retry that wrote back A's old flags would clear O_ASYNC, which
 // calls sock_fasync, which waits for the lock; A must connect once there
-// is room, and keep its O_ASYNC: "arrived" is the flag). The userfaultfd comes from fd 3
-// when it is an open /dev/userfaultfd (USERFAULTFD_IOC_NEW), else from
-// /dev/userfaultfd, else from userfaultfd(2): one that handles faults in
-// kernel mode, which only a privileged opener gets.
+// is room, and keep its O_ASYNC: "arrived" is the flag). The page and its
+// userfaultfd: uffd.h.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/userfaultfd.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <linux/filter.h>
 #include <stddef.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "uffd.h"
 
 static char *page;
 static long pagesz;
@@ -85,33 +81,19 @@ static void *call_a(void *arg) {
 	return NULL;
 }
 
-static int new_uffd(void) {
-	int dev = fcntl(3, F_GETFD) >= 0 ? 3 : open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	int u = dev >= 0 ? ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC) : -1;
-	if (u < 0)
-		u = syscall(SYS_userfaultfd, O_CLOEXEC);
-	return u;
-}
-
 int main(int argc, char **argv) {
 	if (argc < 2)
 		return 2;
 	mode = argv[1];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	pagesz = sysconf(_SC_PAGESIZE);
-	int u = new_uffd();
-	struct uffdio_api api = {.api = UFFD_API};
-	if (u < 0 || ioctl(u, UFFDIO_API, &api)) {
-		printf("no userfaultfd: %s\n", strerror(errno));
-		return 3;
-	}
+	int u = uffd_open();
 	page = mmap(NULL, pagesz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct uffdio_register reg = {.range = {.start = (unsigned long)page, .len = pagesz},
-				      .mode = UFFDIO_REGISTER_MODE_MISSING};
-	if (page == MAP_FAILED || ioctl(u, UFFDIO_REGISTER, &reg)) {
-		perror("register");
+	if (page == MAP_FAILED) {
+		perror("mmap");
 		return 2;
 	}
+	uffd_register(u, page);
 
 	int l = socket(AF_INET, SOCK_STREAM, 0), d = socket(AF_INET, SOCK_DGRAM, 0);
 	tcp_dst = udp_dst = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -151,14 +133,8 @@ int main(int argc, char **argv) {
 		pthread_create(&t, NULL, call_a, NULL);
 	}
 	// A (or P) faults on the page: the fault event says it waits.
-	struct pollfd p = {.fd = u, .events = POLLIN};
-	if (poll(&p, 1, 10000) != 1) {
+	if (!uffd_faulted(u)) {
 		printf("A never touched the page\n");
-		return 2;
-	}
-	struct uffd_msg msg;
-	if (read(u, &msg, sizeof msg) != sizeof msg || msg.event != UFFD_EVENT_PAGEFAULT) {
-		perror("uffd read");
 		return 2;
 	}
 	if (strcmp(mode, "socklock") == 0)
@@ -202,11 +178,7 @@ int main(int argc, char **argv) {
 		m->msg_iov = (struct iovec *)(page + 256);
 		m->msg_iovlen = 1;
 	}
-	struct uffdio_copy cp = {.dst = (unsigned long)page, .src = (unsigned long)src, .len = pagesz};
-	if (ioctl(u, UFFDIO_COPY, &cp)) {
-		perror("UFFDIO_COPY");
-		return 2;
-	}
+	uffd_serve(u, page, src);
 	if (strcmp(mode, "fasync") == 0) {
 		pthread_join(p_thread, NULL);
 		close(accept(fl, NULL, NULL)); // room for A

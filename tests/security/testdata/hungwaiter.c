@@ -14,26 +14,23 @@
 // It prints C's errno and whether C returned within 5 s, then serves the
 // page and prints what A's sendmmsg returned and whether R got every
 // datagram.
-// The userfaultfd comes from fd 3 (an open /dev/userfaultfd) when given,
-// else from /dev/userfaultfd, else userfaultfd(2).
+// The page and its userfaultfd: uffd.h.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "uffd.h"
 
 static long pagesz;
 static char *pages; // two pages: the second is registered
@@ -70,14 +67,6 @@ static void *call_c(void *arg) {
 	return NULL;
 }
 
-static int new_uffd(void) {
-	int dev = fcntl(3, F_GETFD) >= 0 ? 3 : open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	int u = dev >= 0 ? ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC) : -1;
-	if (u < 0)
-		u = syscall(SYS_userfaultfd, O_CLOEXEC);
-	return u;
-}
-
 static struct sockaddr_un abstract(const char *what, socklen_t *len) {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "hungwaiter-%s-%d", what, getpid());
@@ -88,20 +77,14 @@ static struct sockaddr_un abstract(const char *what, socklen_t *len) {
 int main(void) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	pagesz = sysconf(_SC_PAGESIZE);
-	int u = new_uffd();
-	struct uffdio_api api = {.api = UFFD_API};
-	if (u < 0 || ioctl(u, UFFDIO_API, &api)) {
-		printf("no userfaultfd: %s\n", strerror(errno));
-		return 3;
-	}
+	int u = uffd_open();
 	pages = mmap(NULL, 2 * pagesz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	memset(pages, 0, pagesz);
-	struct uffdio_register reg = {.range = {.start = (unsigned long)pages + pagesz, .len = pagesz},
-				      .mode = UFFDIO_REGISTER_MODE_MISSING};
-	if (pages == MAP_FAILED || ioctl(u, UFFDIO_REGISTER, &reg)) {
-		perror("register");
+	if (pages == MAP_FAILED) {
+		perror("mmap");
 		return 2;
 	}
+	memset(pages, 0, pagesz);
+	uffd_register(u, pages + pagesz);
 
 	// R, and A's socket with its send buffer full of datagrams R has not read.
 	rname = abstract("r", &rlen);
@@ -138,8 +121,7 @@ int main(void) {
 	while (recv(r, b, sizeof b, MSG_DONTWAIT) > 0)
 		got++;
 	// A's first message goes now; its second header is on the page.
-	struct pollfd p = {.fd = u, .events = POLLIN};
-	if (poll(&p, 1, 10000) != 1) {
+	if (!uffd_faulted(u)) {
 		printf("nobody touched the page\n");
 		return 2;
 	}
@@ -166,11 +148,7 @@ int main(void) {
 	m2->msg_hdr.msg_namelen = rlen;
 	m2->msg_hdr.msg_iov = &iov2;
 	m2->msg_hdr.msg_iovlen = 1;
-	struct uffdio_copy cp = {.dst = (unsigned long)pages + pagesz, .src = (unsigned long)src, .len = pagesz};
-	if (ioctl(u, UFFDIO_COPY, &cp)) {
-		perror("UFFDIO_COPY");
-		return 2;
-	}
+	uffd_serve(u, pages + pagesz, src);
 	pthread_join(ta, NULL);
 	int after = 0;
 	while (recv(r, b, sizeof b, MSG_DONTWAIT) > 0)

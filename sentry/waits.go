@@ -21,7 +21,7 @@ import (
 //   - closing a duplicate of the program's file runs its flush (FUSE asks
 //     the server) and, for the last reference, its release (a TCP socket
 //     with SO_LINGER waits for its data to drain);
-//   - sockCalls: a connect, a send or a TCP_INFO on the program's socket
+//   - a connect, a send or a TCP_INFO on the program's socket
 //     takes the socket's lock (lock_sock), and a thread of the program holds
 //     it for as long as its own send copies from a page that waits (a
 //     userfaultfd's): even a non-blocking connect then waits for it.
@@ -51,35 +51,58 @@ func (s *Supervisor) stillWanted(c *call) bool {
 	return nanotime()-c.startNs < int64(stuckAfter) || s.lis.Valid(c.n.ID)
 }
 
-// blockingConnect, pathSendmsg, accessMem, readMem2 and closeDup are the
-// system calls that can wait on what the program controls (see above).
+// sockConnect, sockSendmsg, sockSendto, accessMem, readMem2, closeDup and
+// inetName are the system calls that can wait on what the program
+// controls (see above): through unix.Syscall, never RawSyscall.
 //
-// blockingConnect and pathSendmsg are connect and sendmsg that can block:
-// to a Unix path (/proc/self/fd/N), whose lookup and inode_permission can
-// block on the file system even on a non-blocking socket, and the direct
-// connect (direct.go), which waits for room in a full backlog. A RawSyscall
-// that blocks keeps its processor (GOMAXPROCS of them), and with it, once
-// there are as many, the whole supervisor: these tell the scheduler, as
-// unix.Syscall does.
-func blockingConnect(fd int, addr []byte) unix.Errno {
+// sockConnect, sockSendmsg and sockSendto act on the duplicate of the
+// program's socket. None waits for the peer or for room where the caller
+// would not (the brief O_NONBLOCK, MSG_DONTWAIT; a blocking direct connect
+// is watched, direct.go), but each takes the socket's lock, and a Unix
+// path's lookup and inode_permission (the target /proc/self/fd/N, or N in
+// fddir.go) can wait on its file system even on a non-blocking socket.
+func sockConnect(fd int, addr []byte) unix.Errno {
 	var p unsafe.Pointer
-	if len(addr) > 0 { // a direct connect may carry a short address: the kernel judges it
+	if len(addr) > 0 { // a short address (addrlen 0-2) is the kernel's to judge
 		p = unsafe.Pointer(&addr[0])
 	}
 	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
 	return e
 }
 
-func pathSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
+// sockSendmsg is sendmsg(2) of one piece of data, to name if any.
+func sockSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
 	var iov unix.Iovec
-	m := unix.Msghdr{Iov: &iov, Iovlen: 1, Name: &name[0], Namelen: uint32(len(name))}
+	m := unix.Msghdr{Iov: &iov, Iovlen: 1}
 	if len(data) > 0 {
 		iov.Base, iov.Len = &data[0], uint64(len(data))
+	}
+	if len(name) > 0 {
+		m.Name, m.Namelen = &name[0], uint32(len(name))
 	}
 	if len(control) > 0 {
 		m.Control, m.Controllen = &control[0], uint64(len(control))
 	}
 	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
+	return int(r), e
+}
+
+// sockSendto is sendto(2) with a non-NULL address of len(name) bytes, as
+// the caller passed it (see message.viaSendto).
+func sockSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
+	var p unsafe.Pointer
+	if len(data) > 0 {
+		p = unsafe.Pointer(&data[0])
+	}
+	// A zero-length name still needs a non-NULL pointer; the kernel reads
+	// none of it (move_addr_to_kernel copies addrlen bytes).
+	var none byte
+	np := unsafe.Pointer(&none)
+	if len(name) > 0 {
+		np = unsafe.Pointer(&name[0])
+	}
+	r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
+		uintptr(np), uintptr(len(name)))
 	return int(r), e
 }
 
