@@ -3,7 +3,7 @@
  * proxy connect and the send family securely. It is the yardstick for the
  * sandbox's overhead: (sandbox - native) / (floor - native).
  *
- * usage: [FLOOR_DENY=IP:PORT] [FLOOR_UNIX_SECURE=1] floor PROGRAM [ARGS...]
+ * usage: [FLOOR_DENY=IP:PORT] [FLOOR_UNIX_SECURE=1] [FLOOR_EXACT=1] floor PROGRAM [ARGS...]
  *
  * The child sets PR_SET_NO_NEW_PRIVS, installs a filter that traps what the
  * sandbox traps (connect; sendto with a non-NULL address; every sendmsg and
@@ -32,6 +32,21 @@
  * connect goes to "/proc/self/fd/N", the very object opened, and N is
  * closed. That lookup still uses the floor's credentials and root.
  *
+ * FLOOR_EXACT=1 (which implies FLOOR_UNIX_SECURE=1) adds the system calls
+ * that an exact supervisor cannot leave out, and nothing else: the floor an
+ * exact and secure supervisor is held to.
+ *   - SO_DOMAIN and SO_TYPE on every duplicate: the kernel reads the copied
+ *     address by the socket's family and type, so the decision must too.
+ *   - A blocking stream connect is made non-blocking for the attempt
+ *     (F_GETFL, F_SETFL), so that a peer's reset is left for the
+ *     program's next call: on EINPROGRESS, TCP_INFO shows whether the
+ *     handshake completed, and only then is the socket connected again
+ *     (SS_CONNECTED); then F_GETFL and F_SETFL clear O_NONBLOCK again,
+ *     keeping any flag the program changed meanwhile. (A handshake still
+ *     under way is waited for with poll, on this thread.)
+ *   - A denied TCP connect reads TCP_INFO first: a connected or connecting
+ *     socket fails with EISCONN or EALREADY before any decision.
+ *
  * What it leaves out, on purpose (the sandbox's extra cost): Linux's
  * argument-check order, SO_DOMAIN/SO_TYPE/F_GETFL, kcmp for non-leader
  * threads, non-blocking handling of blocking connects (here a blocking
@@ -50,6 +65,8 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked (glibc's lacks it) */
+#include <poll.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -210,7 +227,59 @@ static struct iovec iovs[MAXMSG];
 static struct mmsghdr msgs[MAXMSG];
 static char control[MAXMSG][256];
 
-static int unix_secure; /* FLOOR_UNIX_SECURE=1 */
+static int unix_secure; /* FLOOR_UNIX_SECURE=1 (or FLOOR_EXACT=1) */
+static int exact;       /* FLOOR_EXACT=1 */
+/* include/net/tcp_states.h */
+enum { ST_ESTABLISHED = 1, ST_SYN_SENT = 2, ST_SYN_RECV = 3, ST_CLOSE = 7 };
+static int sock_domain, sock_type; /* the duplicate's, under FLOOR_EXACT */
+
+/*
+ * exact_connect is connect under FLOOR_EXACT for a blocking inet stream
+ * socket: the brief O_NONBLOCK and the settle described at the top.
+ */
+static long exact_connect(int sock, const struct sockaddr *a, socklen_t len)
+{
+	int fl = fcntl(sock, F_GETFL);
+	int set = fl >= 0 && !(fl & O_NONBLOCK);
+	if (set && fcntl(sock, F_SETFL, fl | O_NONBLOCK) != 0)
+		return -errno;
+	long v = connect(sock, a, len) == 0 ? 0 : -errno;
+	while (v == -EINPROGRESS || v == -EALREADY) {
+		struct tcp_info ti;
+		socklen_t n = sizeof ti;
+		if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0) {
+			v = -errno;
+			break;
+		}
+		if (ti.tcpi_state == ST_SYN_SENT || ti.tcpi_state == ST_SYN_RECV) {
+			struct pollfd p = {sock, POLLOUT, 0};
+			poll(&p, 1, -1);
+			continue;
+		}
+		if (ti.tcpi_state == ST_CLOSE && ti.tcpi_bytes_acked > 0)
+			v = 0; /* completed, then reset: the error stays for the program */
+		else
+			v = connect(sock, a, len) == 0 ? 0 : -errno;
+		break;
+	}
+	if (set && (fl = fcntl(sock, F_GETFL)) >= 0)
+		fcntl(sock, F_SETFL, fl & ~O_NONBLOCK);
+	return v;
+}
+
+/* tcp_busy is the errno a TCP socket's state gives before any decision. */
+static long tcp_busy(int sock)
+{
+	struct tcp_info ti;
+	socklen_t n = sizeof ti;
+	if (getsockopt(sock, IPPROTO_TCP, TCP_INFO, &ti, &n) != 0)
+		return 0;
+	if (ti.tcpi_state == ST_ESTABLISHED)
+		return -EISCONN;
+	if (ti.tcpi_state == ST_SYN_SENT)
+		return -EALREADY;
+	return 0;
+}
 #define SUNPATH sizeof(((struct sockaddr_un *)0)->sun_path)
 
 /*
@@ -278,11 +347,15 @@ static long do_connect(int sock, const struct seccomp_notif *n, int lfd)
 		if ((dirfd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 			return -errno; /* a caller gone meanwhile takes no answer: SEND fails */
 	}
+	int inet_stream = exact && sock_type == SOCK_STREAM && (sock_domain == AF_INET || sock_domain == AF_INET6);
 	long v = 0;
 	if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_ID_VALID, &n->id) != 0)
 		v = GONE;
-	else if (denied(&names[0], len))
-		v = -EACCES;
+	else if (denied(&names[0], len)) {
+		if (!inet_stream || (v = tcp_busy(sock)) == 0)
+			v = -EACCES;
+	} else if (inet_stream)
+		v = exact_connect(sock, (struct sockaddr *)&names[0], len);
 	else if (!secure)
 		v = connect(sock, (struct sockaddr *)&names[0], len) == 0 ? 0 : -errno;
 	if (v != 0 || !secure) {
@@ -432,11 +505,12 @@ static void *reaper(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: [FLOOR_DENY=IP:PORT] [FLOOR_UNIX_SECURE=1] floor PROGRAM [ARGS...]\n");
+		fprintf(stderr, "usage: [FLOOR_DENY=IP:PORT] [FLOOR_UNIX_SECURE=1] [FLOOR_EXACT=1] floor PROGRAM [ARGS...]\n");
 		return 2;
 	}
-	const char *us = getenv("FLOOR_UNIX_SECURE");
-	unix_secure = us && strcmp(us, "1") == 0;
+	const char *us = getenv("FLOOR_UNIX_SECURE"), *ex = getenv("FLOOR_EXACT");
+	exact = ex && strcmp(ex, "1") == 0;
+	unix_secure = exact || (us && strcmp(us, "1") == 0);
 	const char *d = getenv("FLOOR_DENY");
 	if (d && *d) {
 		char ip[64];
@@ -496,6 +570,12 @@ int main(int argc, char **argv)
 		if (sock < 0)
 			v = sock == -ESRCH ? GONE : sock;
 		else {
+			if (exact) {
+				socklen_t sl = sizeof sock_domain;
+				getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &sock_domain, &sl);
+				sl = sizeof sock_type;
+				getsockopt(sock, SOL_SOCKET, SO_TYPE, &sock_type, &sl);
+			}
 			if (n.data.nr == SYS_connect)
 				v = do_connect(sock, &n, lfd);
 			else if (n.data.nr == SYS_sendto)

@@ -8,7 +8,7 @@
 //
 // Usage (from the repository root; `make bench` does this):
 //
-//	go run ./bench/run [-sandbox bin/sandbox] [-modes native,floor,floor-secure,sandbox,strace]
+//	go run ./bench/run [-sandbox bin/sandbox] [-modes native,floor,floor-exact,sandbox,strace]
 //	                   [-configs allow-all,rule,self] [-rows ROW,...] [-json bench/results.json]
 //
 // The C programs in bench/c and the floor are compiled with gcc at bench
@@ -22,12 +22,15 @@
 // the default info log level) and self (no policy flags: the default "self"
 // policy, on rows whose destination is the tree's own).
 //
-// floor-secure is the floor with FLOOR_UNIX_SECURE=1 (the Unix path opened
-// in the caller's view and connected to through /proc/self/fd/N, as a
-// secure supervisor must), on the unix_connect row only. It rates nothing:
-// its line under each table gives the rule configuration's overhead over
-// it too, which shows how much of that row's overhead the secure lookup
-// itself forces.
+// floor-exact is the floor with FLOOR_EXACT=1, on every trapped row: the
+// floor plus the system calls that exactness and security force on any
+// supervisor (SO_DOMAIN and SO_TYPE; for a blocking TCP connect the brief
+// O_NONBLOCK and the settle that leaves a peer's reset to the program; for
+// a denied one the TCP_INFO of Linux's errno order; for a Unix path the
+// lookup in the caller's view, connected to through /proc/self/fd/N). It
+// rates nothing: its line under each table gives each configuration's
+// overhead over it too, which shows how much of a row's overhead is the
+// price of exactness, and how much is the sandbox's own.
 //
 // Every row is measured in two CPU placements, each with its own table:
 // unpinned (as a user runs it) and pinned to one CPU with taskset (no
@@ -59,11 +62,11 @@ import (
 )
 
 const (
-	modeNative      = "native"
-	modeFloor       = "floor"
-	modeFloorSecure = "floor-secure" // FLOOR_UNIX_SECURE=1, on FloorSecure rows
-	modeSandbox     = "sandbox"
-	modeStrace      = "strace"
+	modeNative     = "native"
+	modeFloor      = "floor"
+	modeFloorExact = "floor-exact" // FLOOR_EXACT=1, on trapped loop rows
+	modeSandbox    = "sandbox"
+	modeStrace     = "strace"
 
 	cfgAllowAll = "allow-all"
 	cfgRule     = "rule"
@@ -81,7 +84,7 @@ const (
 )
 
 var (
-	allModes     = []string{modeNative, modeFloor, modeFloorSecure, modeSandbox, modeStrace}
+	allModes     = []string{modeNative, modeFloor, modeFloorExact, modeSandbox, modeStrace}
 	allConfigs   = []string{cfgAllowAll, cfgRule, cfgSelf}
 	knownConfigs = append(allConfigs, cfgRuleWarn)
 )
@@ -115,9 +118,6 @@ type bench struct {
 	VsFloorTime bool
 	// WithNative: the load row runs natively too (-load-native).
 	WithNative bool
-	// FloorSecure: the floor-secure mode runs on this row (a Unix path
-	// connect, where FLOOR_UNIX_SECURE changes what the floor does).
-	FloorSecure bool
 }
 
 // column is one way of running a row: a mode, and for the sandbox, a
@@ -165,7 +165,7 @@ func main() {
 	flag.StringVar(&c.Strace, "strace", "strace", "strace binary")
 	flag.StringVar(&c.CC, "cc", "gcc", "C compiler")
 	flag.StringVar(&c.CFlags, "cflags", "-O2", "C compiler flags (space-separated)")
-	flag.StringVar(&c.Modes, "modes", strings.Join(allModes, ","), "comma-separated modes: native,floor,floor-secure,sandbox,strace (native is always run;\nfloor-secure, the floor with FLOOR_UNIX_SECURE=1, runs on unix_connect only)")
+	flag.StringVar(&c.Modes, "modes", strings.Join(allModes, ","), "comma-separated modes: native,floor,floor-exact,sandbox,strace (native is always run;\nfloor-exact, the floor with FLOOR_EXACT=1, runs on the trapped rows)")
 	flag.StringVar(&c.Configs, "configs", strings.Join(allConfigs, ","), "comma-separated sandbox configurations: allow-all (--allow-all), rule (an explicit rule for the row's\ndestination: the default configuration of the targets), self (no policy flags: the self default);\nalso rule-warn (rule at --log-level warn: what the info log costs), not run by default")
 	flag.StringVar(&c.Rows, "rows", "", "comma-separated rows to run (empty: every row), e.g. udp_sendto,unix_connect,startup")
 	flag.StringVar(&c.Placements, "placements", "unpinned,pinned", "comma-separated CPU placements, each with its own table:\nunpinned (the scheduler places every thread) and pinned (everything under `taskset -c PIN-CPU`:\nno cross-CPU wakeups, far less noise on small VMs, but supervisor and program share one CPU)")
@@ -235,7 +235,7 @@ func rows(c config, unixPath string) []bench {
 			Policies: map[string][]string{cfgRule: {"--deny", "tcp:127.0.0.1"}, cfgSelf: self},
 			FloorEnv: []string{"FLOOR_DENY=127.0.0.1:0"}, VsFloorTime: true,
 			Desc: "a denied connect (EACCES; rule: --deny, self: the default's denial) against a refused one natively (ECONNREFUSED); overhead = sandbox / floor"},
-		{Name: "unix_connect", Source: "unix_connect.c", Args: []string{unixPath}, Iters: c.TCPIters, Trapped: true, Policies: pol([]string{"--allow", "unix:" + unixPath}, true), FloorSecure: true,
+		{Name: "unix_connect", Source: "unix_connect.c", Args: []string{unixPath}, Iters: c.TCPIters, Trapped: true, Policies: pol([]string{"--allow", "unix:" + unixPath}, true),
 			Desc: "Unix stream: socket, connect to a path, accept in the same thread, close both"},
 		{Name: "udp_send", Source: "udp_connect.c", Args: []string{"send"}, Iters: c.UDPIters, Policies: map[string][]string{cfgRule: udp},
 			Desc: "send() on a connected UDP socket: no address, never trapped"},
@@ -296,7 +296,7 @@ func columns(b bench, modes, configs []string) []column {
 					out = append(out, column{m, cf})
 				}
 			}
-		case m == modeFloorSecure && !b.FloorSecure:
+		case m == modeFloorExact && !(b.Trapped && b.Kind == kindLoop):
 			// Elsewhere it is the floor itself.
 		case b.Kind == kindLoad && m == modeStrace:
 			// strace serialises 64 threads through ptrace: minutes, and no
@@ -382,7 +382,7 @@ func run(c config) error {
 		progs[b.Source] = out
 	}
 	floorBin := filepath.Join(tmp, "floor")
-	if has(modes, modeFloor) || has(modes, modeFloorSecure) {
+	if has(modes, modeFloor) || has(modes, modeFloorExact) {
 		if err := compile(filepath.Join(root, "bench", "floor", "floor.c"), floorBin, "-lseccomp"); err != nil {
 			return fmt.Errorf("floor mode: %v (libseccomp-dev is needed: make deps)", err)
 		}
@@ -408,8 +408,8 @@ func run(c config) error {
 		switch col.Mode {
 		case modeFloor:
 			return []string{floorBin}, b.FloorEnv
-		case modeFloorSecure:
-			return []string{floorBin}, append(append([]string{}, b.FloorEnv...), "FLOOR_UNIX_SECURE=1")
+		case modeFloorExact:
+			return []string{floorBin}, append(append([]string{}, b.FloorEnv...), "FLOOR_EXACT=1")
 		case modeSandbox:
 			argv := append([]string{sandboxBin, "run"}, b.Policies[col.Config]...)
 			return append(append(argv, strings.Fields(c.SandboxFlags)...), "--"), nil
@@ -720,10 +720,10 @@ type benchResult struct {
 	// VsFloor is each sandbox configuration's overhead ratio,
 	// (sandbox - native) / (floor - native).
 	VsFloor map[string]float64 `json:"overhead_vs_floor"`
-	// VsFloorSecure is the same against the floor-secure column,
-	// (sandbox - native) / (floor_secure - native): informational, not
-	// rated.
-	VsFloorSecure map[string]float64 `json:"overhead_vs_floor_secure,omitempty"`
+	// VsFloorExact is the same against the floor-exact column,
+	// (sandbox - native) / (floor_exact - native), or sandbox / floor_exact
+	// on a VsFloorTime row: informational, not rated.
+	VsFloorExact map[string]float64 `json:"overhead_vs_floor_exact,omitempty"`
 	// Target is what the row is held to (empty: nothing), and OK whether
 	// it held.
 	Target string `json:"target,omitempty"`
@@ -821,7 +821,7 @@ func benchResultOf(b bench, samples map[string][]float64) benchResult {
 	}
 	nat := br.Columns[modeNative]
 	fl := br.Columns[modeFloor]
-	fs := br.Columns[modeFloorSecure]
+	fx := br.Columns[modeFloorExact]
 	if nat == nil {
 		nat = &modeResult{MedianNsPerOp: math.NaN()} // the load row without -load-native
 	}
@@ -836,12 +836,16 @@ func benchResultOf(b bench, samples map[string][]float64) benchResult {
 				br.VsFloor[k] = r
 			}
 		}
-		if fs != nil && b.Trapped && b.Kind == kindLoop && strings.HasPrefix(k, modeSandbox+":") {
-			if r, ok := overheadRatio(m.MedianNsPerOp, nat.MedianNsPerOp, fs.MedianNsPerOp); ok {
-				if br.VsFloorSecure == nil {
-					br.VsFloorSecure = map[string]float64{}
+		if fx != nil && b.Trapped && b.Kind == kindLoop && strings.HasPrefix(k, modeSandbox+":") {
+			r, ok := m.MedianNsPerOp/fx.MedianNsPerOp, true
+			if !b.VsFloorTime {
+				r, ok = overheadRatio(m.MedianNsPerOp, nat.MedianNsPerOp, fx.MedianNsPerOp)
+			}
+			if ok {
+				if br.VsFloorExact == nil {
+					br.VsFloorExact = map[string]float64{}
 				}
-				br.VsFloorSecure[k] = r
+				br.VsFloorExact[k] = r
 			}
 		}
 	}
@@ -1010,8 +1014,11 @@ func printTables(w io.Writer, res *results) {
 	fmt.Fprintln(w, "tcp_denied: sandbox / floor (natively a refusal, which costs more than the floor's denial).")
 	fmt.Fprintln(w, "n/m: the floor adds nothing measurable (untrapped rows). Configurations: allow-all (--allow-all),")
 	fmt.Fprintln(w, "rule (an explicit rule for the row's destination, info logs: the targets' default), self (no flags).")
-	fmt.Fprintln(w, "strace -e trace=connect stops only connect. floor-secure (unix_connect only, not rated): the floor")
-	fmt.Fprintln(w, "with FLOOR_UNIX_SECURE=1, which connects to the object opened, as the sandbox does, not to the path.")
+	fmt.Fprintln(w, "strace -e trace=connect stops only connect. floor-exact (not rated): the floor with FLOOR_EXACT=1, plus")
+	fmt.Fprintln(w, "what exactness and security force on any supervisor: SO_DOMAIN and SO_TYPE; a blocking TCP connect's")
+	fmt.Fprintln(w, "brief O_NONBLOCK (F_GETFL, F_SETFL, twice) and settle (TCP_INFO, a second connect), which leave a reset")
+	fmt.Fprintln(w, "to the program; a denied TCP connect's TCP_INFO (EISCONN/EALREADY first); a Unix path opened in the")
+	fmt.Fprintln(w, "caller's view and connected to as the object opened.")
 	if h := res.Headline; h != nil {
 		fmt.Fprintf(w, "\n%s\n", headlineText(h))
 	}
@@ -1069,7 +1076,7 @@ func printTable(w io.Writer, p placementResult, configs []string) {
 	tw.Flush()
 }
 
-// printExtraRows prints the floor-secure line of the rows that have one,
+// printExtraRows prints the floor-exact line of the rows that have one,
 // and the startup and load rows, of a placement.
 func printExtraRows(w io.Writer, p placementResult, configs []string) {
 	for _, b := range p.Benchmarks {
@@ -1079,11 +1086,10 @@ func printExtraRows(w io.Writer, p placementResult, configs []string) {
 		}
 		switch b.Kind {
 		case kindLoop:
-			if fs := b.Columns[modeFloorSecure]; fs != nil {
-				fmt.Fprintf(w, "%s, floor-secure (FLOOR_UNIX_SECURE=1: the path opened in the caller's view, connect to /proc/self/fd/N): %.0f ns/op (%.2fx native)",
-					b.Name, fs.MedianNsPerOp, b.VsNative[modeFloorSecure])
+			if fx := b.Columns[modeFloorExact]; fx != nil {
+				fmt.Fprintf(w, "%s, floor-exact: %.0f ns/op (%.2fx native)", b.Name, fx.MedianNsPerOp, b.VsNative[modeFloorExact])
 				if fl := b.Columns[modeFloor]; fl != nil {
-					fmt.Fprintf(w, ", %+.0f ns over the floor", fs.MedianNsPerOp-fl.MedianNsPerOp)
+					fmt.Fprintf(w, ", %+.0f ns over the floor", fx.MedianNsPerOp-fl.MedianNsPerOp)
 				}
 				var parts []string
 				for _, cf := range configs {
@@ -1092,7 +1098,7 @@ func printExtraRows(w io.Writer, p placementResult, configs []string) {
 						continue
 					}
 					s := "n/a"
-					if r, ok := b.VsFloorSecure[k]; ok {
+					if r, ok := b.VsFloorExact[k]; ok {
 						s = fmt.Sprintf("%.2fx", r)
 					}
 					if r, ok := b.VsFloor[k]; ok {
@@ -1101,7 +1107,7 @@ func printExtraRows(w io.Writer, p placementResult, configs []string) {
 					parts = append(parts, cf+" "+s)
 				}
 				if len(parts) > 0 {
-					fmt.Fprintf(w, "; sandbox overhead over floor-secure's (not rated): %s", strings.Join(parts, ", "))
+					fmt.Fprintf(w, "; sandbox over floor-exact (not rated): %s", strings.Join(parts, ", "))
 				}
 				fmt.Fprintln(w)
 			}

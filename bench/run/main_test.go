@@ -107,29 +107,29 @@ func TestRowsAndColumns(t *testing.T) {
 	for _, c := range cols {
 		keys = append(keys, c.key())
 	}
-	if got := strings.Join(keys, ","); got != "native,floor,sandbox:allow-all,sandbox:rule,sandbox:self,strace" {
+	if got := strings.Join(keys, ","); got != "native,floor,floor-exact,sandbox:allow-all,sandbox:rule,sandbox:self,strace" {
 		t.Errorf("columns = %s", got)
 	}
 	// No self where nothing is decided, no allow-all on the denied row,
 	// no strace on the load row.
-	if n := len(columns(byName["udp_sendmsg"], allModes, allConfigs)); n != 5 {
-		t.Errorf("udp_sendmsg: %d columns, want 5", n)
+	if n := len(columns(byName["udp_sendmsg"], allModes, allConfigs)); n != 6 {
+		t.Errorf("udp_sendmsg: %d columns, want 6", n)
 	}
 	for _, c := range columns(byName["tcp_denied"], allModes, allConfigs) {
 		if c.Config == cfgAllowAll {
 			t.Error("tcp_denied runs --allow-all")
 		}
 	}
-	// floor-secure runs on the Unix path row only.
+	// floor-exact runs on the trapped loop rows only.
 	for _, b := range bs {
 		n := 0
 		for _, c := range columns(b, allModes, allConfigs) {
-			if c.Mode == modeFloorSecure {
+			if c.Mode == modeFloorExact {
 				n++
 			}
 		}
-		if want := map[bool]int{true: 1}[b.Name == "unix_connect"]; n != want {
-			t.Errorf("%s: %d floor-secure columns, want %d", b.Name, n, want)
+		if want := map[bool]int{true: 1}[b.Trapped && b.Kind == kindLoop]; n != want {
+			t.Errorf("%s: %d floor-exact columns, want %d", b.Name, n, want)
 		}
 	}
 	for _, c := range columns(byName["load"], allModes, allConfigs) {
@@ -215,48 +215,60 @@ func TestResultsTargetsAndHeadline(t *testing.T) {
 	}
 }
 
-// TestFloorSecure checks the floor-secure column's arithmetic and line: an
+// TestFloorExact checks the floor-exact column's arithmetic and line: an
 // overhead over it beside the floor's, with targets and headline still
 // against the plain floor.
-func TestFloorSecure(t *testing.T) {
+func TestFloorExact(t *testing.T) {
 	bs, err := selectRows(rows(testConfig(), "/u"), "unix_connect")
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("selectRows = %v, %v", bs, err)
 	}
-	// native 10 µs, floor 14 µs, floor-secure 18 µs, rule 26 µs: 4.00x the
-	// floor's overhead, 2.00x floor-secure's; self 34 µs: 6.00x, 3.00x.
+	// native 10 µs, floor 14 µs, floor-exact 18 µs, rule 26 µs: 4.00x the
+	// floor's overhead, 2.00x floor-exact's; self 34 µs: 6.00x, 3.00x.
 	samples := map[string]map[string]map[string][]float64{"pinned": {"unix_connect": {
-		modeNative: {10000}, modeFloor: {14000}, modeFloorSecure: {18000},
+		modeNative: {10000}, modeFloor: {14000}, modeFloorExact: {18000},
 		"sandbox:rule": {26000}, "sandbox:self": {34000},
 	}}}
 	res := buildResults(config{}, allModes, allConfigs, []placement{{Name: "pinned", CPUs: "0"}}, bs, samples, time.Second, t.TempDir())
 	b := res.Placements[0].Benchmarks[0]
-	if math.Abs(b.VsFloor["sandbox:rule"]-4) > 1e-9 || math.Abs(b.VsFloorSecure["sandbox:rule"]-2) > 1e-9 ||
-		math.Abs(b.VsFloorSecure["sandbox:self"]-3) > 1e-9 || math.Abs(b.VsNative[modeFloorSecure]-1.8) > 1e-9 {
-		t.Errorf("vs floor %v, vs floor-secure %v, vs native %v", b.VsFloor, b.VsFloorSecure, b.VsNative)
+	if math.Abs(b.VsFloor["sandbox:rule"]-4) > 1e-9 || math.Abs(b.VsFloorExact["sandbox:rule"]-2) > 1e-9 ||
+		math.Abs(b.VsFloorExact["sandbox:self"]-3) > 1e-9 || math.Abs(b.VsNative[modeFloorExact]-1.8) > 1e-9 {
+		t.Errorf("vs floor %v, vs floor-exact %v, vs native %v", b.VsFloor, b.VsFloorExact, b.VsNative)
 	}
-	if _, ok := b.VsFloor[modeFloorSecure]; ok {
-		t.Error("floor-secure rated against the floor")
+	if _, ok := b.VsFloor[modeFloorExact]; ok {
+		t.Error("floor-exact rated against the floor")
 	}
 	if b.OK == nil || *b.OK || res.Missed != 1 {
-		t.Errorf("target judged against floor-secure: ok %v, missed %d", b.OK, res.Missed)
+		t.Errorf("target judged against floor-exact: ok %v, missed %d", b.OK, res.Missed)
 	}
 	if h := res.Headline; h == nil || math.Abs(h.Overhead-4) > 1e-9 || h.FloorNs != 14000 {
 		t.Errorf("headline = %+v", h)
 	}
 	var out bytes.Buffer
 	printTables(&out, res)
-	want := "unix_connect, floor-secure (FLOOR_UNIX_SECURE=1: the path opened in the caller's view, connect to /proc/self/fd/N): " +
-		"18000 ns/op (1.80x native), +4000 ns over the floor; sandbox overhead over floor-secure's (not rated): " +
+	want := "unix_connect, floor-exact: " +
+		"18000 ns/op (1.80x native), +4000 ns over the floor; sandbox over floor-exact (not rated): " +
 		"rule 2.00x (4.00x the floor's), self 3.00x (6.00x the floor's)\n"
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("tables lack %q:\n%s", want, out.String())
 	}
-	// A floor-secure no slower than native: no ratio against it.
-	samples["pinned"]["unix_connect"][modeFloorSecure] = []float64{9000}
+	// A floor-exact no slower than native: no ratio against it.
+	samples["pinned"]["unix_connect"][modeFloorExact] = []float64{9000}
 	res = buildResults(config{}, allModes, allConfigs, []placement{{Name: "pinned", CPUs: "0"}}, bs, samples, time.Second, t.TempDir())
-	if b := res.Placements[0].Benchmarks[0]; len(b.VsFloorSecure) != 0 {
-		t.Errorf("rated against a floor-secure faster than native: %v", b.VsFloorSecure)
+	if b := res.Placements[0].Benchmarks[0]; len(b.VsFloorExact) != 0 {
+		t.Errorf("rated against a floor-exact faster than native: %v", b.VsFloorExact)
+	}
+	// The denied row is time over time against floor-exact too.
+	bs, err = selectRows(rows(testConfig(), "/u"), "tcp_denied")
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("selectRows = %v, %v", bs, err)
+	}
+	samples = map[string]map[string]map[string][]float64{"pinned": {"tcp_denied": {
+		modeNative: {20000}, modeFloor: {10000}, modeFloorExact: {12000}, "sandbox:rule": {15000},
+	}}}
+	res = buildResults(config{}, allModes, allConfigs, []placement{{Name: "pinned", CPUs: "0"}}, bs, samples, time.Second, t.TempDir())
+	if b := res.Placements[0].Benchmarks[0]; math.Abs(b.VsFloor["sandbox:rule"]-1.5) > 1e-9 || math.Abs(b.VsFloorExact["sandbox:rule"]-1.25) > 1e-9 {
+		t.Errorf("tcp_denied: vs floor %v, vs floor-exact %v", b.VsFloor, b.VsFloorExact)
 	}
 }
 
@@ -303,10 +315,10 @@ func TestPrograms(t *testing.T) {
 			if _, err := measure(append([]string{floor}, argv...), b.FloorEnv, b.Name, 30*time.Second); err != nil {
 				t.Errorf("%s under the floor: %v", b.Name, err)
 			}
-			if b.FloorSecure {
-				env := append(append([]string{}, b.FloorEnv...), "FLOOR_UNIX_SECURE=1")
+			if b.Trapped {
+				env := append(append([]string{}, b.FloorEnv...), "FLOOR_EXACT=1")
 				if _, err := measure(append([]string{floor}, argv...), env, b.Name, 30*time.Second); err != nil {
-					t.Errorf("%s under the secure floor: %v", b.Name, err)
+					t.Errorf("%s under the exact floor: %v", b.Name, err)
 				}
 			}
 		}
