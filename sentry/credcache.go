@@ -25,8 +25,9 @@ import (
 // mark), so a change in flight is never missed:
 //
 //   - set*id, setgroups, capset, and an exec by a thread other than the
-//     leader: the process is volatile, never remembered again. (Its
-//     threads may now differ, and a change may still be in flight.)
+//     leader: the process is volatile, not remembered again until a call
+//     of its leader finds it with that one thread (settled). (Until then
+//     its threads may differ, and a change may still be in flight.)
 //   - execve and execveat by the leader: nothing is used or remembered
 //     until the leader's next trapped call, which proves the exec has ended
 //     (it succeeded or failed; begin_new_exec commits the new credentials
@@ -147,7 +148,14 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 		pidfd, _ = unix.PidfdOpen(tgid, 0)
 	}
 	if pidfd < 0 {
-		st, same, _, err := read()
+		st, same, cacheable, err := read()
+		if skip && err == nil && cacheable && settled(tgid, tid, st) {
+			cc.mu.Lock()
+			if p := cc.procs[tgid]; p != nil && p.volatile && !p.execPending && cc.epoch == e0 && pidfdAlive(p.pidfd) {
+				p.volatile, p.filled = false, false // the next fill remembers it afresh
+			}
+			cc.mu.Unlock()
+		}
 		return st, same, err
 	}
 	keep := false
@@ -190,6 +198,20 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 	cc.procs[tgid] = &procCreds{pidfd: pidfd, filled: true, st: cached, same: same}
 	keep = true
 	return st, same, nil
+}
+
+// settled reports whether a volatile process may be remembered again: it
+// was volatile because a thread may differ from the others, or a change
+// may still be in flight in one (commit_creds acts only on current). Read
+// as one thread, and that thread the caller, which is stopped in this very
+// notification, it has no other thread in which a change could be in
+// flight or differ: a program that dropped its privileges (su, setpriv,
+// gosu) and went on, or exec'ed, in one thread is remembered again. The
+// read happened after the change returned: the caller made this trapped
+// call after it. (A new thread would be the caller's clone: it is
+// stopped.)
+func settled(tgid int, tid uint32, st status) bool {
+	return st.Tgid == tgid && uint32(tgid) == tid && st.Threads == 1
 }
 
 // roomLocked makes room for one more entry by dropping exited processes.

@@ -1,8 +1,12 @@
 package sentry
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,5 +79,59 @@ func TestCredCacheRules(t *testing.T) {
 	cc.fill(tr, tid, read)
 	if _, _, _, ok := cc.lookup(tr, 1); ok {
 		t.Error("pid 1 found this process's entry")
+	}
+}
+
+// A volatile process (it changed its credentials) is remembered again once
+// a call of its leader finds it with that one thread: the change returned
+// before that call, and no other thread can hold one in flight. A process
+// with several threads stays volatile (TestCredCacheRules, on this test
+// process).
+func TestCredCacheSettlesSingleThread(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	pid := uint32(cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && string(b) == "sleep\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the child never exec'ed sleep")
+		}
+	}
+	read := func() (status, bool, bool, error) {
+		st, err := readStatus(fmt.Sprintf("/proc/%d/status", pid))
+		return st, true, true, err
+	}
+	tr := newTracees()
+	cc := newCredCache()
+	cc.fill(tr, pid, read)
+	if _, _, _, ok := cc.lookup(tr, pid); !ok {
+		t.Fatal("the child was not remembered")
+	}
+	cc.observe(pid, obsCreds) // its setresuid, say
+	if _, _, _, ok := cc.lookup(tr, pid); ok {
+		t.Fatal("a hit right after setuid")
+	}
+	// The leader's next call: read afresh, found settled; the one after
+	// is remembered again.
+	cc.fill(tr, pid, read)
+	cc.fill(tr, pid, read)
+	if _, _, _, ok := cc.lookup(tr, pid); !ok {
+		t.Fatal("a single-threaded process stayed volatile after its change")
+	}
+	// An observation while the settling read runs: it stays volatile.
+	cc.observe(pid, obsCreds)
+	cc.fill(tr, pid, func() (status, bool, bool, error) {
+		cc.observe(pid, obsCreds)
+		return read()
+	})
+	cc.fill(tr, pid, read)
+	if _, _, _, ok := cc.lookup(tr, pid); ok {
+		t.Fatal("settled by a read that an observation overtook")
 	}
 }

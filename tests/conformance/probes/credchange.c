@@ -116,6 +116,28 @@ static void fsuid_drop(void *arg)
 	CASE("credchange.fsuid_back", connect_to(rootdir_sock));
 }
 
+/* A single-threaded process that changes its credentials again and again
+ * is remembered again after each change (the supervisor's credCache
+ * settles it): every connect must still be checked with the credentials
+ * of the moment. Three connects per state: the first reads afresh, the
+ * second stores, the third is served from the cache. */
+static void fsuid_cycle(void *arg)
+{
+	struct counts root = {0}, nobody = {0};
+
+	(void)arg;
+	for (int i = 0; i < 10; i++) {
+		syscall(SYS_setfsuid, NOBODY);
+		for (int k = 0; k < 3; k++)
+			count(&nobody, connect_to(rootdir_sock));
+		syscall(SYS_setfsuid, 0);
+		for (int k = 0; k < 3; k++)
+			count(&root, connect_to(rootdir_sock));
+	}
+	fact("credchange.fsuid_cycle_root", "ok=%d eacces=%d other=%d", root.ok, root.eacces, root.other);
+	fact("credchange.fsuid_cycle_nobody", "ok=%d eacces=%d other=%d", nobody.ok, nobody.eacces, nobody.other);
+}
+
 /* Root searches a directory of nobody's (0700) only by CAP_DAC_OVERRIDE or
  * CAP_DAC_READ_SEARCH: dropping them from the effective set must count. */
 static void caps_drop(void *arg)
@@ -218,6 +240,7 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, idle, NULL);
 	in_child(0, process_drop, NULL);
 	in_child(0, fsuid_drop, NULL);
+	in_child(0, fsuid_cycle, NULL);
 	in_child(0, caps_drop, NULL);
 	in_child(0, groups_drop, NULL);
 	in_child(0, exec_regains, NULL);
