@@ -1,5 +1,10 @@
 package sentry
 
+/*
+#include "credthread.h"
+*/
+import "C"
+
 import (
 	"errors"
 	"fmt"
@@ -126,11 +131,12 @@ func (c *call) needsCallerCreds(s *Supervisor) bool {
 	return !sameCreds(st, s.self)
 }
 
-// asCaller runs fn on a fresh OS thread that carries the caller's uids,
-// gids, supplementary groups and effective capabilities. The thread is
-// thrown away afterwards (its goroutine exits while locked), so changed
-// credentials can never leak to other work.
-func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
+// asCaller runs fn with system calls (sys) made as the caller: on a
+// credential thread that carries the caller's uids, gids, supplementary
+// groups and effective capabilities (credPool), or on this thread when
+// they are the supervisor's own. fn's own code runs on the calling
+// goroutine; only the system calls it makes through sys change thread.
+func (s *Supervisor) asCaller(c *call, fn func(sys sysFn) unix.Errno) unix.Errno {
 	return s.asCallerWith(c, 0, fn)
 }
 
@@ -142,9 +148,9 @@ func (s *Supervisor) asCaller(c *call, fn func() unix.Errno) unix.Errno {
 // the common case of a root program whose other capabilities the layers
 // dropped. (A Unix connect records the connecting task's credentials for
 // SO_PEERCRED: uid and gid, which are then the same too.)
-func (s *Supervisor) asCallerOnPath(c *call, fn func() unix.Errno) unix.Errno {
+func (s *Supervisor) asCallerOnPath(c *call, fn func(sys sysFn) unix.Errno) unix.Errno {
 	if s.onPathAsSelf(c) {
-		return fn()
+		return fn(sysDirect)
 	}
 	return s.asCaller(c, fn)
 }
@@ -176,7 +182,7 @@ func samePathCreds(a, b status) bool {
 // asCallerWith is asCaller with the effective capabilities in extra added
 // to the caller's (as far as the supervisor holds them). The one use:
 // CAP_SYS_ADMIN, to name the caller in SCM_CREDENTIALS (see sendsAsCaller).
-func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func() unix.Errno) unix.Errno {
+func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func(sys sysFn) unix.Errno) unix.Errno {
 	st, err := c.callerStatus()
 	if err != nil {
 		if e := procErr(err); isResource(e) {
@@ -186,29 +192,35 @@ func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func() unix.Errno) u
 		return unix.EACCES // unknown credentials: fail closed
 	}
 	if sameCreds(st, s.self) {
-		return fn()
+		return fn(sysDirect)
 	}
 	st.CapEff |= extra
-	e, err := s.credThreads.run(st, fn)
+	t, err := s.credThreads.get(st)
 	if err != nil {
 		s.log.internal(c, "assume caller credentials", err)
 		return unix.EACCES // fail closed
 	}
+	e := fn(t.sys)
+	s.credThreads.put(t)
 	return e
 }
 
-// credPool keeps idle OS threads that carry a caller's credentials, by
-// credentials. A thread switched for one call and thrown away costs a clone
-// and an exit (about 200 µs here, twice per Unix path connect); a kept one
-// costs a hand-over. A thread serves only callers whose uids, gids, groups
-// and effective capabilities are exactly the ones it took, and one call at
-// a time: a call that blocks (a hung file system) holds its thread, and the
-// next caller gets another. Threads beyond the idle bound exit, and a
-// goroutine that exits while locked takes its thread with it, so changed
-// credentials never reach other work.
+// credPool keeps idle credential threads, by credentials. A thread serves
+// only callers whose uids, gids, groups and effective capabilities are
+// exactly the ones it took, and one call at a time: a call that blocks (a
+// hung file system) holds its thread, and the next caller gets another.
+// Threads beyond the idle bound end.
+//
+// The threads are plain pthreads (credthread.c), switched for good to the
+// caller's credentials with the per-thread system calls, unknown to the Go
+// runtime: no goroutine ever runs on them, so their credentials can never
+// apply to other work, and handing them a system call takes a futex, not
+// the Go scheduler. (They were goroutines locked to threads, handed
+// closures over channels: each hand-over woke and stopped three threads,
+// about 50 µs; a Unix path connect as another user makes two.)
 type credPool struct {
 	mu   sync.Mutex
-	idle map[string][]chan func()
+	idle map[string][]*credThread
 }
 
 const (
@@ -220,90 +232,76 @@ func credKey(st status) string {
 	return fmt.Sprint(st.Uid, st.Gid, st.Groups, st.CapEff)
 }
 
-// run calls fn on a thread carrying st's credentials.
-func (p *credPool) run(st status, fn func() unix.Errno) (unix.Errno, error) {
+// credThread is one credential thread.
+type credThread struct {
+	p   *C.struct_sb_credthread
+	key string
+}
+
+// get returns an idle thread carrying st's credentials, or a new one.
+func (p *credPool) get(st status) (*credThread, error) {
 	key := credKey(st)
 	p.mu.Lock()
-	var work chan func()
 	if l := p.idle[key]; len(l) > 0 {
-		work, p.idle[key] = l[len(l)-1], l[:len(l)-1]
+		t := l[len(l)-1]
+		p.idle[key] = l[:len(l)-1]
+		p.mu.Unlock()
+		return t, nil
 	}
 	p.mu.Unlock()
-	if work == nil {
-		var err error
-		if work, err = newCredThread(st); err != nil {
-			return 0, err
-		}
-	}
-	res := make(chan unix.Errno, 1)
-	work <- func() { res <- fn() }
-	e := <-res
+	return startCredThread(st, key)
+}
+
+// put gives t back once its call is over; beyond the idle bound it ends.
+func (p *credPool) put(t *credThread) {
 	p.mu.Lock()
 	if p.idle == nil {
-		p.idle = map[string][]chan func(){}
+		p.idle = map[string][]*credThread{}
 	}
-	if l, ok := p.idle[key]; len(l) < credIdlePerKey && (ok || len(p.idle) < credMaxKeys) {
-		p.idle[key] = append(l, work)
-		work = nil
+	if l, ok := p.idle[t.key]; len(l) < credIdlePerKey && (ok || len(p.idle) < credMaxKeys) {
+		p.idle[t.key] = append(l, t)
+		t = nil
 	}
 	p.mu.Unlock()
-	if work != nil {
-		close(work) // the thread exits
+	if t != nil {
+		C.sb_cred_stop(t.p)
 	}
-	return e, nil
 }
 
-func newCredThread(st status) (chan func(), error) {
-	work, ready := make(chan func()), make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with its goroutine
-		if err := assumeCreds(st); err != nil {
-			ready <- err
-			return
-		}
-		ready <- nil
-		for f := range work {
-			f()
-		}
-	}()
-	return work, <-ready
-}
-
-// assumeCreds switches the calling OS thread, and only it, to st's
-// credentials. Go's syscall.Setuid and friends act on every thread, so the
-// raw per-thread system calls are used.
-func assumeCreds(st status) error {
+// startCredThread starts a thread that takes st's credentials
+// (sb_cred_start: the per-thread setgroups, setresgid, setfsgid,
+// PR_SET_KEEPCAPS, setresuid, setfsuid, then the effective set made the
+// caller's within the permitted one).
+func startCredThread(st status, key string) (*credThread, error) {
+	var cr C.struct_sb_creds
+	for i := range 4 {
+		cr.uid[i], cr.gid[i] = C.uint32_t(st.Uid[i]), C.uint32_t(st.Gid[i])
+	}
+	cr.cap_eff = C.uint64_t(st.CapEff)
+	var groups *C.uint32_t
 	if len(st.Groups) > 0 {
-		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(st.Groups)), uintptr(unsafe.Pointer(&st.Groups[0])), 0); e != 0 {
-			return fmt.Errorf("setgroups: %w", e)
-		}
-	} else if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
-		return fmt.Errorf("setgroups: %w", e)
+		groups = (*C.uint32_t)(unsafe.Pointer(&st.Groups[0]))
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(st.Gid[0]), uintptr(st.Gid[1]), uintptr(st.Gid[2])); e != 0 {
-		return fmt.Errorf("setresgid: %w", e)
+	var e C.int
+	var step *C.char
+	t := C.sb_cred_start(&cr, groups, C.uint32_t(len(st.Groups)), &e, &step)
+	runtime.KeepAlive(st.Groups)
+	if t == nil {
+		return nil, fmt.Errorf("%s: %w", C.GoString(step), unix.Errno(e))
 	}
-	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(st.Gid[3]), 0, 0)
-	// Keep the permitted set across the uid change so that the effective
-	// set can then be made exactly the caller's.
-	if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1, 0, 0, 0, 0); e != 0 {
-		return fmt.Errorf("prctl(PR_SET_KEEPCAPS): %w", e)
+	return &credThread{p: t, key: key}, nil
+}
+
+// sys is a sysFn: the system call made on the thread, with its
+// credentials. The calling goroutine waits in C (a cgo call: the Go
+// processor is given up as for a system call that blocks), so memory it
+// passes by address stays where it is meanwhile.
+func (t *credThread) sys(nr, a0, a1, a2, a3, a4, a5 uintptr) (uintptr, unix.Errno) {
+	r := C.sb_cred_call(t.p, C.long(nr), C.long(a0), C.long(a1), C.long(a2), C.long(a3), C.long(a4), C.long(a5))
+	if r < 0 {
+		return 0, unix.Errno(-r)
 	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(st.Uid[0]), uintptr(st.Uid[1]), uintptr(st.Uid[2])); e != 0 {
-		return fmt.Errorf("setresuid: %w", e)
-	}
-	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(st.Uid[3]), 0, 0)
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
-	}
-	data[0].Effective = uint32(st.CapEff) & data[0].Permitted
-	data[1].Effective = uint32(st.CapEff>>32) & data[1].Permitted
-	if err := unix.Capset(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capset: %w", err)
-	}
-	return nil
+	return uintptr(r), 0
 }
 
 // unixTarget is the object an AF_UNIX path names, opened (O_PATH) as the
@@ -344,7 +342,9 @@ func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
 	if s.onPathAsSelf(c) {
 		return fdConnect(c.sock, t.obj, t.addr) // as asCallerOnPath, without its closure
 	}
-	return s.asCaller(c, func() unix.Errno { return fdConnect(c.sock, t.obj, t.addr) })
+	// A credential thread shares the process's working directory: it
+	// takes the absolute /proc/self/fd/N.
+	return s.asCaller(c, func(sys sysFn) unix.Errno { return sockConnectVia(sys, c.sock, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that
@@ -382,10 +382,10 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 		clean: dirfd == unix.AT_FDCWD && resolve == 0 && isCleanAbs(p)}
 	var e unix.Errno
 	if s.onPathAsSelf(c) {
-		e = o.open() // on this thread: no closure to allocate
+		e = o.openVia(sysDirect) // on this thread: no closure to allocate
 	} else {
 		heap := o
-		e = s.asCaller(c, heap.open)
+		e = s.asCaller(c, heap.openVia)
 		o = heap
 	}
 	if e != 0 {
@@ -415,23 +415,34 @@ type openTarget struct {
 	obj     int
 }
 
-func (o *openTarget) open() unix.Errno {
+func (o *openTarget) openVia(sys sysFn) unix.Errno {
+	path, err := unix.BytePtrFromString(o.path)
+	if err != nil {
+		return unix.EINVAL // a NUL in the path: the kernel's copy would end there, but the caller's name never has one
+	}
 	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: o.resolve}
+	openat2 := func() (int, unix.Errno) {
+		fd, e := sys(unix.SYS_OPENAT2, uintptr(o.dirfd), uintptr(unsafe.Pointer(path)),
+			uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
+		runtime.KeepAlive(path)
+		runtime.KeepAlive(&how)
+		return int(fd), e
+	}
 	if o.clean {
 		how.Resolve |= unix.RESOLVE_NO_SYMLINKS
-		fd, err := unix.Openat2(o.dirfd, o.path, &how)
-		if err == nil {
+		fd, e := openat2()
+		if e == 0 {
 			o.obj = fd
 			return 0
 		}
-		if err != unix.ELOOP {
-			return err.(unix.Errno)
+		if e != unix.ELOOP {
+			return e
 		}
 		o.clean, how.Resolve = false, o.resolve
 	}
-	fd, err := unix.Openat2(o.dirfd, o.path, &how)
-	if err != nil {
-		return err.(unix.Errno)
+	fd, e := openat2()
+	if e != 0 {
+		return e
 	}
 	o.obj = fd
 	return 0
