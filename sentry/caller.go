@@ -264,9 +264,12 @@ func (p *credPool) put(t *credThread) {
 	}
 	p.mu.Unlock()
 	if t != nil {
-		C.sb_cred_stop(t.p)
+		credStop(t)
 	}
 }
+
+// credStop ends t's thread.
+func credStop(t *credThread) { C.sb_cred_stop(t.p) }
 
 // startCredThread starts a thread that takes st's credentials
 // (sb_cred_start: the per-thread setgroups, setresgid, setfsgid,

@@ -1,0 +1,101 @@
+package sentry
+
+import (
+	"os"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A credential thread carries exactly the credentials it was given (uids,
+// gids, groups, effective capabilities within the permitted set), and the
+// supervisor's own threads keep theirs: the system calls posted to it see
+// the caller's, the calling thread's do not change.
+func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the thread switches to another user")
+	}
+	self, err := readStatus("/proc/thread-self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := self
+	st.Uid = [4]uint32{65534, 65534, 65534, 65534}
+	st.Gid = [4]uint32{65534, 65534, 65534, 4242}
+	st.Groups = []uint32{4242, 4343}
+	st.CapEff = 1 << unix.CAP_NET_BIND_SERVICE
+	th, err := startCredThread(st, credKey(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer credStop(th)
+
+	id := func(sys sysFn, nr uintptr) uintptr {
+		r, e := sys(nr, 0, 0, 0, 0, 0, 0)
+		if e != 0 {
+			t.Fatalf("syscall %d: %v", nr, e)
+		}
+		return r
+	}
+	if u, g := id(th.sys, unix.SYS_GETEUID), id(th.sys, unix.SYS_GETEGID); u != 65534 || g != 65534 {
+		t.Errorf("thread: euid %d egid %d, want 65534", u, g)
+	}
+	// setfsuid and setfsgid return the current value; -1 changes nothing.
+	fsu, _ := th.sys(unix.SYS_SETFSUID, ^uintptr(0), 0, 0, 0, 0, 0)
+	fsg, _ := th.sys(unix.SYS_SETFSGID, ^uintptr(0), 0, 0, 0, 0, 0)
+	if fsu != 65534 || fsg != 4242 {
+		t.Errorf("thread: fsuid %d fsgid %d, want 65534 4242", fsu, fsg)
+	}
+	var groups [8]uint32
+	n, e := th.sys(unix.SYS_GETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0, 0, 0, 0)
+	if e != 0 || n != 2 || groups[0] != 4242 || groups[1] != 4343 {
+		t.Errorf("thread: groups %v (%d, %v), want [4242 4343]", groups[:n], n, e)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 {
+		t.Fatal(e)
+	}
+	if eff := uint64(data[1].Effective)<<32 | uint64(data[0].Effective); eff != st.CapEff {
+		t.Errorf("thread: effective capabilities %#x, want %#x", eff, st.CapEff)
+	}
+	// A path only root may search is refused to the thread and not to
+	// this one.
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := unix.BytePtrFromString(dir + "/x")
+	fdcwd := unix.AT_FDCWD
+	if _, e := th.sys(unix.SYS_FACCESSAT2, uintptr(fdcwd), uintptr(unsafe.Pointer(p)), unix.F_OK, unix.AT_EACCESS, 0, 0); e != unix.EACCES {
+		t.Errorf("thread: faccessat2 in a 0700 root directory: %v, want EACCES", e)
+	}
+	if _, e := sysDirect(unix.SYS_FACCESSAT2, uintptr(fdcwd), uintptr(unsafe.Pointer(p)), unix.F_OK, unix.AT_EACCESS, 0, 0); e != unix.ENOENT {
+		t.Errorf("supervisor thread: faccessat2: %v, want ENOENT (it keeps root)", e)
+	}
+	// Nothing leaked to the Go threads.
+	if now, err := readStatus("/proc/thread-self/status"); err != nil || now.Uid != self.Uid || now.CapEff != self.CapEff {
+		t.Errorf("this thread's credentials changed: %+v (%v)", now, err)
+	}
+}
+
+// A thread that cannot take the credentials is not handed out: the start
+// fails, naming the step, and the caller fails closed.
+func TestCredThreadStartFails(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	self, err := readStatus("/proc/thread-self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := self
+	st.Groups = make([]uint32, 70000) // over NGROUPS_MAX (65536): EINVAL
+	if th, err := startCredThread(st, credKey(st)); err == nil {
+		credStop(th)
+		t.Fatal("a thread started with 70,000 groups")
+	} else if want := "setgroups: invalid argument"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
