@@ -99,19 +99,29 @@ func TestProgramKeepsItsFileLimit(t *testing.T) {
 // while A is still blocked: the lookup may not hold the supervisor's receive
 // thread. Then the FUSE connection is aborted, A returns, and its errno
 // must be the native one.
+//
+// As nobody, A's lookup is made on a credential thread (credthread.c) that
+// carries nobody's credentials, and the receive thread waits for it: that
+// wait too may stall only A.
 func TestHungPathStallsOnlyItsCaller(t *testing.T) {
 	nettest.RequireRoot(t)
 	sb := nettest.BuildSandbox(t)
 	prog := nettest.CompileC(t, filepath.Join("testdata", "hungpath.c"), false)
-	for _, mode := range []string{"connect", "sendto"} {
-		t.Run(mode, func(t *testing.T) {
-			native := hungPath(t, []string{prog}, mode)
-			boxed := hungPath(t, []string{sb, "run", "--allow-all", "--log-level", "error", "--", prog}, mode)
-			if boxed != native {
-				t.Errorf("A's %s: sandboxed %s, native %s", mode, boxed, native)
-			}
-			t.Logf("A's %s after the abort: %s (native and sandboxed)", mode, native)
-		})
+	for _, who := range []string{"root", "nobody"} {
+		for _, mode := range []string{"connect", "sendto"} {
+			t.Run(who+"/"+mode, func(t *testing.T) {
+				var as []string
+				if who == "nobody" {
+					as = asNobody(sb, prog)
+				}
+				native := hungPath(t, append(append([]string{}, as...), prog), mode)
+				boxed := hungPath(t, append(append([]string{sb, "run", "--allow-all", "--log-level", "error", "--"}, as...), prog), mode)
+				if boxed != native {
+					t.Errorf("A's %s as %s: sandboxed %s, native %s", mode, who, boxed, native)
+				}
+				t.Logf("A's %s as %s after the abort: %s (native and sandboxed)", mode, who, native)
+			})
+		}
 	}
 }
 
@@ -120,6 +130,11 @@ func TestHungPathStallsOnlyItsCaller(t *testing.T) {
 func hungPath(t *testing.T, argv []string, mode string) string {
 	t.Helper()
 	dir, abort := hungFUSE(t)
+	// Searchable for nobody up to the mount (never the mount itself: that
+	// would wait for the server).
+	for d := filepath.Dir(dir); d != "/" && d != "/tmp"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
 	cmd := exec.Command(argv[0], append(argv[1:], filepath.Join(dir, "sock"), mode)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out := startPiped(t, cmd)
@@ -195,7 +210,9 @@ func hungFUSE(t *testing.T) (string, func()) {
 	if err != nil {
 		t.Skipf("no FUSE: %v", err)
 	}
-	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fd)
+	// allow_other: a caller other than root reaches the server too (and
+	// waits for it) rather than being refused at once.
+	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other", fd)
 	if err := unix.Mount("fuse", dir, "fuse", 0, opts); err != nil {
 		unix.Close(fd)
 		t.Skipf("mount fuse: %v", err)
