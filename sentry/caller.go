@@ -131,12 +131,13 @@ func (c *call) needsCallerCreds(s *Supervisor) bool {
 	return !sameCreds(st, s.self)
 }
 
-// asCaller runs fn with system calls (sys) made as the caller: on a
-// credential thread that carries the caller's uids, gids, supplementary
-// groups and effective capabilities (credPool), or on this thread when
-// they are the supervisor's own. fn's own code runs on the calling
-// goroutine; only the system calls it makes through sys change thread.
-func (s *Supervisor) asCaller(c *call, fn func(sys sysFn) unix.Errno) unix.Errno {
+// asCaller runs fn with the system calls it makes through t made as the
+// caller: t is a credential thread that carries the caller's uids, gids,
+// supplementary groups and effective capabilities (credPool), or nil when
+// they are the supervisor's own (t's methods then make the call on this
+// thread). fn's own code runs on the calling goroutine; only the system
+// calls it makes through t change thread.
+func (s *Supervisor) asCaller(c *call, fn func(t *credThread) unix.Errno) unix.Errno {
 	return s.asCallerWith(c, 0, fn)
 }
 
@@ -148,9 +149,9 @@ func (s *Supervisor) asCaller(c *call, fn func(sys sysFn) unix.Errno) unix.Errno
 // the common case of a root program whose other capabilities the layers
 // dropped. (A Unix connect records the connecting task's credentials for
 // SO_PEERCRED: uid and gid, which are then the same too.)
-func (s *Supervisor) asCallerOnPath(c *call, fn func(sys sysFn) unix.Errno) unix.Errno {
+func (s *Supervisor) asCallerOnPath(c *call, fn func(t *credThread) unix.Errno) unix.Errno {
 	if s.onPathAsSelf(c) {
-		return fn(sysDirect)
+		return fn(nil)
 	}
 	return s.asCaller(c, fn)
 }
@@ -182,7 +183,7 @@ func samePathCreds(a, b status) bool {
 // asCallerWith is asCaller with the effective capabilities in extra added
 // to the caller's (as far as the supervisor holds them). The one use:
 // CAP_SYS_ADMIN, to name the caller in SCM_CREDENTIALS (see sendsAsCaller).
-func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func(sys sysFn) unix.Errno) unix.Errno {
+func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func(t *credThread) unix.Errno) unix.Errno {
 	st, err := c.callerStatus()
 	if err != nil {
 		if e := procErr(err); isResource(e) {
@@ -192,7 +193,7 @@ func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func(sys sysFn) unix
 		return unix.EACCES // unknown credentials: fail closed
 	}
 	if sameCreds(st, s.self) {
-		return fn(sysDirect)
+		return fn(nil)
 	}
 	st.CapEff |= extra
 	t, err := s.credThreads.get(st)
@@ -200,7 +201,7 @@ func (s *Supervisor) asCallerWith(c *call, extra uint64, fn func(sys sysFn) unix
 		s.log.internal(c, "assume caller credentials", err)
 		return unix.EACCES // fail closed
 	}
-	e := fn(t.sys)
+	e := fn(t)
 	s.credThreads.put(t)
 	return e
 }
@@ -295,16 +296,124 @@ func startCredThread(st status, key string) (*credThread, error) {
 	return &credThread{p: t, key: key}, nil
 }
 
-// sys is a sysFn: the system call made on the thread, with its
-// credentials. The calling goroutine waits in C (a cgo call: the Go
-// processor is given up as for a system call that blocks), so memory it
-// passes by address stays where it is meanwhile.
+// sys makes system call nr on the thread, with its credentials, and
+// waits for it. The calling goroutine waits in C (a cgo call: the Go
+// processor is given up as for a system call that blocks). Memory passed by
+// address must be pinned heap memory (runtime.Pinner): the goroutine's
+// stack may move before the call reaches C (each Go function on the way
+// may grow it), and nothing keeps an address converted to uintptr alive.
 func (t *credThread) sys(nr, a0, a1, a2, a3, a4, a5 uintptr) (uintptr, unix.Errno) {
 	r := C.sb_cred_call(t.p, C.long(nr), C.long(a0), C.long(a1), C.long(a2), C.long(a3), C.long(a4), C.long(a5))
 	if r < 0 {
 		return 0, unix.Errno(-r)
 	}
 	return uintptr(r), 0
+}
+
+// pinned pins b's memory for a call on a credential thread and returns its
+// address (0 for an empty b). Pin makes what it is given escape, so a
+// buffer on a caller's stack is allocated on the heap instead.
+func pinned(pin *runtime.Pinner, b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	pin.Pin(&b[0])
+	return uintptr(unsafe.Pointer(&b[0]))
+}
+
+// connect is sockConnect with t's credentials (t nil: on this thread).
+func (t *credThread) connect(fd int, addr []byte) unix.Errno {
+	if t == nil {
+		return sockConnect(fd, addr)
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	_, e := t.sys(unix.SYS_CONNECT, uintptr(fd), pinned(&pin, addr), uintptr(len(addr)), 0, 0, 0)
+	return e
+}
+
+// sendmsg is sockSendmsg with t's credentials (t nil: on this thread).
+func (t *credThread) sendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
+	if t == nil {
+		return sockSendmsg(fd, name, data, control, flags)
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	iov, m := new(unix.Iovec), new(unix.Msghdr)
+	pin.Pin(iov)
+	pin.Pin(m)
+	m.Iov, m.Iovlen = iov, 1
+	if len(data) > 0 {
+		pin.Pin(&data[0])
+		iov.Base, iov.Len = &data[0], uint64(len(data))
+	}
+	if len(name) > 0 {
+		pin.Pin(&name[0])
+		m.Name, m.Namelen = &name[0], uint32(len(name))
+	}
+	if len(control) > 0 {
+		pin.Pin(&control[0])
+		m.Control, m.Controllen = &control[0], uint64(len(control))
+	}
+	r, e := t.sys(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(m)), uintptr(flags), 0, 0, 0)
+	return int(r), e
+}
+
+// sendto is sockSendto with t's credentials (t nil: on this thread).
+func (t *credThread) sendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
+	if t == nil {
+		return sockSendto(fd, name, data, flags)
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	np := pinned(&pin, name)
+	if np == 0 { // a zero-length name still needs a non-NULL pointer (sockSendto)
+		none := new(byte)
+		pin.Pin(none)
+		np = uintptr(unsafe.Pointer(none))
+	}
+	r, e := t.sys(unix.SYS_SENDTO, uintptr(fd), pinned(&pin, data), uintptr(len(data)), uintptr(flags), np, uintptr(len(name)))
+	return int(r), e
+}
+
+// openat2 is openat2(2) of path with how, with t's credentials (t nil: on
+// this thread).
+func (t *credThread) openat2(dirfd int, path string, how *unix.OpenHow) (int, unix.Errno) {
+	if t == nil {
+		fd, err := unix.Openat2(dirfd, path, how)
+		if err != nil {
+			return -1, err.(unix.Errno)
+		}
+		return fd, 0
+	}
+	p, err := unix.ByteSliceFromString(path)
+	if err != nil {
+		return -1, unix.EINVAL // as unix.Openat2: a NUL in the path
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	h := new(unix.OpenHow)
+	*h = *how
+	pin.Pin(h)
+	fd, e := t.sys(unix.SYS_OPENAT2, uintptr(dirfd), pinned(&pin, p), uintptr(unsafe.Pointer(h)), unsafe.Sizeof(*h), 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(fd), 0
+}
+
+// mayWrite is callerMayWrite with t's credentials (t nil: on this thread).
+func (t *credThread) mayWrite(obj int) unix.Errno {
+	if t == nil {
+		return callerMayWrite(obj)
+	}
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	empty := new(byte)
+	pin.Pin(empty)
+	_, e := t.sys(unix.SYS_FACCESSAT2, uintptr(obj), uintptr(unsafe.Pointer(empty)), unix.W_OK,
+		unix.AT_EMPTY_PATH|unix.AT_EACCESS, 0, 0)
+	return e
 }
 
 // unixTarget is the object an AF_UNIX path names, opened (O_PATH) as the
@@ -345,9 +454,9 @@ func (t *unixTarget) connect(s *Supervisor, c *call) unix.Errno {
 	if s.onPathAsSelf(c) {
 		return fdConnect(c.sock, t.obj, t.addr) // as asCallerOnPath, without its closure
 	}
-	// A credential thread shares the process's working directory: it
-	// takes the absolute /proc/self/fd/N.
-	return s.asCaller(c, func(sys sysFn) unix.Errno { return sockConnectVia(sys, c.sock, t.addr) })
+	// A credential thread's working directory is its creator's (CLONE_FS):
+	// it takes the absolute /proc/self/fd/N, never "N".
+	return s.asCaller(c, func(ct *credThread) unix.Errno { return ct.connect(c.sock, t.addr) })
 }
 
 // isUnixPath reports whether the call names an AF_UNIX filesystem path that
@@ -385,10 +494,10 @@ func (s *Supervisor) openUnixTarget(c *call) (outcome, bool) {
 		clean: dirfd == unix.AT_FDCWD && resolve == 0 && isCleanAbs(p)}
 	var e unix.Errno
 	if s.onPathAsSelf(c) {
-		e = o.openVia(sysDirect) // on this thread: no closure to allocate
+		e = o.openAs(nil) // on this thread: no closure to allocate
 	} else {
 		heap := o
-		e = s.asCaller(c, heap.openVia)
+		e = s.asCaller(c, heap.openAs)
 		o = heap
 	}
 	if e != 0 {
@@ -418,22 +527,11 @@ type openTarget struct {
 	obj     int
 }
 
-func (o *openTarget) openVia(sys sysFn) unix.Errno {
-	path, err := unix.BytePtrFromString(o.path)
-	if err != nil {
-		return unix.EINVAL // a NUL in the path: the kernel's copy would end there, but the caller's name never has one
-	}
+func (o *openTarget) openAs(t *credThread) unix.Errno {
 	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: o.resolve}
-	openat2 := func() (int, unix.Errno) {
-		fd, e := sys(unix.SYS_OPENAT2, uintptr(o.dirfd), uintptr(unsafe.Pointer(path)),
-			uintptr(unsafe.Pointer(&how)), unsafe.Sizeof(how), 0, 0)
-		runtime.KeepAlive(path)
-		runtime.KeepAlive(&how)
-		return int(fd), e
-	}
 	if o.clean {
 		how.Resolve |= unix.RESOLVE_NO_SYMLINKS
-		fd, e := openat2()
+		fd, e := t.openat2(o.dirfd, o.path, &how)
 		if e == 0 {
 			o.obj = fd
 			return 0
@@ -443,7 +541,7 @@ func (o *openTarget) openVia(sys sysFn) unix.Errno {
 		}
 		o.clean, how.Resolve = false, o.resolve
 	}
-	fd, e := openat2()
+	fd, e := t.openat2(o.dirfd, o.path, &how)
 	if e != 0 {
 		return e
 	}

@@ -538,7 +538,7 @@ func (s *Supervisor) connectOnce(c *call) unix.Errno {
 		return c.unix.connect(s, c)
 	}
 	if c.needsCallerCreds(s) {
-		return s.asCaller(c, func(sys sysFn) unix.Errno { return sockConnectVia(sys, c.sock, c.addr[:c.alen]) })
+		return s.asCaller(c, func(t *credThread) unix.Errno { return t.connect(c.sock, c.addr[:c.alen]) })
 	}
 	return sockConnect(c.sock, c.addr[:c.alen])
 }

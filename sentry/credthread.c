@@ -34,6 +34,7 @@ enum { STARTING, IDLE, POSTED, DONE, QUIT, FAILED };
 struct sb_credthread {
 	uint32_t state; // futex word, one of the above
 	long nr, a[6], ret;
+	pthread_t th; // joined by whoever frees the struct: never freed under a wake
 	// During the start only:
 	const struct sb_creds *creds;
 	const uint32_t *groups;
@@ -117,16 +118,37 @@ static const char *assume(struct sb_credthread *t)
 		return "setgroups";
 	if (syscall(SYS_setresgid, (long)c->gid[0], (long)c->gid[1], (long)c->gid[2]) < 0)
 		return "setresgid";
+	// setfsgid reports no error: it returns the fsgid before the call, so
+	// a second call with an invalid id (-1, which changes nothing) shows
+	// whether the first one took.
 	syscall(SYS_setfsgid, (long)c->gid[3]);
+	if ((uint32_t)syscall(SYS_setfsgid, -1L) != c->gid[3]) {
+		errno = EPERM;
+		return "setfsgid";
+	}
 	if (syscall(SYS_prctl, PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) < 0)
 		return "prctl(PR_SET_KEEPCAPS)";
 	if (syscall(SYS_setresuid, (long)c->uid[0], (long)c->uid[1], (long)c->uid[2]) < 0)
 		return "setresuid";
-	syscall(SYS_setfsuid, (long)c->uid[3]);
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 	if (syscall(SYS_capget, &h, d) < 0)
 		return "capget";
+	// The uid change emptied the effective set (cap_emulate_setxuid), and
+	// an fsuid that is none of the real, effective or saved uids needs
+	// CAP_SETUID: raise it alone for the setfsuid.
+	d[0].effective = d[0].permitted & (1u << CAP_SETUID);
+	d[1].effective = 0;
+	if (syscall(SYS_capset, &h, d) < 0)
+		return "capset";
+	syscall(SYS_setfsuid, (long)c->uid[3]);
+	if ((uint32_t)syscall(SYS_setfsuid, -1L) != c->uid[3]) {
+		errno = EPERM;
+		return "setfsuid";
+	}
+	// Then the effective set made exactly the caller's, within what is
+	// permitted (after setfsuid, which clears the file system capabilities
+	// from it when the fsuid leaves 0).
 	d[0].effective = (uint32_t)c->cap_eff & d[0].permitted;
 	d[1].effective = (uint32_t)(c->cap_eff >> 32) & d[1].permitted;
 	if (syscall(SYS_capset, &h, d) < 0)
@@ -137,11 +159,14 @@ static const char *assume(struct sb_credthread *t)
 static void *run(void *arg)
 {
 	struct sb_credthread *t = arg;
+	// Named for /proc (it would show its creator's name, "sandbox/fd" for
+	// a receive thread): what it is, and that it is not a Go thread.
+	syscall(SYS_prctl, PR_SET_NAME, (long)"sandbox/cred", 0L, 0L, 0L);
 	const char *step = assume(t);
 	if (step) {
 		t->err = errno;
 		t->step = step;
-		store(&t->state, FAILED); // the starter frees t
+		store(&t->state, FAILED); // the starter joins, then frees t
 		return NULL;
 	}
 	t->creds = NULL;
@@ -160,8 +185,7 @@ static void *run(void *arg)
 		t->ret = r == -1 ? -errno : r;
 		store(&t->state, DONE);
 	}
-	free(t);
-	return NULL;
+	return NULL; // sb_cred_stop joins, then frees t
 }
 
 struct sb_credthread *sb_cred_start(const struct sb_creds *creds, const uint32_t *groups, uint32_t ngroups,
@@ -176,13 +200,11 @@ struct sb_credthread *sb_cred_start(const struct sb_creds *creds, const uint32_t
 	t->creds = creds, t->groups = groups, t->ngroups = ngroups;
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 64 * 1024);
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old); // inherited by the thread
-	pthread_t th;
-	int e = pthread_create(&th, &attr, run, t);
+	int e = pthread_create(&t->th, &attr, run, t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (e != 0) {
@@ -192,7 +214,8 @@ struct sb_credthread *sb_cred_start(const struct sb_creds *creds, const uint32_t
 	}
 	if (await_not(&t->state, STARTING) == FAILED) {
 		*err = t->err, *step = t->step;
-		free(t); // the thread has returned, or is returning without touching t
+		pthread_join(t->th, NULL);
+		free(t);
 		return NULL;
 	}
 	return t;
@@ -209,4 +232,9 @@ long sb_cred_call(struct sb_credthread *t, long nr, long a0, long a1, long a2, l
 	return r;
 }
 
-void sb_cred_stop(struct sb_credthread *t) { store(&t->state, QUIT); }
+void sb_cred_stop(struct sb_credthread *t)
+{
+	store(&t->state, QUIT);
+	pthread_join(t->th, NULL); // an idle thread: it ends at once
+	free(t);
+}

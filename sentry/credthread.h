@@ -25,5 +25,5 @@ struct sb_credthread *sb_cred_start(const struct sb_creds *creds, const uint32_t
 // return value, or -errno.
 long sb_cred_call(struct sb_credthread *t, long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 
-// sb_cred_stop ends the thread (after any call under way); t is freed.
+// sb_cred_stop ends an idle thread and waits for it; t is freed.
 void sb_cred_stop(struct sb_credthread *t);

@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"os"
+	"runtime"
 	"testing"
 	"unsafe"
 
@@ -31,14 +32,14 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 	}
 	defer credStop(th)
 
-	id := func(sys sysFn, nr uintptr) uintptr {
-		r, e := sys(nr, 0, 0, 0, 0, 0, 0)
+	id := func(nr uintptr) uintptr {
+		r, e := th.sys(nr, 0, 0, 0, 0, 0, 0)
 		if e != 0 {
 			t.Fatalf("syscall %d: %v", nr, e)
 		}
 		return r
 	}
-	if u, g := id(th.sys, unix.SYS_GETEUID), id(th.sys, unix.SYS_GETEGID); u != 65534 || g != 65534 {
+	if u, g := id(unix.SYS_GETEUID), id(unix.SYS_GETEGID); u != 65534 || g != 65534 {
 		t.Errorf("thread: euid %d egid %d, want 65534", u, g)
 	}
 	// setfsuid and setfsgid return the current value; -1 changes nothing.
@@ -47,14 +48,19 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 	if fsu != 65534 || fsg != 4242 {
 		t.Errorf("thread: fsuid %d fsgid %d, want 65534 4242", fsu, fsg)
 	}
-	var groups [8]uint32
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	groups := new([8]uint32)
+	pin.Pin(groups)
 	n, e := th.sys(unix.SYS_GETGROUPS, uintptr(len(groups)), uintptr(unsafe.Pointer(&groups[0])), 0, 0, 0, 0)
 	if e != 0 || n != 2 || groups[0] != 4242 || groups[1] != 4343 {
 		t.Errorf("thread: groups %v (%d, %v), want [4242 4343]", groups[:n], n, e)
 	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 {
+	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := new([2]unix.CapUserData)
+	pin.Pin(hdr)
+	pin.Pin(data)
+	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 {
 		t.Fatal(e)
 	}
 	if eff := uint64(data[1].Effective)<<32 | uint64(data[0].Effective); eff != st.CapEff {
@@ -67,16 +73,54 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := unix.BytePtrFromString(dir + "/x")
+	pin.Pin(p)
 	fdcwd := unix.AT_FDCWD
 	if _, e := th.sys(unix.SYS_FACCESSAT2, uintptr(fdcwd), uintptr(unsafe.Pointer(p)), unix.F_OK, unix.AT_EACCESS, 0, 0); e != unix.EACCES {
 		t.Errorf("thread: faccessat2 in a 0700 root directory: %v, want EACCES", e)
 	}
-	if _, e := sysDirect(unix.SYS_FACCESSAT2, uintptr(fdcwd), uintptr(unsafe.Pointer(p)), unix.F_OK, unix.AT_EACCESS, 0, 0); e != unix.ENOENT {
+	if _, _, e := unix.Syscall6(unix.SYS_FACCESSAT2, uintptr(fdcwd), uintptr(unsafe.Pointer(p)), unix.F_OK, unix.AT_EACCESS, 0, 0); e != unix.ENOENT {
 		t.Errorf("supervisor thread: faccessat2: %v, want ENOENT (it keeps root)", e)
 	}
 	// Nothing leaked to the Go threads.
 	if now, err := readStatus("/proc/thread-self/status"); err != nil || now.Uid != self.Uid || now.CapEff != self.CapEff {
 		t.Errorf("this thread's credentials changed: %+v (%v)", now, err)
+	}
+}
+
+// An fsuid apart from the real, effective and saved uids (a caller that
+// called setfsuid) is taken too: after the uid change only CAP_SETUID
+// allows it, which the thread raises for that call alone.
+func TestCredThreadTakesASeparateFsuid(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	self, err := readStatus("/proc/thread-self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := self
+	st.Uid = [4]uint32{1000, 1000, 1000, 2000}
+	st.Gid = [4]uint32{1000, 1000, 1000, 3000}
+	st.Groups = nil
+	st.CapEff = 0
+	th, err := startCredThread(st, credKey(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer credStop(th)
+	fsu, _ := th.sys(unix.SYS_SETFSUID, ^uintptr(0), 0, 0, 0, 0, 0)
+	fsg, _ := th.sys(unix.SYS_SETFSGID, ^uintptr(0), 0, 0, 0, 0, 0)
+	if fsu != 2000 || fsg != 3000 {
+		t.Errorf("thread: fsuid %d fsgid %d, want 2000 3000", fsu, fsg)
+	}
+	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := new([2]unix.CapUserData)
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	pin.Pin(hdr)
+	pin.Pin(data)
+	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 || data[0].Effective != 0 || data[1].Effective != 0 {
+		t.Errorf("thread: effective capabilities %#x %#x (%v), want none (CAP_SETUID was for the setfsuid alone)", data[0].Effective, data[1].Effective, e)
 	}
 }
 

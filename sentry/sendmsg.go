@@ -3,7 +3,6 @@ package sentry
 import (
 	"encoding/binary"
 	"os"
-	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -504,10 +503,12 @@ func hasRights(control []byte) bool {
 // callerMayWrite is the write permission check unix_find_bsd makes on a
 // socket file (path_permission MAY_WRITE), for the calling thread's
 // effective ids and capabilities.
-func callerMayWrite(sys sysFn, obj int) unix.Errno {
-	var empty byte
-	_, e := sys(unix.SYS_FACCESSAT2, uintptr(obj), uintptr(unsafe.Pointer(&empty)), unix.W_OK,
-		unix.AT_EMPTY_PATH|unix.AT_EACCESS, 0, 0)
-	runtime.KeepAlive(&empty)
-	return e
+func callerMayWrite(obj int) unix.Errno {
+	if err := unix.Faccessat2(obj, "", unix.W_OK, unix.AT_EMPTY_PATH|unix.AT_EACCESS); err != nil {
+		if e, ok := err.(unix.Errno); ok {
+			return e
+		}
+		return unix.EACCES
+	}
+	return 0
 }

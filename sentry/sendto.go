@@ -404,7 +404,7 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 	if differ && !asCaller && c.unix != nil && c.msg.sent == 0 {
 		// unix_find_bsd's write permission on the socket file, checked as
 		// the caller; the send itself then names the caller.
-		if e := s.asCaller(c, func(sys sysFn) unix.Errno { return callerMayWrite(sys, c.unix.obj) }); e != 0 {
+		if e := s.asCaller(c, func(t *credThread) unix.Errno { return t.mayWrite(c.unix.obj) }); e != 0 {
 			return 0, e
 		}
 	}
@@ -420,9 +420,9 @@ func (s *Supervisor) sendPiece(c *call) (int, unix.Errno) {
 // allocated only for such sends.
 func (s *Supervisor) sendPieceAsCaller(c *call, extra uint64, addr, data, control []byte, flags int) (int, unix.Errno) {
 	var n int
-	e := s.asCallerWith(c, extra, func(sys sysFn) unix.Errno { // EACCES, without sending, if it cannot become the caller
+	e := s.asCallerWith(c, extra, func(t *credThread) unix.Errno { // EACCES, without sending, if it cannot become the caller
 		var e unix.Errno
-		n, e = sendNowVia(sys, c, addr, data, control, flags)
+		n, e = sendNowAs(t, c, addr, data, control, flags)
 		return e
 	})
 	return n, e
@@ -436,12 +436,12 @@ func sendNow(c *call, addr, data, control []byte, flags int) (int, unix.Errno) {
 	return sockSendmsg(c.sock, addr, data, control, flags) // a Unix path's is /proc/self/fd/N
 }
 
-// sendNowVia is sendNow through sys (asCaller).
-func sendNowVia(sys sysFn, c *call, addr, data, control []byte, flags int) (int, unix.Errno) {
+// sendNowAs is sendNow with t's credentials (asCaller).
+func sendNowAs(t *credThread, c *call, addr, data, control []byte, flags int) (int, unix.Errno) {
 	if c.unix == nil && c.msg.viaSendto && len(control) == 0 {
-		return sockSendtoVia(sys, c.sock, addr, data, flags)
+		return t.sendto(c.sock, addr, data, flags)
 	}
-	return sockSendmsgVia(sys, c.sock, addr, data, control, flags)
+	return t.sendmsg(c.sock, addr, data, control, flags)
 }
 
 // sigpipe gives the caller the SIGPIPE that Linux sends with EPIPE. Linux

@@ -3,7 +3,6 @@ package sentry
 import (
 	"encoding/binary"
 	"net/netip"
-	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -62,39 +61,17 @@ func (s *Supervisor) stillWanted(c *call) bool {
 // is watched, direct.go), but each takes the socket's lock, and a Unix
 // path's lookup and inode_permission (the target /proc/self/fd/N, or N in
 // fddir.go) can wait on its file system even on a non-blocking socket.
-func sockConnect(fd int, addr []byte) unix.Errno { return sockConnectVia(sysDirect, fd, addr) }
-
-// sysFn makes one system call: on the calling thread (sysDirect), or on a
-// credential thread that carries the caller's credentials
-// (credThread.sys, caller.go). Memory passed by address must be kept alive
-// by the caller across it (runtime.KeepAlive): the compiler's rule that
-// keeps a pointer converted to uintptr alive holds only for the syscall
-// package's own functions.
-type sysFn func(nr, a0, a1, a2, a3, a4, a5 uintptr) (uintptr, unix.Errno)
-
-func sysDirect(nr, a0, a1, a2, a3, a4, a5 uintptr) (uintptr, unix.Errno) {
-	r, _, e := unix.Syscall6(nr, a0, a1, a2, a3, a4, a5)
-	return r, e
-}
-
-// sockConnectVia is sockConnect through sys.
-func sockConnectVia(sys sysFn, fd int, addr []byte) unix.Errno {
+func sockConnect(fd int, addr []byte) unix.Errno {
 	var p unsafe.Pointer
 	if len(addr) > 0 { // a short address (addrlen 0-2) is the kernel's to judge
 		p = unsafe.Pointer(&addr[0])
 	}
-	_, e := sys(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)), 0, 0, 0)
-	runtime.KeepAlive(addr)
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
 	return e
 }
 
 // sockSendmsg is sendmsg(2) of one piece of data, to name if any.
 func sockSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
-	return sockSendmsgVia(sysDirect, fd, name, data, control, flags)
-}
-
-// sockSendmsgVia is sockSendmsg through sys.
-func sockSendmsgVia(sys sysFn, fd int, name, data, control []byte, flags int) (int, unix.Errno) {
 	var iov unix.Iovec
 	m := unix.Msghdr{Iov: &iov, Iovlen: 1}
 	if len(data) > 0 {
@@ -106,20 +83,13 @@ func sockSendmsgVia(sys sysFn, fd int, name, data, control []byte, flags int) (i
 	if len(control) > 0 {
 		m.Control, m.Controllen = &control[0], uint64(len(control))
 	}
-	r, e := sys(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags), 0, 0, 0)
-	runtime.KeepAlive(&m)
-	runtime.KeepAlive(&iov)
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
 	return int(r), e
 }
 
 // sockSendto is sendto(2) with a non-NULL address of len(name) bytes, as
 // the caller passed it (see message.viaSendto).
 func sockSendto(fd int, name, data []byte, flags int) (int, unix.Errno) {
-	return sockSendtoVia(sysDirect, fd, name, data, flags)
-}
-
-// sockSendtoVia is sockSendto through sys.
-func sockSendtoVia(sys sysFn, fd int, name, data []byte, flags int) (int, unix.Errno) {
 	var p unsafe.Pointer
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
@@ -131,11 +101,8 @@ func sockSendtoVia(sys sysFn, fd int, name, data []byte, flags int) (int, unix.E
 	if len(name) > 0 {
 		np = unsafe.Pointer(&name[0])
 	}
-	r, e := sys(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
+	r, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)), uintptr(flags),
 		uintptr(np), uintptr(len(name)))
-	runtime.KeepAlive(data)
-	runtime.KeepAlive(name)
-	runtime.KeepAlive(&none)
 	return int(r), e
 }
 
