@@ -9,11 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A credential thread carries exactly the credentials it was given (uids,
-// gids, groups, effective capabilities within the permitted set), and the
-// supervisor's own threads keep theirs: the system calls posted to it see
-// the caller's, the calling thread's do not change.
-func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
+// startTestCredThread starts a credential thread with this process's
+// credentials changed by edit (root only), stopped at the test's end.
+func startTestCredThread(t *testing.T, edit func(*status)) (*credThread, status) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the thread switches to another user")
 	}
@@ -22,15 +21,50 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := self
-	st.Uid = [4]uint32{65534, 65534, 65534, 65534}
-	st.Gid = [4]uint32{65534, 65534, 65534, 4242}
-	st.Groups = []uint32{4242, 4343}
-	st.CapEff = 1 << unix.CAP_NET_BIND_SERVICE
+	edit(&st)
 	th, err := startCredThread(st, credKey(st))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer credStop(th)
+	t.Cleanup(func() { credStop(th) })
+	return th, self
+}
+
+// threadCapEff is the thread's effective capability set (capget).
+func threadCapEff(t *testing.T, th *credThread) uint64 {
+	t.Helper()
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := new([2]unix.CapUserData)
+	pin.Pin(hdr)
+	pin.Pin(data)
+	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 {
+		t.Fatal(e)
+	}
+	return uint64(data[1].Effective)<<32 | uint64(data[0].Effective)
+}
+
+// threadFsIDs is the thread's fsuid and fsgid (setfsuid(-1) changes
+// nothing and returns the current one).
+func threadFsIDs(th *credThread) (uintptr, uintptr) {
+	fsu, _ := th.sys(unix.SYS_SETFSUID, ^uintptr(0), 0, 0, 0, 0, 0)
+	fsg, _ := th.sys(unix.SYS_SETFSGID, ^uintptr(0), 0, 0, 0, 0, 0)
+	return fsu, fsg
+}
+
+// A credential thread carries exactly the credentials it was given (uids,
+// gids, groups, effective capabilities within the permitted set), and the
+// supervisor's own threads keep theirs: the system calls posted to it see
+// the caller's, the calling thread's do not change.
+func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
+	const caps = 1 << unix.CAP_NET_BIND_SERVICE
+	th, self := startTestCredThread(t, func(st *status) {
+		st.Uid = [4]uint32{65534, 65534, 65534, 65534}
+		st.Gid = [4]uint32{65534, 65534, 65534, 4242}
+		st.Groups = []uint32{4242, 4343}
+		st.CapEff = caps
+	})
 
 	id := func(nr uintptr) uintptr {
 		r, e := th.sys(nr, 0, 0, 0, 0, 0, 0)
@@ -42,10 +76,7 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 	if u, g := id(unix.SYS_GETEUID), id(unix.SYS_GETEGID); u != 65534 || g != 65534 {
 		t.Errorf("thread: euid %d egid %d, want 65534", u, g)
 	}
-	// setfsuid and setfsgid return the current value; -1 changes nothing.
-	fsu, _ := th.sys(unix.SYS_SETFSUID, ^uintptr(0), 0, 0, 0, 0, 0)
-	fsg, _ := th.sys(unix.SYS_SETFSGID, ^uintptr(0), 0, 0, 0, 0, 0)
-	if fsu != 65534 || fsg != 4242 {
+	if fsu, fsg := threadFsIDs(th); fsu != 65534 || fsg != 4242 {
 		t.Errorf("thread: fsuid %d fsgid %d, want 65534 4242", fsu, fsg)
 	}
 	var pin runtime.Pinner
@@ -56,15 +87,8 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 	if e != 0 || n != 2 || groups[0] != 4242 || groups[1] != 4343 {
 		t.Errorf("thread: groups %v (%d, %v), want [4242 4343]", groups[:n], n, e)
 	}
-	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	data := new([2]unix.CapUserData)
-	pin.Pin(hdr)
-	pin.Pin(data)
-	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 {
-		t.Fatal(e)
-	}
-	if eff := uint64(data[1].Effective)<<32 | uint64(data[0].Effective); eff != st.CapEff {
-		t.Errorf("thread: effective capabilities %#x, want %#x", eff, st.CapEff)
+	if eff := threadCapEff(t, th); eff != caps {
+		t.Errorf("thread: effective capabilities %#x, want %#x", eff, caps)
 	}
 	// A path only root may search is refused to the thread and not to
 	// this one.
@@ -91,36 +115,16 @@ func TestCredThreadTakesExactlyTheCallersCredentials(t *testing.T) {
 // called setfsuid) is taken too: after the uid change only CAP_SETUID
 // allows it, which the thread raises for that call alone.
 func TestCredThreadTakesASeparateFsuid(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	self, err := readStatus("/proc/thread-self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := self
-	st.Uid = [4]uint32{1000, 1000, 1000, 2000}
-	st.Gid = [4]uint32{1000, 1000, 1000, 3000}
-	st.Groups = nil
-	st.CapEff = 0
-	th, err := startCredThread(st, credKey(st))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer credStop(th)
-	fsu, _ := th.sys(unix.SYS_SETFSUID, ^uintptr(0), 0, 0, 0, 0, 0)
-	fsg, _ := th.sys(unix.SYS_SETFSGID, ^uintptr(0), 0, 0, 0, 0, 0)
-	if fsu != 2000 || fsg != 3000 {
+	th, _ := startTestCredThread(t, func(st *status) {
+		st.Uid = [4]uint32{1000, 1000, 1000, 2000}
+		st.Gid = [4]uint32{1000, 1000, 1000, 3000}
+		st.Groups, st.CapEff = nil, 0
+	})
+	if fsu, fsg := threadFsIDs(th); fsu != 2000 || fsg != 3000 {
 		t.Errorf("thread: fsuid %d fsgid %d, want 2000 3000", fsu, fsg)
 	}
-	hdr := &unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	data := new([2]unix.CapUserData)
-	var pin runtime.Pinner
-	defer pin.Unpin()
-	pin.Pin(hdr)
-	pin.Pin(data)
-	if _, e := th.sys(unix.SYS_CAPGET, uintptr(unsafe.Pointer(hdr)), uintptr(unsafe.Pointer(&data[0])), 0, 0, 0, 0); e != 0 || data[0].Effective != 0 || data[1].Effective != 0 {
-		t.Errorf("thread: effective capabilities %#x %#x (%v), want none (CAP_SETUID was for the setfsuid alone)", data[0].Effective, data[1].Effective, e)
+	if eff := threadCapEff(t, th); eff != 0 {
+		t.Errorf("thread: effective capabilities %#x, want none (CAP_SETUID was for the setfsuid alone)", eff)
 	}
 }
 
