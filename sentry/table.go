@@ -125,7 +125,7 @@ var table = []entry{
 	// landlock_restrict_self): the answer reads no tracee memory, and the
 	// call acts only on the caller itself.
 	{name: "setuid", handler: (*Supervisor).handleObserved, observe: obsCreds,
-		doc: "noted (the caller's remembered credentials are dropped for good), then run by the kernel for the caller (CONTINUE)"},
+		doc: "noted (the caller's remembered credentials are dropped until its leader is seen alone in its process), then run by the kernel for the caller (CONTINUE)"},
 	{name: "setgid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
 	{name: "setreuid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
 	{name: "setregid", handler: (*Supervisor).handleObserved, observe: obsCreds, doc: "as setuid"},
@@ -148,7 +148,7 @@ var table = []entry{
 	// Flags are ints: one-bit masks are width-proof. The user-namespace
 	// bit is left to the rows above (EPERM) or below (--allow-userns).
 	{name: "unshare", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, conds: []seccomp.Cond{{Arg: 0, Mask: unix.CLONE_NEWNS | unix.CLONE_NEWUSER, Value: unix.CLONE_NEWNS}},
-		doc: "with CLONE_NEWNS (without CLONE_NEWUSER): as chroot, and the caller's remembered credentials are dropped for good"},
+		doc: "with CLONE_NEWNS (without CLONE_NEWUSER): as chroot, and the caller's remembered credentials are dropped until its leader is seen alone in its process"},
 	{name: "setns", handler: (*Supervisor).handleObserved, observe: obsCreds | obsRoot, conds: []seccomp.Cond{{Arg: 1, Mask: unix.CLONE_NEWNS | unix.CLONE_NEWUSER, Value: unix.CLONE_NEWNS}},
 		doc: "with CLONE_NEWNS (without CLONE_NEWUSER): as unshare"},
 	// Only with --allow-userns (the EPERM rows above are then left out).
