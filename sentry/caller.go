@@ -52,7 +52,7 @@ func (c *call) callerStatus() (status, error) {
 			}
 			return st, nil
 		}
-		st, same, err := cc.fill(c.sup.tracees, c.n.Pid, c.readCallerStatus)
+		st, same, err := cc.fill(c.sup.tracees, c.n.Pid, c.readCallerStatus, func() bool { return c.sup.lis.Valid(c.n.ID) })
 		if err != nil {
 			return st, err
 		}

@@ -127,8 +127,10 @@ func (cc *credCache) lookup(t *tracees, tid uint32) (st status, same, rootOK, ok
 }
 
 // fill reads tid's credentials from /proc as callerStatus does (read) and
-// remembers them when that is sound. It returns what it read.
-func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, bool, error)) (status, bool, error) {
+// remembers them when that is sound. It returns what it read. held reports
+// whether tid is still stopped in the notification the fill is made for
+// (NOTIF_ID_VALID): a volatile process settles only then.
+func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, bool, error), held func() bool) (status, bool, error) {
 	if cc.off.Load() {
 		st, same, _, err := read()
 		return st, same, err
@@ -149,7 +151,11 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 	}
 	if pidfd < 0 {
 		st, same, cacheable, err := read()
-		if skip && err == nil && cacheable && settled(tgid, tid, st) {
+		if err == nil && st.Tgid != tgid {
+			t.forget(tid, -1) // a stale hint: read it again next time
+			return st, same, nil
+		}
+		if skip && err == nil && cacheable && settled(tgid, tid, st) && held() {
 			cc.mu.Lock()
 			if p := cc.procs[tgid]; p != nil && p.volatile && !p.execPending && cc.epoch == e0 && pidfdAlive(p.pidfd) {
 				p.volatile, p.filled = false, false // the next fill remembers it afresh
@@ -203,12 +209,16 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 // settled reports whether a volatile process may be remembered again: it
 // was volatile because a thread may differ from the others, or a change
 // may still be in flight in one (commit_creds acts only on current). Read
-// as one thread, and that thread the caller, which is stopped in this very
-// notification, it has no other thread in which a change could be in
-// flight or differ: a program that dropped its privileges (su, setpriv,
-// gosu) and went on, or exec'ed, in one thread is remembered again. The
-// read happened after the change returned: the caller made this trapped
-// call after it. (A new thread would be the caller's clone: it is
+// as one thread, and that thread the caller, it has no other thread in
+// which a change could be in flight or differ, provided the caller is
+// still stopped in the notification the read is made for: then the change
+// returned before it made this call. fill checks that last (held,
+// NOTIF_ID_VALID after the read): without a killable listener a signal
+// ends a notification the supervisor has received, and the thread runs on,
+// its handler free to change its credentials while the read goes on (and
+// a pid reused meanwhile is another task). A program that dropped its
+// privileges (su, setpriv, gosu) and went on, or exec'ed, in one thread is
+// so remembered again. (A new thread would be the caller's clone: it is
 // stopped.)
 func settled(tgid int, tid uint32, st status) bool {
 	return st.Tgid == tgid && uint32(tgid) == tid && st.Threads == 1
