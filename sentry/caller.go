@@ -342,19 +342,11 @@ func (t *credThread) sendmsg(fd int, name, data, control []byte, flags int) (int
 	iov, m := new(unix.Iovec), new(unix.Msghdr)
 	pin.Pin(iov)
 	pin.Pin(m)
-	m.Iov, m.Iovlen = iov, 1
-	if len(data) > 0 {
-		pin.Pin(&data[0])
-		iov.Base, iov.Len = &data[0], uint64(len(data))
-	}
-	if len(name) > 0 {
-		pin.Pin(&name[0])
-		m.Name, m.Namelen = &name[0], uint32(len(name))
-	}
-	if len(control) > 0 {
-		pin.Pin(&control[0])
-		m.Control, m.Controllen = &control[0], uint64(len(control))
-	}
+	pinned(&pin, name)
+	pinned(&pin, data)
+	pinned(&pin, control)
+	*m, *iov = msghdrFor(name, data, control)
+	m.Iov = iov
 	r, e := t.sys(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(m)), uintptr(flags), 0, 0, 0)
 	return int(r), e
 }

@@ -147,26 +147,11 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 	cc.mu.Unlock()
 	pidfd := -1
 	if !skip {
-		pidfd, _ = unix.PidfdOpen(tgid, 0)
-	}
-	if pidfd < 0 {
-		st, same, cacheable, err := read()
-		if err == nil && st.Tgid != tgid {
-			t.forget(tid, -1) // a stale hint: read it again next time
-			return st, same, nil
-		}
-		if skip && err == nil && cacheable && settled(tgid, tid, st) && held() {
-			cc.mu.Lock()
-			if p := cc.procs[tgid]; p != nil && p.volatile && !p.execPending && cc.epoch == e0 && pidfdAlive(p.pidfd) {
-				p.volatile, p.filled = false, false // the next fill remembers it afresh
-			}
-			cc.mu.Unlock()
-		}
-		return st, same, err
+		pidfd, _ = unix.PidfdOpen(tgid, 0) // before the read: it proves the pid was not reused
 	}
 	keep := false
 	defer func() {
-		if !keep {
+		if pidfd >= 0 && !keep {
 			unix.Close(pidfd)
 		}
 	}()
@@ -176,6 +161,12 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 	}
 	if st.Tgid != tgid {
 		t.forget(tid, -1) // a stale hint: read it again next time
+		return st, same, nil
+	}
+	if pidfd < 0 {
+		if skip && settled(tgid, tid, st) && held() {
+			cc.settle(tgid, e0)
+		}
 		return st, same, nil
 	}
 	if !uniformThreads(tgid, st) || !pidfdAlive(pidfd) {
@@ -222,6 +213,17 @@ func (cc *credCache) fill(t *tracees, tid uint32, read func() (status, bool, boo
 // stopped.)
 func settled(tgid int, tid uint32, st status) bool {
 	return st.Tgid == tgid && uint32(tgid) == tid && st.Threads == 1
+}
+
+// settle ends a volatile process's episode (settled): its entry is
+// dropped, so that the next fill remembers it afresh, unless an
+// observation came since the fill began (epoch e0).
+func (cc *credCache) settle(tgid int, e0 uint64) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if p := cc.procs[tgid]; p != nil && p.volatile && !p.execPending && cc.epoch == e0 && pidfdAlive(p.pidfd) {
+		p.volatile, p.filled = false, false
+	}
 }
 
 // roomLocked makes room for one more entry by dropping exited processes.

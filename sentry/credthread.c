@@ -176,7 +176,7 @@ static void *run(void *arg)
 		uint32_t s = load(&t->state);
 		if (s == QUIT)
 			break;
-		if (s != POSTED) { // IDLE, or DONE not yet taken
+		if (s != POSTED) { // IDLE, or DONE: waiting for the next post
 			if (spin_while(&t->state, s) == s)
 				syscall(SYS_futex, &t->state, FUTEX_WAIT_PRIVATE, s, NULL, NULL, 0);
 			continue;
@@ -227,9 +227,7 @@ long sb_cred_call(struct sb_credthread *t, long nr, long a0, long a1, long a2, l
 	t->a[0] = a0, t->a[1] = a1, t->a[2] = a2, t->a[3] = a3, t->a[4] = a4, t->a[5] = a5;
 	store(&t->state, POSTED);
 	await_not(&t->state, POSTED);
-	long r = t->ret;
-	__atomic_store_n(&t->state, IDLE, __ATOMIC_SEQ_CST); // the thread sleeps on DONE or IDLE alike
-	return r;
+	return t->ret; // DONE stays until the next post: the thread waits on it as on IDLE
 }
 
 void sb_cred_stop(struct sb_credthread *t)

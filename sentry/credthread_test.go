@@ -13,13 +13,7 @@ import (
 // credentials changed by edit (root only), stopped at the test's end.
 func startTestCredThread(t *testing.T, edit func(*status)) (*credThread, status) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the thread switches to another user")
-	}
-	self, err := readStatus("/proc/thread-self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := rootStatus(t)
 	st := self
 	edit(&st)
 	th, err := startCredThread(st, credKey(st))
@@ -28,6 +22,20 @@ func startTestCredThread(t *testing.T, edit func(*status)) (*credThread, status)
 	}
 	t.Cleanup(func() { credStop(th) })
 	return th, self
+}
+
+// rootStatus is this thread's credentials; the test is skipped unless root
+// (a credential thread switches to other users).
+func rootStatus(t *testing.T) status {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the thread switches to another user")
+	}
+	self, err := readStatus("/proc/thread-self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self
 }
 
 // threadCapEff is the thread's effective capability set (capget).
@@ -131,14 +139,7 @@ func TestCredThreadTakesASeparateFsuid(t *testing.T) {
 // A thread that cannot take the credentials is not handed out: the start
 // fails, naming the step, and the caller fails closed.
 func TestCredThreadStartFails(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	self, err := readStatus("/proc/thread-self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := self
+	st := rootStatus(t)
 	st.Groups = make([]uint32, 70000) // over NGROUPS_MAX (65536): EINVAL
 	if th, err := startCredThread(st, credKey(st)); err == nil {
 		credStop(th)

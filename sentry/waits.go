@@ -72,8 +72,17 @@ func sockConnect(fd int, addr []byte) unix.Errno {
 
 // sockSendmsg is sendmsg(2) of one piece of data, to name if any.
 func sockSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno) {
-	var iov unix.Iovec
-	m := unix.Msghdr{Iov: &iov, Iovlen: 1}
+	m, iov := msghdrFor(name, data, control)
+	m.Iov = &iov
+	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
+	return int(r), e
+}
+
+// msghdrFor is the header of one piece of data, to name if any, with
+// control if any, and the iovec of the data, which the caller links in
+// (m.Iov = &iov: where iov lives is the caller's to choose).
+func msghdrFor(name, data, control []byte) (m unix.Msghdr, iov unix.Iovec) {
+	m.Iovlen = 1
 	if len(data) > 0 {
 		iov.Base, iov.Len = &data[0], uint64(len(data))
 	}
@@ -83,8 +92,7 @@ func sockSendmsg(fd int, name, data, control []byte, flags int) (int, unix.Errno
 	if len(control) > 0 {
 		m.Control, m.Controllen = &control[0], uint64(len(control))
 	}
-	r, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), uintptr(flags))
-	return int(r), e
+	return m, iov
 }
 
 // sockSendto is sendto(2) with a non-NULL address of len(name) bytes, as
