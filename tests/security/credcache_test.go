@@ -50,3 +50,42 @@ func TestCallerCacheSurvivesNoPidReuse(t *testing.T) {
 		}
 	}
 }
+
+// A single-threaded root process that drops to nobody is remembered again
+// after the change (credCache's settle): every connect after the drop must
+// be checked as nobody. The program's own listener sits in a directory
+// only root may search; after a warm-up connect as root, the child drops
+// and connects 30 times: none may arrive (natively EACCES), under the
+// default policy (the tree's own socket) and under a rule naming it. The
+// control keeps root: all 30 arrive.
+func TestDroppedPrivilegeIsRememberedAsDropped(t *testing.T) {
+	nettest.RequireRoot(t)
+	sb := nettest.BuildSandbox(t)
+	prog := nettest.CompileC(t, filepath.Join("testdata", "dropcache.c"), false)
+	for _, policy := range []string{"default", "rules"} {
+		for _, mode := range []string{"drop", "keep"} {
+			t.Run(policy+"/"+mode, func(t *testing.T) {
+				dir := filepath.Join(t.TempDir(), "root-only")
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(dir, "s")
+				argv := []string{sb, "run", "--log-level", "error"}
+				if policy == "rules" {
+					argv = append(argv, "--allow", "unix:"+path)
+				}
+				for _, run := range [][]string{{prog}, append(append(argv, "--"), prog)} {
+					r := nettest.Run(2*time.Minute, append(run, path, "30", mode)...)
+					out := strings.TrimSpace(r.Stdout)
+					want := "child ok=0 eacces=30 other=0\narrived=1"
+					if mode == "keep" {
+						want = "child ok=30 eacces=0 other=0\narrived=31"
+					}
+					if r.ExitCode != 0 || out != want {
+						t.Errorf("%s: %q (exit %d), want %q\n%v", filepath.Base(run[0]), out, r.ExitCode, want, r)
+					}
+				}
+			})
+		}
+	}
+}
