@@ -25,7 +25,7 @@ SANDBOX_FLAGS ?=
 BENCH_FLAGS ?=
 
 # Debian packages the project needs (build, tests, bench, demo).
-DEB_PACKAGES := libseccomp-dev pkg-config gcc iproute2 iptables nftables tmux strace curl python3 make
+DEB_PACKAGES := libseccomp-dev pkg-config gcc iproute2 iptables nftables tmux strace curl python3 make git bind9-dnsutils
 ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
 DEB_PACKAGES += gcc-multilib
 endif
@@ -76,14 +76,16 @@ test:
 # Each fuzz target runs briefly beyond its seed corpus (which plain `go test`
 # already replays): the sockaddr decoder, the control-message walker, the
 # rtnetlink payload translation, the DEST parser (and that whatever parses
-# can match), the policy parser, and the verdict lookup against a linear scan.
+# can match), the policy parser, the verdict lookup against a linear scan,
+# rules by host name, learn's merge into an existing policy, and the DNS
+# forwarder's handling of answers.
 # The budget is a count of executions, not a duration: Go 1.26's fuzz
 # coordinator can report a duration's expiry as a failure ("context deadline
 # exceeded", no crasher: golang/go#75804, fixed in Go 1.27), and a loaded CI
 # machine meets that race. FUZZTIME=10m for a real session (a duration works,
 # with that risk), or FUZZTIME=1000000x.
 FUZZTIME ?= 30000x
-FUZZ_TARGETS := sentry:FuzzDecodeRequest sentry:FuzzWalkCmsgs sentry:FuzzNetlinkPayload netstack:FuzzParseDest netstack:FuzzParseDestMatchable netstack:FuzzParsePolicy netstack:FuzzDecide
+FUZZ_TARGETS := sentry:FuzzDecodeRequest sentry:FuzzWalkCmsgs sentry:FuzzNetlinkPayload netstack:FuzzParseDest netstack:FuzzParseDestMatchable netstack:FuzzParsePolicy netstack:FuzzDecide netstack:FuzzNameRule netstack/learn:FuzzMerge sentry/dnsfwd:FuzzAnswer
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

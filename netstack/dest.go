@@ -11,9 +11,9 @@ import (
 )
 
 // Resolver turns a hostname written in a policy into addresses. It is called
-// once, when the policy loads: the program may later resolve the same name
-// differently (DNS changes, /etc/hosts inside the sandbox, round robin), and
-// the policy keeps the addresses it saw at load.
+// once, when the policy loads. The program may later resolve the same name
+// differently (DNS changes, round robin, a CDN): a DEST by name also matches
+// what the program's own lookups return (see Names).
 type Resolver func(host string) ([]netip.Addr, error)
 
 // DestKind says which of the DEST forms a Dest is.
@@ -76,10 +76,16 @@ type Dest struct {
 	// Prefixes are the IP prefixes of a DestInet; nil means every address,
 	// IPv4 and IPv6. IPv4 prefixes are never written as v4-mapped IPv6.
 	Prefixes []netip.Prefix
-	// Host is the hostname Prefixes were resolved from, or "".
-	Host  string
-	Ports PortRange // DestInet only
-	Glob  string    // DestUnix (absolute) and DestAbstract (without the '@')
+	// Host is the host name of a DEST by name, normalized (NameOf): exact,
+	// or "*.example.com" for the names below example.com. Prefixes are then
+	// what the name resolved to when the policy loaded (none for a glob),
+	// and the DEST also matches every address the program's own lookups
+	// returned for a matching name (Request.Names).
+	Host string
+	// Unresolved says why an exact Host has no load-time addresses.
+	Unresolved string
+	Ports      PortRange // DestInet only
+	Glob       string    // DestUnix (absolute) and DestAbstract (without the '@')
 }
 
 // ParseDest parses one DEST, one of:
@@ -88,10 +94,13 @@ type Dest struct {
 //	[tcp:|udp:]ADDR[/BITS][:PORT[-PORT]]  IPv4, or IPv6 in brackets
 //	[tcp:|udp:]IPV6[/BITS]                bare IPv6, no port
 //	[tcp:|udp:]*[:PORT[-PORT]]            every IP address
-//	[tcp:|udp:]HOST[:PORT[-PORT]]         resolved now, through resolve
+//	[tcp:|udp:]HOST[:PORT[-PORT]]         by name: resolved now, through resolve,
+//	                                      and by the program's own lookups
+//	[tcp:|udp:]*.DOMAIN[:PORT[-PORT]]     the names below DOMAIN, by lookups
 //	unix:/PATH-GLOB, unix:@NAME-GLOB, unix:*
 //
-// resolve may be nil, and then a hostname is an error.
+// resolve may be nil: names then match only through the program's lookups.
+// A name that does not resolve now is no error (Dest.Unresolved says why).
 func ParseDest(s string, resolve Resolver) (Dest, error) {
 	d, err := parseDest(strings.TrimSpace(s), resolve)
 	if err != nil {
@@ -258,13 +267,18 @@ func parseInetDest(s string, types TypeSet, resolve Resolver) (Dest, error) {
 			return Dest{Kind: DestAny}, nil
 		}
 		return d, nil
-	case looksLikeHostname(addr):
-		if resolve == nil {
-			return Dest{}, fmt.Errorf("hostname %q needs name resolution, which is not available here; write an address", addr)
+	case isNamePattern(addr):
+		d.Host = NameOf(addr)
+		if d.Host == "any" {
+			return Dest{}, fmt.Errorf("%q reads as a host name; for every destination write any or * in lower case", addr)
 		}
-		addrs, err := resolve(addr)
+		if strings.HasPrefix(d.Host, "*.") || resolve == nil {
+			return d, nil // matched through the program's lookups only
+		}
+		addrs, err := resolve(d.Host)
 		if err != nil {
-			return Dest{}, fmt.Errorf("resolving %q: %v", addr, err)
+			d.Unresolved = err.Error()
+			return d, nil
 		}
 		for _, a := range addrs {
 			p := netip.PrefixFrom(a.Unmap().WithZone(""), a.Unmap().BitLen())
@@ -273,12 +287,11 @@ func parseInetDest(s string, types TypeSet, resolve Resolver) (Dest, error) {
 			}
 		}
 		if len(d.Prefixes) == 0 {
-			return Dest{}, fmt.Errorf("hostname %q resolved to no address", addr)
+			d.Unresolved = "no address"
 		}
-		d.Host = addr
 		return d, nil
 	}
-	if h, _, ok := strings.Cut(addr, "/"); ok && looksLikeHostname(h) {
+	if h, _, ok := strings.Cut(addr, "/"); ok && isNamePattern(h) {
 		return Dest{}, fmt.Errorf("hostname %q takes no /BITS", h)
 	}
 	p, err := parsePrefix(addr)
@@ -373,6 +386,14 @@ func isWord(s string) bool {
 	return s != ""
 }
 
+// isNamePattern reports whether s is a host name or a "*." glob of one.
+func isNamePattern(s string) bool {
+	if rest, ok := strings.CutPrefix(s, "*."); ok {
+		return looksLikeHostname(rest)
+	}
+	return looksLikeHostname(s)
+}
+
 // looksLikeHostname reports whether s is a DNS name rather than a malformed
 // address: dot-separated labels of letters, digits, '-' and '_', with at
 // least one character that is not a digit or a dot.
@@ -450,7 +471,7 @@ func (d Dest) String() string {
 // Expand returns one Dest per prefix, so that each can be written in the
 // DEST syntax (a hostname that resolved to several addresses).
 func (d Dest) Expand() []Dest {
-	if d.Kind != DestInet || (len(d.Prefixes) <= 1 && d.Host == "") {
+	if d.Kind != DestInet || (len(d.Prefixes) <= 1 && d.Host == "") || (d.Host != "" && len(d.Prefixes) == 0) {
 		return []Dest{d}
 	}
 	out := make([]Dest, len(d.Prefixes))
@@ -490,13 +511,39 @@ func (d Dest) Matches(r Request) bool {
 		if !ok || !d.Types.Has(r.Type) || !d.Ports.Contains(r.Addr.Port()) {
 			return false
 		}
-		if len(d.Prefixes) == 0 {
+		if len(d.Prefixes) == 0 && d.Host == "" {
 			return true
+		}
+		if d.Host != "" {
+			// The program's own lookups name the address: they decide. A
+			// CDN address that the policy's load-time lookup of a denied
+			// name also returned is not denied to a program that looked up
+			// an allowed name. Without them, load-time addresses stand in
+			// (DNS over TLS or HTTPS, hard-coded addresses).
+			if d.matchesNames(r.Names) {
+				return true
+			}
+			if r.Looked {
+				return false
+			}
 		}
 		for _, p := range d.Prefixes {
 			if p.Contains(a) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// matchesNames reports whether one of names (Request.Names) matches the
+// DEST's host name.
+func (d Dest) matchesNames(names string) bool {
+	for names != "" {
+		var nm string
+		nm, names, _ = strings.Cut(names, " ")
+		if MatchName(d.Host, nm) {
+			return true
 		}
 	}
 	return false
@@ -519,7 +566,7 @@ func (d Dest) coversIPv4() bool {
 	if d.Kind != DestInet {
 		return false
 	}
-	if len(d.Prefixes) == 0 {
+	if len(d.Prefixes) == 0 || d.Host != "" { // a name may resolve to IPv4
 		return true
 	}
 	for _, p := range d.Prefixes {

@@ -77,6 +77,12 @@ func FuzzParseDestMatchable(f *testing.F) {
 				typ = TypeDgram
 			}
 			r := Request{Family: fam, Type: typ, Addr: netip.AddrPortFrom(addr, d.Ports.Lo)}
+			if d.Host != "" { // a name matches what the program's lookups named so
+				r.Names, r.Looked = "x."+strings.TrimPrefix(d.Host, "*."), true
+				if !strings.HasPrefix(d.Host, "*.") {
+					r.Names = d.Host
+				}
+			}
 			if !d.Matches(r) {
 				t.Fatalf("%q matches not even %s", s, r.Dest())
 			}

@@ -10,6 +10,7 @@ package netstack
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -100,9 +101,27 @@ type Request struct {
 	Written netip.AddrPort
 	Unix    UnixAddr
 	PID     int
+	// Names are the host names the program's own lookups (DNS answers the
+	// sentry saw, the hosts file) returned Addr for and that are still
+	// valid, separated by spaces, the newest question first: see
+	// Names.Lookup. Rules by name match through them. (A string keeps
+	// Request comparable.)
+	Names string
+	// Looked reports that some of Names come from DNS answers (not only
+	// from the hosts file): the program's lookups then say what Addr is,
+	// and a rule by name no longer matches it through load-time addresses
+	// alone (see Dest.Matches).
+	Looked bool
 	// Broadcast reports whether the socket has SO_BROADCAST set. The virtual
 	// topology needs it to answer a datagram to a subnet broadcast address.
 	Broadcast bool
+}
+
+// Name is the first of r.Names, the name the program most recently looked
+// Addr up by; "" if none.
+func (r Request) Name() string {
+	name, _, _ := strings.Cut(r.Names, " ")
+	return name
 }
 
 // Dest renders the destination the way policies and logs spell it.
@@ -212,6 +231,9 @@ type Decision struct {
 	// Suggest is, for a default denial, the exact command-line flag that would
 	// allow this destination (e.g. "--allow tcp:127.0.0.1:8080"); "" otherwise.
 	Suggest string
+	// Self reports an allow that rests on the destination being the
+	// sandboxed tree's own socket (the "self" default).
+	Self bool
 }
 
 // Decider decides requests. Implementations must be safe for concurrent use.

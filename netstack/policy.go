@@ -31,6 +31,7 @@ type Policy struct {
 	v4, v6     trie
 	unixRules  []int32 // rules that can match a Unix destination, in order
 	otherRules []int32 // rules that can match any other request ("*" rules)
+	nameRules  []int32 // rules with a DEST by name, in order
 
 	self atomic.Pointer[Endpoints]
 
@@ -90,7 +91,10 @@ func NewPolicy(name string, def Default, rules []Rule, network *Network) (*Polic
 				unix, other = true, true
 			case DestInet:
 				e := entry{idx, d.Ports, classMask(rl, d)}
-				if len(d.Prefixes) == 0 {
+				if d.Host != "" && (len(p.nameRules) == 0 || p.nameRules[len(p.nameRules)-1] != idx) {
+					p.nameRules = append(p.nameRules, idx)
+				}
+				if len(d.Prefixes) == 0 && d.Host == "" {
 					v4.add(allIPv4, e)
 					v6.add(allIPv6, e)
 				}
@@ -136,6 +140,22 @@ func (p *Policy) WithFlags(flags []Rule) (*Policy, error) {
 	q.self.Store(p.self.Load())
 	return q, nil
 }
+
+// WithDefault returns p with another default (sandbox learn allows what no
+// rule decides, and records it); p is unchanged.
+func (p *Policy) WithDefault(def Default) (*Policy, error) {
+	q, err := NewPolicy(p.name, def, p.rules, p.network)
+	if err != nil {
+		return nil, err
+	}
+	q.flags = p.flags
+	q.self.Store(p.self.Load())
+	return q, nil
+}
+
+// DefaultLearn is sandbox learn's default: everything allowed, the tree's
+// own sockets told apart.
+var DefaultLearn = Default{Self: true, Verdict: verdictAllow}
 
 // UseEndpoints gives the "self" default the registry of the tree's own
 // endpoints. Without one, the self default allows nothing.
@@ -221,10 +241,70 @@ func (p *Policy) decideInet(r *Request) Decision {
 		}
 		slot.Store(m)
 	}
+	if len(p.nameRules) > 0 && r.Names != "" {
+		// The names the program's lookups gave the address decide the
+		// rules by name (Dest.Matches): one before the rule the addresses
+		// found may match, and that rule, if it is by name, may not.
+		nr := normalize(*r)
+		for _, i := range p.nameRules {
+			if m.rule != noRule && i > m.rule {
+				break
+			}
+			rl := &p.rules[i]
+			if rl.Matches(nr) {
+				return rl.Verdict.decisionPort(port, rl.Text)
+			}
+			if i == m.rule { // found through load-time addresses that the names overrule
+				for j := int(i) + 1; j < len(p.rules); j++ {
+					if rl := &p.rules[j]; rl.Matches(nr) {
+						return rl.Verdict.decisionPort(port, rl.Text)
+					}
+				}
+				return p.fallback(nr)
+			}
+		}
+	}
 	if m.rule != noRule {
 		return m.dec
 	}
 	return p.fallback(normalize(*r))
+}
+
+// HasNameRules reports whether a rule names a host: only then do the
+// program's lookups change decisions.
+func (p *Policy) HasNameRules() bool { return len(p.nameRules) > 0 }
+
+// QueryVerdict is what a policy says of a DNS lookup of a name.
+type QueryVerdict struct {
+	// Deny: the lookup is answered NXDOMAIN (REFUSED with Refused) by the
+	// sentry, without asking the resolver.
+	Deny    bool
+	Refused bool
+	Rule    string
+}
+
+// DecideQuery decides a lookup of name. The first rule that names it
+// decides: a deny of the name on every port and type (deny: bad.example,
+// deny: "*.ads.example") denies the lookup itself, as a DNS firewall
+// would, so that the program fails fast with "could not resolve"; any
+// other rule leaves the lookup to the resolver, and its addresses to the
+// connect's own decision.
+func (p *Policy) DecideQuery(name string) QueryVerdict {
+	name = NameOf(name)
+	for _, i := range p.nameRules {
+		rl := &p.rules[i]
+		for _, d := range rl.Dests {
+			if d.Host == "" || !MatchName(d.Host, name) {
+				continue
+			}
+			if rl.Verdict.Action == Deny && d.Ports == AllPorts && d.Types == 0 && rl.Type == 0 &&
+				(rl.Family == 0 || rl.Family&(FamilySetOf(FamilyInet)|FamilySetOf(FamilyInet6)) == FamilySetOf(FamilyInet)|FamilySetOf(FamilyInet6)) {
+				return QueryVerdict{Deny: true, Refused: rl.DNSRefused, Rule: rl.Text}
+			}
+			return QueryVerdict{}
+		}
+	}
+	return QueryVerdict{}
 }
 
 // lookup returns the index of the first rule matching r, or noRule.
@@ -271,7 +351,7 @@ func (p *Policy) fallback(r Request) Decision {
 			return Decision{Action: Allow} // unnamed: no peer to reach; the kernel answers
 		}
 		if e := p.self.Load(); e != nil && e.Contains(r) {
-			return Decision{Action: Allow}
+			return Decision{Action: Allow, Self: true}
 		}
 	}
 	d := p.def.Verdict.decision(r, "")

@@ -56,7 +56,7 @@ func TestParseFlagErrors(t *testing.T) {
 		{"redirect", "*=127.0.0.1:1", "redirect applies only to IP destinations"},
 		{"redirect", "10.0.0.0/8=[::1]:1", "IPv4 sockets cannot redirect to IPv6"},
 		{"allow-all", "x", "--allow-all x: takes no value"},
-		{"allow", "db.internal", "needs name resolution"},
+		{"allow", "db.internal/8", "takes no /BITS"},
 	}
 	for _, tt := range tests {
 		resolve := stubResolver

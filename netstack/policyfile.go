@@ -425,7 +425,7 @@ func (p *fileParser) defaultVerdict(n *yaml.Node) Default {
 }
 
 func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
-	allowed := append(append([]string{}, verbs...), "errno", "reason", "after", "to", "family", "type")
+	allowed := append(append([]string{}, verbs...), "errno", "reason", "after", "to", "family", "type", "dns")
 	f := p.mapping(n, "a rule", allowed...)
 	if f == nil {
 		return Rule{}, false
@@ -498,6 +498,23 @@ func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
 			rl.Type = TypeSetOf(t)
 		} else if s != "" {
 			p.errf(tn, "expected type stream, dgram, seqpacket, other, tcp or udp, got %q", s)
+			ok = false
+		}
+	}
+	if dn := f.val("dns"); dn != nil {
+		s, _ := p.scalar(dn, "a DNS answer")
+		named := false
+		for _, d := range rl.Dests {
+			named = named || d.Host != ""
+		}
+		switch {
+		case a != Deny || !named:
+			p.errf(f.keys["dns"], "dns applies only to deny rules by host name (it says how their lookups are answered)")
+			ok = false
+		case s == "refused":
+			rl.DNSRefused = true
+		case s != "nxdomain":
+			p.errf(dn, "expected dns: nxdomain or refused, got %q", s)
 			ok = false
 		}
 	}

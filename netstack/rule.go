@@ -187,6 +187,9 @@ type Rule struct {
 	Origin string
 	// Text is the rule as the user wrote it, for Decision.Rule and logs.
 	Text string
+	// DNSRefused: a lookup this rule denies (see Policy.DecideQuery) is
+	// answered REFUSED instead of NXDOMAIN.
+	DNSRefused bool
 }
 
 // Matches reports whether r matches the rule: the reference semantics that

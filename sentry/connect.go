@@ -76,6 +76,7 @@ func (s *Supervisor) decideConnect(c *call) outcome {
 	}
 	s.decide(c)
 	if c.dec.Action == netstack.Allow {
+		s.toResolverFront(c)
 		return s.connectAllowed(c)
 	}
 	return s.act(c)
@@ -332,12 +333,18 @@ func (s *Supervisor) decide(c *call) {
 
 // decideOne decides c.req as it stands.
 func (s *Supervisor) decideOne(c *call) netstack.Decision {
+	s.nameRequest(c)
 	d := s.decider.Decide(c.req)
 	// Only the "self" default's denials carry a suggestion: the
 	// destination may still be the tree's own socket, which the kernel can
 	// tell.
 	if d.Action == netstack.Deny && d.Suggest != "" && s.tree.owns(c) {
-		d = netstack.Decision{Action: netstack.Allow, Rule: selfRule}
+		d = netstack.Decision{Action: netstack.Allow, Rule: selfRule, Self: true}
+	}
+	// sandbox learn's default allows everything: whether the tree talked
+	// to itself decides between a rule and "default: self".
+	if s.cfg.TellSelf && d.Action == netstack.Allow && d.Rule == "" && !d.Self && c.req.Family != netstack.FamilyUnspec && s.tree.owns(c) {
+		d = netstack.Decision{Action: netstack.Allow, Rule: selfRule, Self: true}
 	}
 	return d
 }

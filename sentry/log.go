@@ -2,7 +2,9 @@ package sentry
 
 import (
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,8 @@ type auditLog struct {
 	// even below the log level, and counted by the goroutine.
 	counting bool
 	sum      summary
+	// observe is Config.Observe: given every decided record.
+	observe func(Use)
 
 	// syncDenials: a denial is written before the call is answered, with
 	// whatever is pending, so that at a terminal the warning comes before
@@ -99,7 +103,9 @@ type logRec struct {
 	level   logrus.Level
 	action  netstack.Action
 	kind    uint8
-	native  bool // answered before any decision
+	self    bool   // allowed as the tree's own socket
+	comm    string // the caller's comm, read only for Config.Observe
+	native  bool   // answered before any decision
 	gone    bool
 	log     bool // at or above the log level (else only counted)
 }
@@ -150,6 +156,9 @@ func (a *auditLog) writeBatch(batch []logRec) {
 		}
 		if a.counting && r.err == nil {
 			a.sum.count(r)
+		}
+		if a.observe != nil && r.err == nil && !r.native && !r.gone {
+			a.observe(Use{Req: r.req, Action: r.action, Self: r.self, Rule: r.rule, PID: int(r.pid), Comm: r.comm, Syscall: r.syscall, At: r.at})
 		}
 		if !r.log {
 			continue
@@ -204,6 +213,9 @@ func (a *auditLog) writeLogrus(r *logRec) {
 	f["verdict"] = verdictName(r)
 	f["errno"] = errnoField(r)
 	f["latency"] = r.latency.String()
+	if n := r.req.Name(); n != "" {
+		f["name"] = n
+	}
 	if r.rule != "" {
 		f["rule"] = r.rule
 	}
@@ -323,14 +335,21 @@ func (a *auditLog) record(c *call, o outcome) {
 		level, kind = logrus.DebugLevel, kindInterrupted
 	}
 	log := a.l.IsLevelEnabled(level)
-	if !log && !a.counting {
+	if !log && !a.counting && a.observe == nil {
 		return
 	}
+	var comm string
+	if a.observe != nil && c.decided {
+		// Read now: a short-lived caller is gone by the time the log's
+		// goroutine sees the record.
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(int(c.n.Pid)) + "/comm")
+		comm = strings.TrimSpace(string(b))
+	}
 	now := nanotime()
-	a.send(&logRec{
+	a.send(&logRec{comm: comm,
 		mono: now, latency: time.Duration(now - c.startNs), req: c.req, rule: c.dec.Rule, suggest: c.dec.Suggest,
 		syscall: c.name, pid: c.n.Pid, fd: c.fd, errno: o.errno, level: level,
-		action: c.dec.Action, kind: kind, native: native, gone: o.gone, log: log,
+		action: c.dec.Action, self: c.dec.Self, kind: kind, native: native, gone: o.gone, log: log,
 	})
 }
 
@@ -419,6 +438,9 @@ func (a *auditLog) appendRec(b []byte, r *logRec) []byte {
 	b = strconv.AppendInt(b, int64(r.fd), 10)
 	a.scr = appendDuration(a.scr[:0], r.latency)
 	b = appendTextKV(b, "latency", a.scr, false)
+	if n := r.req.Name(); n != "" {
+		b = appendTextKVs(b, "name", n)
+	}
 	b = append(b, " pid="...)
 	b = strconv.AppendUint(b, uint64(r.pid), 10)
 	if r.rule != "" {
@@ -460,6 +482,9 @@ func (a *auditLog) appendJSON(b []byte, r *logRec, t []byte, lvl, msg string) []
 	b = appendJSONKV(b, "latency", a.scr, false)
 	b = appendJSONKVs(b, "level", lvl, false)
 	b = appendJSONKVs(b, "msg", msg, false)
+	if n := r.req.Name(); n != "" {
+		b = appendJSONKVs(b, "name", n, false)
+	}
 	b = append(b, `,"pid":`...)
 	b = strconv.AppendUint(b, uint64(r.pid), 10)
 	if r.rule != "" {

@@ -31,6 +31,7 @@ type summaryKey struct {
 	verdict netstack.Action
 	errno   unix.Errno
 	gone    bool
+	name    string // the name the program looked the address up by
 }
 
 func (s *summary) count(r *logRec) {
@@ -47,6 +48,7 @@ func (s *summary) count(r *logRec) {
 	}
 	k := summaryKey{verdict: r.action, errno: r.errno, gone: r.gone}
 	k.req.Family, k.req.Type, k.req.Addr, k.req.Unix = r.req.Family, r.req.Type, r.req.Addr, r.req.Unix
+	k.name = r.req.Name()
 	s.counts[k]++
 	if r.action == netstack.Deny {
 		s.denied++
@@ -63,6 +65,7 @@ func (s *summary) anyDenied() bool {
 // SummaryRow is one line of the summary.
 type SummaryRow struct {
 	Dst     string `json:"dst"`
+	Name    string `json:"name,omitempty"`
 	Count   int    `json:"count"`
 	Verdict string `json:"verdict"`
 	Errno   string `json:"errno"`
@@ -78,26 +81,43 @@ func (s *summary) rows() []SummaryRow {
 		if k.gone {
 			e = "(no answer: interrupted)"
 		}
-		out = append(out, SummaryRow{Dst: k.req.Dest(), Count: n, Verdict: k.verdict.String(), Errno: e})
+		out = append(out, SummaryRow{Dst: k.req.Dest(), Name: k.name, Count: n, Verdict: k.verdict.String(), Errno: e})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Count != out[j].Count {
 			return out[i].Count > out[j].Count
 		}
-		return out[i].Dst+out[i].Verdict+out[i].Errno < out[j].Dst+out[j].Verdict+out[j].Errno
+		return out[i].Dst+out[i].Name+out[i].Verdict+out[i].Errno < out[j].Dst+out[j].Name+out[j].Verdict+out[j].Errno
 	})
 	return out
 }
 
 func (s *summary) writeTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DESTINATION\tCOUNT\tVERDICT\tERRNO")
-	for _, r := range s.rows() {
+	rows := s.rows()
+	named := false
+	for _, r := range rows {
+		named = named || r.Name != ""
+	}
+	if named {
+		fmt.Fprintln(tw, "DESTINATION\tNAME\tCOUNT\tVERDICT\tERRNO")
+	} else {
+		fmt.Fprintln(tw, "DESTINATION\tCOUNT\tVERDICT\tERRNO")
+	}
+	for _, r := range rows {
 		e := r.Errno
 		if e == "" {
 			e = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Dst, r.Count, r.Verdict, e)
+		if named {
+			n := r.Name
+			if n == "" {
+				n = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", r.Dst, n, r.Count, r.Verdict, e)
+		} else {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Dst, r.Count, r.Verdict, e)
+		}
 	}
 	tw.Flush()
 	if s.native > 0 {

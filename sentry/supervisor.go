@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"sandbox/netstack"
 	"sandbox/seccomp"
+	"sandbox/sentry/dnsfwd"
 )
 
 // Config configures a Supervisor.
@@ -35,21 +37,38 @@ type Config struct {
 	// SyncDenials writes a denial's record before the call is answered
 	// (for a person at a terminal; it costs the call the write).
 	SyncDenials bool
+	// Names is the table of the program's lookups: rules by name match
+	// through it, and logs and the summary show the names. ObserveDNS puts
+	// the DNS forwarder between the program and its resolvers to fill it
+	// (see names.go).
+	Names      *netstack.Names
+	ObserveDNS bool
+	// Observe, when set, is given every decided call, on the log's
+	// goroutine (sandbox learn). TellSelf marks the default's allows of
+	// the tree's own sockets as Self.
+	Observe  func(Use)
+	TellSelf bool
 }
 
 // Supervisor answers the notifications of one listener.
 type Supervisor struct {
-	lis      *seccomp.Listener
-	decider  netstack.Decider
-	dispatch *dispatchTable
-	tracees  *tracees
-	creds    *credCache
-	waiter   *waiter
-	log      *auditLog
-	cfg      Config
-	sinks    sinks
-	unixSink unixSinks
-	self     status // the supervisor's own credentials
+	lis     *seccomp.Listener
+	decider netstack.Decider
+	// names and dns: see names.go. netns is the supervisor's network
+	// namespace, where the forwarder's fronts are.
+	names       *netstack.Names
+	dns         *dnsfwd.Forwarder
+	netns       unix.Stat_t
+	frontFailed sync.Once
+	dispatch    *dispatchTable
+	tracees     *tracees
+	creds       *credCache
+	waiter      *waiter
+	log         *auditLog
+	cfg         Config
+	sinks       sinks
+	unixSink    unixSinks
+	self        status // the supervisor's own credentials
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
 	tree *tree
@@ -121,11 +140,17 @@ func New(lis *seccomp.Listener, cfg Config) (*Supervisor, error) {
 		s.topology = t.Network() != nil
 	}
 	s.log.syncDenials = cfg.SyncDenials
+	s.log.observe = cfg.Observe
 	s.log.counting = cfg.Summary || cfg.SummaryJSON != "" || cfg.SummaryOnDenial
 	s.waiter, err = newWaiter(s)
 	if err != nil {
 		return nil, err
 	}
+	s.names = cfg.Names
+	if err := unix.Stat("/proc/thread-self/ns/net", &s.netns); err != nil {
+		return nil, err
+	}
+	s.dns = newForwarder(cfg)
 	return s, nil
 }
 
@@ -483,6 +508,9 @@ func (s *Supervisor) Close() {
 	// the log.
 	for deadline := time.Now().Add(time.Second); s.finishing.Load() > 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
+	}
+	if s.dns != nil {
+		s.dns.Close()
 	}
 	s.log.Close()
 	if s.cfg.Summary || s.cfg.SummaryOnDenial && s.log.sum.anyDenied() {

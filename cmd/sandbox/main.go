@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"sandbox/netstack"
 	"sandbox/sentry"
 )
 
@@ -73,13 +74,13 @@ Start with: sandbox run --help`,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		Version:         version(),
-		Commands:        usageErrors([]*cli.Command{runCommand(), policyCommand()}, "sandbox"),
+		Commands:        usageErrors([]*cli.Command{runCommand(), learnCommand(), policyCommand()}, "sandbox"),
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usageError("sandbox", err)
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			// urfave/cli has no error return here: exit as a usage error does.
-			fmt.Fprintf(c.App.ErrWriter, "sandbox: no command %q: the commands are run and policy (see 'sandbox --help')\n", name)
+			fmt.Fprintf(c.App.ErrWriter, "sandbox: no command %q: the commands are run, learn and policy (see 'sandbox --help')\n", name)
 			os.Exit(exitSandbox)
 		},
 	}
@@ -171,8 +172,13 @@ file's rules.
 DEST is [tcp:|udp:]ADDR[/PREFIX][:PORT[-PORT]] (IPv6 in brackets:
 [::1]:8080), unix:PATH-GLOB (the path the kernel connects to, after
 symbolic links: unix:/run/postgresql/* for the sockets in a directory) or
-unix:@ABSTRACT-GLOB. A DEST that could match nothing is an error naming the
-fix. On Unix sockets, refuse is a socket file nobody listens on
+unix:@ABSTRACT-GLOB, or a host name: [tcp:|udp:]NAME[:PORT] or
+"*.DOMAIN" for the names below DOMAIN. A name matches the addresses that
+PROGRAM's own DNS lookups returned for it (within their TTL and
+--dns-grace; the lookups are observed when a rule names a host) and, for an
+address PROGRAM did not look up, those it had when the policy loaded. A
+deny of a name on every port answers its lookups NXDOMAIN. A DEST that
+could match nothing is an error naming the fix. On Unix sockets, refuse is a socket file nobody listens on
 (ECONNREFUSED) and timeout a listener whose backlog is full (a blocking
 connect waits, until SO_SNDTIMEO: EAGAIN; a non-blocking one gets EAGAIN);
 unreachable, and a duration or delay, have no Unix twin and are refused.
@@ -198,43 +204,54 @@ call was denied, the --summary table follows PROGRAM's end.
 Every flag can also be set through the environment variable SANDBOX_<FLAG>
 (SANDBOX_LOG_FORMAT, SANDBOX_ALLOW, ...; rule variables take comma-separated
 lists); a flag given on the command line wins over its variable.`,
-		Flags: cacheNames(append([]cli.Flag{
-			&cli.StringFlag{Name: "log-level", EnvVars: []string{"SANDBOX_LOG_LEVEL"}, Category: "Logging",
-				Usage: "log level: panic, fatal, error, warn, info, debug or trace (default: warn for text, info for json)"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity, Category: "Logging",
-				Usage: "log every decision (-v: info), and calls answered before any decision (-vv: debug)"},
-			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SANDBOX_LOG_FORMAT"}, Category: "Logging",
-				Usage: "text (key=value lines, never coloured unless --color) or json (one object per line)"},
-			&cli.StringFlag{Name: "color", Value: "never", EnvVars: []string{"SANDBOX_COLOR"}, Category: "Logging",
-				Usage: "colour text logs: never, always, or auto (only on a terminal, and not if NO_COLOR is set)"},
-			&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"}, Category: "Logging",
-				Usage: "append logs to `FILE` instead of stderr"},
-			&cli.BoolFlag{Name: "signal-group", EnvVars: []string{"SANDBOX_SIGNAL_GROUP"}, Category: "Process",
-				Usage: "forward signals to PROGRAM's whole process group, not only PROGRAM"},
-			&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, EnvVars: []string{"SANDBOX_GRACE"}, Category: "Process",
-				Usage: "after the first SIGTERM, wait this long, then SIGKILL whatever remains (0: wait forever)"},
-			&cli.BoolFlag{Name: "wait-all", EnvVars: []string{"SANDBOX_WAIT_ALL"}, Category: "Process",
-				Usage: "when PROGRAM exits, wait for its remaining descendants instead of killing them (the default)"},
-			&cli.BoolFlag{Name: "raw-sockets", EnvVars: []string{"SANDBOX_RAW_SOCKETS"}, Category: "Policy",
-				Usage: "allow raw, packet and XDP sockets and keep CAP_NET_RAW (by default PROGRAM lacks it and the kernel refuses them; they reach peers without connect)"},
-			&cli.BoolFlag{Name: "landlock", Value: true, EnvVars: []string{"SANDBOX_LANDLOCK"}, Category: "Layers",
-				Usage: "put PROGRAM in a Landlock domain: no ptrace, memory access, descriptor taking or signals to processes outside the sandbox (--landlock=false disables)"},
-			&cli.BoolFlag{Name: "allow-userns", EnvVars: []string{"SANDBOX_ALLOW_USERNS"}, Category: "Layers",
-				Usage: "allow new user namespaces (refused by default: unshare, clone and setns with CLONE_NEWUSER get EPERM, clone3 ENOSYS)"},
-			&cli.BoolFlag{Name: "keep-caps", EnvVars: []string{"SANDBOX_KEEP_CAPS"}, Category: "Layers",
-				Usage: "keep all of PROGRAM's capabilities (by default a root PROGRAM keeps only Docker's default set without NET_RAW; NET_RAW too with --raw-sockets)"},
-			&cli.IntFlag{Name: "preserve-fds", EnvVars: []string{"SANDBOX_PRESERVE_FDS"}, Category: "Layers",
-				Usage: "pass inherited descriptors 3 to 3+`N`-1 to PROGRAM (every other one above 2 is closed)"},
-			&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"}, Category: "Logging",
-				Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr (on a terminal it is printed anyway when a call was denied)"},
-			&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"}, Category: "Logging",
-				Usage: "when PROGRAM ends, write the summary as one JSON object to `FILE`"},
-		}, policyFlags(rules)...)),
-		Action: func(c *cli.Context) error { return runAction(c, rules) },
+		Flags:  cacheNames(runFlags(rules)),
+		Action: func(c *cli.Context) error { return runAction(c, rules, nil) },
 	}
 }
 
-func runAction(c *cli.Context, rules *ruleFlags) error {
+// runFlags are the flags of run, which learn shares.
+func runFlags(rules *ruleFlags) []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "log-level", EnvVars: []string{"SANDBOX_LOG_LEVEL"}, Category: "Logging",
+			Usage: "log level: panic, fatal, error, warn, info, debug or trace (default: warn for text, info for json)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Count: &verbosity, Category: "Logging",
+			Usage: "log every decision (-v: info), and calls answered before any decision (-vv: debug)"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"SANDBOX_LOG_FORMAT"}, Category: "Logging",
+			Usage: "text (key=value lines, never coloured unless --color) or json (one object per line)"},
+		&cli.StringFlag{Name: "color", Value: "never", EnvVars: []string{"SANDBOX_COLOR"}, Category: "Logging",
+			Usage: "colour text logs: never, always, or auto (only on a terminal, and not if NO_COLOR is set)"},
+		&cli.StringFlag{Name: "log-file", EnvVars: []string{"SANDBOX_LOG_FILE"}, Category: "Logging",
+			Usage: "append logs to `FILE` instead of stderr"},
+		&cli.BoolFlag{Name: "signal-group", EnvVars: []string{"SANDBOX_SIGNAL_GROUP"}, Category: "Process",
+			Usage: "forward signals to PROGRAM's whole process group, not only PROGRAM"},
+		&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, EnvVars: []string{"SANDBOX_GRACE"}, Category: "Process",
+			Usage: "after the first SIGTERM, wait this long, then SIGKILL whatever remains (0: wait forever)"},
+		&cli.BoolFlag{Name: "wait-all", EnvVars: []string{"SANDBOX_WAIT_ALL"}, Category: "Process",
+			Usage: "when PROGRAM exits, wait for its remaining descendants instead of killing them (the default)"},
+		&cli.BoolFlag{Name: "raw-sockets", EnvVars: []string{"SANDBOX_RAW_SOCKETS"}, Category: "Policy",
+			Usage: "allow raw, packet and XDP sockets and keep CAP_NET_RAW (by default PROGRAM lacks it and the kernel refuses them; they reach peers without connect)"},
+		&cli.BoolFlag{Name: "landlock", Value: true, EnvVars: []string{"SANDBOX_LANDLOCK"}, Category: "Layers",
+			Usage: "put PROGRAM in a Landlock domain: no ptrace, memory access, descriptor taking or signals to processes outside the sandbox (--landlock=false disables)"},
+		&cli.BoolFlag{Name: "allow-userns", EnvVars: []string{"SANDBOX_ALLOW_USERNS"}, Category: "Layers",
+			Usage: "allow new user namespaces (refused by default: unshare, clone and setns with CLONE_NEWUSER get EPERM, clone3 ENOSYS)"},
+		&cli.BoolFlag{Name: "keep-caps", EnvVars: []string{"SANDBOX_KEEP_CAPS"}, Category: "Layers",
+			Usage: "keep all of PROGRAM's capabilities (by default a root PROGRAM keeps only Docker's default set without NET_RAW; NET_RAW too with --raw-sockets)"},
+		&cli.IntFlag{Name: "preserve-fds", EnvVars: []string{"SANDBOX_PRESERVE_FDS"}, Category: "Layers",
+			Usage: "pass inherited descriptors 3 to 3+`N`-1 to PROGRAM (every other one above 2 is closed)"},
+		&cli.BoolFlag{Name: "summary", EnvVars: []string{"SANDBOX_SUMMARY"}, Category: "Logging",
+			Usage: "when PROGRAM ends, print a table of destination, count, verdict and errno to stderr (on a terminal it is printed anyway when a call was denied)"},
+		&cli.StringFlag{Name: "summary-json", EnvVars: []string{"SANDBOX_SUMMARY_JSON"}, Category: "Logging",
+			Usage: "when PROGRAM ends, write the summary as one JSON object to `FILE`"},
+		&cli.StringFlag{Name: "observe-dns", Value: "auto", EnvVars: []string{"SANDBOX_OBSERVE_DNS"}, Category: "Names",
+			Usage: "put the DNS forwarder between PROGRAM and its resolvers (UDP and TCP port 53), to learn which name each address came from: auto (when a rule names a host, and under learn), on, off"},
+		&cli.DurationFlag{Name: "dns-grace", Value: netstack.DefaultNameGrace, EnvVars: []string{"SANDBOX_DNS_GRACE"}, Category: "Names",
+			Usage: "how long a name keeps covering an address after its DNS answer's TTL ran out"},
+	}, policyFlags(rules)...)
+}
+
+// runAction runs PROGRAM; under learn (l non-nil) with learn's default and
+// its recorder.
+func runAction(c *cli.Context, rules *ruleFlags, l *learner) error {
 	argv := c.Args().Slice()
 	if len(argv) > 0 && argv[0] == "--" {
 		argv = argv[1:]
@@ -253,6 +270,23 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 	policy, err := loadPolicy(c, rules)
 	if err != nil {
 		return &exitError{code: exitSandbox, err: err}
+	}
+	warnUnresolved(log, policy)
+	if l != nil {
+		if policy, err = policy.WithDefault(netstack.DefaultLearn); err != nil {
+			return &exitError{code: exitSandbox, err: err}
+		}
+	}
+	observe := c.String("observe-dns")
+	switch observe {
+	case "auto":
+		observe = map[bool]string{true: "on", false: "off"}[l != nil || policy.HasNameRules()]
+	case "on", "off":
+	default:
+		return &exitError{code: exitSandbox, err: fmt.Errorf("--observe-dns %q: want auto, on or off", observe)}
+	}
+	if c.Duration("dns-grace") < 0 {
+		return &exitError{code: exitSandbox, err: fmt.Errorf("--dns-grace %s: want a duration of 0 or more", c.Duration("dns-grace"))}
 	}
 	path, err := lookPath(argv[0])
 	if err != nil {
@@ -281,11 +315,27 @@ func runAction(c *cli.Context, rules *ruleFlags) error {
 		// At a terminal, a denial's warning comes before the program's
 		// own error about it, not in the middle of its line.
 		SyncDenials: lo.file == "" && isTerminal(2)}
+	if observe == "on" || policy.HasNameRules() {
+		cfg.Names = netstack.NewNames(c.Duration("dns-grace"))
+		cfg.ObserveDNS = observe == "on"
+		// The hosts file PROGRAM starts with names addresses too. One it
+		// writes later, or a root it enters, names nothing: it could then
+		// give an allowed name any address.
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			cfg.Names.SetHosts(netstack.ParseHosts(string(b)))
+		}
+	}
+	if l != nil {
+		cfg.Observe, cfg.TellSelf, cfg.Summary = l.observe, true, true
+	}
 	code, err := sentry.Run(spec, cfg)
 	if err != nil {
 		return &exitError{code: code, err: err}
 	}
 	exitCode = code
+	if l != nil {
+		return l.finish(c, argv, code)
+	}
 	return nil
 }
 

@@ -1,0 +1,459 @@
+// Package dnsfwd is the supervisor's DNS forwarder: the program's lookups
+// (UDP and TCP port 53, to any resolver) are connected to it instead of to
+// the resolver, and it forwards each query, unchanged, to the resolver the
+// program addressed, and each answer, unchanged, back. On the way it
+// records the answer's names (netstack.Names) before the program can read
+// it, so that the connect that follows is decided with them, and it answers
+// the lookups the policy denies itself (NXDOMAIN or REFUSED).
+//
+// One front per resolver and transport: a UDP socket and a TCP listener on
+// loopback, which know their resolver. Each program socket that sends to a
+// UDP front gets its own upstream socket, connected to the resolver, so
+// that answers go back to the socket that asked, the resolver sees the
+// query's own ID, and a resolver's ICMP errors stay with that exchange.
+//
+// Messages are decoded with github.com/miekg/dns. A query that does not
+// decode is forwarded as it is (the resolver answers it as it would
+// natively); an answer that does not decode names nothing.
+package dnsfwd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/sirupsen/logrus"
+
+	"sandbox/netstack"
+)
+
+// Judge decides a lookup by name (netstack.Policy.DecideQuery).
+type Judge func(name string) netstack.QueryVerdict
+
+// Forwarder is the supervisor's DNS forwarder. Safe for concurrent use.
+type Forwarder struct {
+	names *netstack.Names
+	judge Judge
+	log   *logrus.Logger
+	now   func() time.Time
+
+	mu     sync.Mutex
+	udp    map[netip.AddrPort]*udpFront
+	tcp    map[netip.AddrPort]*tcpFront
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// idle is how long an upstream socket outlives its last query. Resolvers
+// retry within seconds (glibc's default timeout is 5 s); a program that
+// reuses a socket later gets a fresh upstream.
+const idle = 15 * time.Second
+
+// maxUpstreams bounds the upstream sockets of one UDP front: past it,
+// queries from new sockets are dropped (the program sees a resolver that
+// does not answer) rather than the supervisor running out of descriptors.
+// Go's resolver takes a socket per query: this allows some 270 lookups a
+// second, sustained, per resolver.
+const maxUpstreams = 4096
+
+// drain is how long a TCP exchange waits for the resolver's last answers
+// once the program has closed its side.
+const drain = 10 * time.Second
+
+// New returns a forwarder that records into names and asks judge about
+// each lookup. log receives denials (warn) and answers (debug).
+func New(names *netstack.Names, judge Judge, log *logrus.Logger) *Forwarder {
+	return &Forwarder{names: names, judge: judge, log: log, now: time.Now,
+		udp: map[netip.AddrPort]*udpFront{}, tcp: map[netip.AddrPort]*tcpFront{}}
+}
+
+// Front returns the loopback address that stands for resolver: connect
+// the program's socket to it (or send to it) instead. stream picks TCP.
+// The front's address family is the resolver's (IPv4 loopback for an IPv4
+// resolver, reached by an IPv6 socket as ::ffff:127.0.0.1).
+func (f *Forwarder) Front(resolver netip.AddrPort, stream bool) (netip.AddrPort, error) {
+	resolver = netip.AddrPortFrom(resolver.Addr().Unmap().WithZone(""), resolver.Port())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return netip.AddrPort{}, errors.New("forwarder closed")
+	}
+	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if resolver.Addr().Is6() {
+		lo = netip.IPv6Loopback()
+	}
+	if stream {
+		if fr := f.tcp[resolver]; fr != nil {
+			return fr.addr, nil
+		}
+		fr, err := f.newTCPFront(lo, resolver)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		f.tcp[resolver] = fr
+		return fr.addr, nil
+	}
+	if fr := f.udp[resolver]; fr != nil {
+		return fr.addr, nil
+	}
+	fr, err := f.newUDPFront(lo, resolver)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	f.udp[resolver] = fr
+	return fr.addr, nil
+}
+
+// Close stops every front and upstream and waits for their goroutines.
+func (f *Forwarder) Close() {
+	f.mu.Lock()
+	f.closed = true
+	for _, fr := range f.udp {
+		fr.close()
+	}
+	for _, fr := range f.tcp {
+		fr.ln.Close()
+		fr.conns.closeAll()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// query decides one query: nil to forward it, or the answer to give
+// instead when the policy denies the name.
+func (f *Forwarder) query(b []byte, resolver netip.AddrPort, proto string) []byte {
+	var q dns.Msg
+	if q.Unpack(b) != nil || len(q.Question) == 0 || q.Response {
+		return nil
+	}
+	name := q.Question[0].Name
+	v := f.judge(netstack.NameOf(name))
+	if !v.Deny {
+		return nil
+	}
+	return f.deny(&q, name, v, resolver, proto, "lookup denied")
+}
+
+func (f *Forwarder) deny(q *dns.Msg, name string, v netstack.QueryVerdict, resolver netip.AddrPort, proto, msg string) []byte {
+	rcode := dns.RcodeNameError
+	if v.Refused {
+		rcode = dns.RcodeRefused
+	}
+	var m dns.Msg
+	m.SetRcode(q, rcode)
+	m.RecursionAvailable = true
+	out, err := m.Pack()
+	if err != nil {
+		return nil
+	}
+	f.log.WithFields(logrus.Fields{"name": netstack.NameOf(name), "rule": v.Rule, "rcode": dns.RcodeToString[rcode],
+		"resolver": proto + ":" + resolver.String()}).Warn("dns: " + msg)
+	return out
+}
+
+// answer records an answer's names and returns what the program gets: the
+// answer itself, or a denial when its CNAME chain leads to a denied name.
+func (f *Forwarder) answer(b []byte, resolver netip.AddrPort, proto string) []byte {
+	var m dns.Msg
+	if m.Unpack(b) != nil || len(m.Question) == 0 || !m.Response {
+		return b
+	}
+	var rrs []netstack.RR
+	for _, rr := range m.Answer {
+		h := rr.Header()
+		switch r := rr.(type) {
+		case *dns.A:
+			if a, ok := netip.AddrFromSlice(r.A.To4()); ok {
+				rrs = append(rrs, netstack.RR{Name: h.Name, TTL: h.Ttl, Addr: a})
+			}
+		case *dns.AAAA:
+			if a, ok := netip.AddrFromSlice(r.AAAA.To16()); ok {
+				rrs = append(rrs, netstack.RR{Name: h.Name, TTL: h.Ttl, Addr: a})
+			}
+		case *dns.CNAME:
+			rrs = append(rrs, netstack.RR{Name: h.Name, TTL: h.Ttl, Target: r.Target})
+			if v := f.judge(netstack.NameOf(r.Target)); v.Deny {
+				return f.deny(&m, r.Target, v, resolver, proto, "answer leads to a denied name")
+			}
+		}
+	}
+	named := f.names.Observe(f.now(), m.Question[0].Name, rrs)
+	if f.log.IsLevelEnabled(logrus.DebugLevel) {
+		addrs := make([]string, 0, len(named))
+		for a := range named {
+			addrs = append(addrs, a.String())
+		}
+		f.log.WithFields(logrus.Fields{"name": netstack.NameOf(m.Question[0].Name), "qtype": dns.TypeToString[m.Question[0].Qtype],
+			"rcode": dns.RcodeToString[m.Rcode], "addrs": fmt.Sprint(addrs), "resolver": proto + ":" + resolver.String()}).Debug("dns: answer")
+	}
+	return b
+}
+
+// udpFront is the UDP front of one resolver.
+type udpFront struct {
+	f        *Forwarder
+	conn     *net.UDPConn
+	addr     netip.AddrPort
+	resolver netip.AddrPort
+
+	mu   sync.Mutex
+	ups  map[netip.AddrPort]*upstream // by the program socket's address
+	done bool
+}
+
+type upstream struct {
+	conn *net.UDPConn
+	last time.Time
+}
+
+func (f *Forwarder) newUDPFront(lo netip.Addr, resolver netip.AddrPort) (*udpFront, error) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("dns front for udp:%s: %w", resolver, err)
+	}
+	fr := &udpFront{f: f, conn: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), resolver: resolver, ups: map[netip.AddrPort]*upstream{}}
+	f.wg.Add(1)
+	go fr.serve()
+	return fr, nil
+}
+
+func (fr *udpFront) close() {
+	fr.mu.Lock()
+	fr.done = true
+	for _, u := range fr.ups {
+		u.conn.Close()
+	}
+	fr.mu.Unlock()
+	fr.conn.Close()
+}
+
+// serve reads the program's queries and forwards each.
+func (fr *udpFront) serve() {
+	defer fr.f.wg.Done()
+	buf := make([]byte, 65535)
+	for {
+		n, src, err := fr.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		b := buf[:n]
+		if deny := fr.f.query(b, fr.resolver, "udp"); deny != nil {
+			fr.conn.WriteToUDPAddrPort(deny, src)
+			continue
+		}
+		if u := fr.upstreamFor(src); u != nil {
+			u.conn.Write(b)
+		}
+	}
+}
+
+// upstreamFor returns the upstream socket of the program socket at src,
+// made on its first query.
+func (fr *udpFront) upstreamFor(src netip.AddrPort) *upstream {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.done {
+		return nil
+	}
+	now := time.Now()
+	if u := fr.ups[src]; u != nil {
+		u.last = now
+		return u
+	}
+	if len(fr.ups) >= maxUpstreams {
+		return nil
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.resolver))
+	if err != nil {
+		return nil
+	}
+	u := &upstream{conn: c, last: now}
+	fr.ups[src] = u
+	fr.f.wg.Add(1)
+	go fr.relay(src, u)
+	return u
+}
+
+// relay carries one upstream's answers back to the program socket at src,
+// until it has been idle.
+func (fr *udpFront) relay(src netip.AddrPort, u *upstream) {
+	defer fr.f.wg.Done()
+	defer func() {
+		fr.mu.Lock()
+		if fr.ups[src] == u {
+			delete(fr.ups, src)
+		}
+		fr.mu.Unlock()
+		u.conn.Close()
+	}()
+	buf := make([]byte, 65535)
+	for {
+		u.conn.SetReadDeadline(time.Now().Add(idle))
+		n, err := u.conn.Read(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				fr.mu.Lock()
+				stale := time.Since(u.last) >= idle
+				fr.mu.Unlock()
+				if stale {
+					return
+				}
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // ECONNREFUSED from an ICMP error: the program sees silence
+		}
+		out := fr.f.answer(buf[:n], fr.resolver, "udp")
+		fr.conn.WriteToUDPAddrPort(out, src)
+	}
+}
+
+// tcpFront is the TCP front of one resolver.
+type tcpFront struct {
+	f        *Forwarder
+	ln       *net.TCPListener
+	addr     netip.AddrPort
+	resolver netip.AddrPort
+	conns    connSet
+}
+
+type connSet struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (s *connSet) add(c net.Conn) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[net.Conn]struct{}{}
+	}
+	s.m[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *connSet) remove(c net.Conn) {
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	for c := range s.m {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+func (f *Forwarder) newTCPFront(lo netip.Addr, resolver netip.AddrPort) (*tcpFront, error) {
+	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("dns front for tcp:%s: %w", resolver, err)
+	}
+	fr := &tcpFront{f: f, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort(), resolver: resolver}
+	f.wg.Add(1)
+	go fr.serve()
+	return fr, nil
+}
+
+func (fr *tcpFront) serve() {
+	defer fr.f.wg.Done()
+	for {
+		c, err := fr.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		fr.f.wg.Add(1)
+		go fr.relay(c)
+	}
+}
+
+// relay carries one program connection's queries to its own connection to
+// the resolver, and the answers back, each a two-byte length and a message
+// (RFC 1035 4.2.2).
+func (fr *tcpFront) relay(c *net.TCPConn) {
+	defer fr.f.wg.Done()
+	fr.conns.add(c)
+	defer fr.conns.remove(c)
+	defer c.Close()
+	up, err := net.DialTimeout("tcp", fr.resolver.String(), 10*time.Second)
+	if err != nil {
+		c.SetLinger(0) // the resolver refused or never answered: so does this connection
+		return
+	}
+	fr.conns.add(up)
+	defer fr.conns.remove(up)
+	defer up.Close()
+	var wmu sync.Mutex // the two directions both write to c
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			msg, err := readFrame(up)
+			if err != nil {
+				c.CloseWrite()
+				return
+			}
+			out := fr.f.answer(msg, fr.resolver, "tcp")
+			wmu.Lock()
+			err = writeFrame(c, out)
+			wmu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		msg, err := readFrame(c)
+		if err != nil {
+			up.(*net.TCPConn).CloseWrite()
+			up.SetReadDeadline(time.Now().Add(drain))
+			break
+		}
+		if deny := fr.f.query(msg, fr.resolver, "tcp"); deny != nil {
+			wmu.Lock()
+			err = writeFrame(c, deny)
+			wmu.Unlock()
+		} else {
+			err = writeFrame(up, msg)
+		}
+		if err != nil {
+			break
+		}
+	}
+	<-done
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return nil, err
+	}
+	b := make([]byte, int(l[0])<<8|int(l[1]))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	out := make([]byte, 2+len(b))
+	out[0], out[1] = byte(len(b)>>8), byte(len(b))
+	copy(out[2:], b)
+	_, err := w.Write(out)
+	return err
+}

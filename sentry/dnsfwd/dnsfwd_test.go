@@ -1,0 +1,303 @@
+package dnsfwd
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/sirupsen/logrus"
+
+	"sandbox/netstack"
+)
+
+// resolverStub is a resolver for the tests, on loopback: it answers from a
+// fixed table and remembers the names it was asked.
+type resolverStub struct {
+	addr    netip.AddrPort
+	mu      sync.Mutex
+	asked   []string
+	answers map[string][]dns.RR
+	silent  bool
+	tc      bool // UDP answers are truncated, TCP ones whole
+	raw     []byte
+}
+
+func startResolver(t *testing.T, records ...string) *resolverStub {
+	t.Helper()
+	u := &resolverStub{answers: map[string][]dns.RR{}}
+	for _, r := range records {
+		rr, err := dns.NewRR(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := strings.ToLower(rr.Header().Name)
+		u.answers[n] = append(u.answers[n], rr)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	ln, err := net.Listen("tcp", u.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		u.mu.Lock()
+		u.asked = append(u.asked, w.RemoteAddr().Network()+" "+q.Question[0].Name)
+		silent, tc := u.silent, u.tc
+		u.mu.Unlock()
+		if silent {
+			return
+		}
+		var m dns.Msg
+		m.SetReply(q)
+		if tc && w.RemoteAddr().Network() == "udp" {
+			m.Truncated = true
+		} else {
+			// The whole chain from the question, as a recursive resolver
+			// gives it, plus an unrelated record that must name nothing.
+			for name := strings.ToLower(q.Question[0].Name); ; {
+				rrs := u.answers[name]
+				if len(rrs) == 0 {
+					break
+				}
+				m.Answer = append(m.Answer, rrs...)
+				c, ok := rrs[0].(*dns.CNAME)
+				if !ok {
+					break
+				}
+				name = strings.ToLower(c.Target)
+			}
+			if rrs := u.answers["unrelated.test."]; len(rrs) > 0 {
+				m.Extra = append(m.Extra, rrs...)
+			}
+			if len(m.Answer) == 0 {
+				m.Rcode = dns.RcodeNameError
+			}
+		}
+		b, _ := m.Pack()
+		u.mu.Lock()
+		u.raw = b
+		u.mu.Unlock()
+		w.Write(b)
+	})
+	us := &dns.Server{PacketConn: pc, Handler: handler}
+	ts := &dns.Server{Listener: ln, Handler: handler}
+	go us.ActivateAndServe()
+	go ts.ActivateAndServe()
+	t.Cleanup(func() { us.Shutdown(); ts.Shutdown() })
+	return u
+}
+
+func (u *resolverStub) questions() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.asked...)
+}
+
+func (u *resolverStub) lastAnswer() []byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.raw
+}
+
+func newForwarder(t *testing.T, policy string) (*Forwarder, *netstack.Names) {
+	t.Helper()
+	p, err := netstack.ParsePolicy("p.yaml", []byte(policy), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := netstack.NewNames(0)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	f := New(names, p.DecideQuery, log)
+	t.Cleanup(f.Close)
+	return f, names
+}
+
+func query(t *testing.T, name string, qtype uint16) []byte {
+	t.Helper()
+	var q dns.Msg
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	q.Id = 0x4242
+	b, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// exchange sends b over a UDP socket connected to front, as glibc and Go
+// do, and returns the answer, or nil after wait.
+func exchange(t *testing.T, front netip.AddrPort, b []byte, wait time.Duration) []byte {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(front))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
+func unpack(t *testing.T, b []byte) *dns.Msg {
+	t.Helper()
+	var m dns.Msg
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("answer does not decode: %v", err)
+	}
+	return &m
+}
+
+func TestAnswersPassUnchangedAndNameTheChain(t *testing.T) {
+	u := startResolver(t,
+		"www.web.test. 300 IN CNAME edge.cdn.test.",
+		"edge.cdn.test. 60 IN A 10.0.0.7",
+		"unrelated.test. 60 IN A 10.0.0.99")
+	f, names := newForwarder(t, "rules: []\n")
+	front, err := f.Front(u.addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := f.Front(u.addr, false); again != front {
+		t.Errorf("a second Front for the same resolver is %v, not %v", again, front)
+	}
+	got := exchange(t, front, query(t, "WWW.web.test", dns.TypeA), 2*time.Second)
+	// The names are recorded before the program can read the answer.
+	if s, looked := names.Lookup(netip.MustParseAddr("10.0.0.7"), time.Now()); s != "www.web.test edge.cdn.test" || !looked {
+		t.Errorf("10.0.0.7 is named %q when the answer arrives", s)
+	}
+	if !bytes.Equal(got, u.lastAnswer()) || got == nil {
+		t.Errorf("the program got %x, the resolver sent %x", got, u.lastAnswer())
+	}
+	if s, _ := names.Lookup(netip.MustParseAddr("10.0.0.99"), time.Now()); s != "" {
+		t.Errorf("a record off the question's chain named %q", s)
+	}
+	if q := u.questions(); len(q) != 1 || q[0] != "udp WWW.web.test." {
+		t.Errorf("the resolver was asked %q, want the query unchanged", q)
+	}
+}
+
+func TestDeniedNamesAreAnsweredHere(t *testing.T) {
+	u := startResolver(t,
+		"ads.test. 60 IN A 10.0.0.8",
+		"quiet.test. 60 IN A 10.0.0.8",
+		"www.good.test. 60 IN CNAME x.ads.test.",
+		"x.ads.test. 60 IN A 10.0.0.9")
+	f, names := newForwarder(t, `rules:
+  - deny: "*.ads.test"
+  - deny: ads.test
+  - deny: quiet.test
+    dns: refused
+`)
+	front, _ := f.Front(u.addr, false)
+	for _, tt := range []struct {
+		name  string
+		rcode int
+		asked bool
+	}{
+		{"ads.test", dns.RcodeNameError, false},
+		{"quiet.test", dns.RcodeRefused, false},
+		// A chain into a denied name: asked, then answered NXDOMAIN.
+		{"www.good.test", dns.RcodeNameError, true},
+	} {
+		before := len(u.questions())
+		b := exchange(t, front, query(t, tt.name, dns.TypeA), 2*time.Second)
+		if b == nil {
+			t.Fatalf("%s: no answer", tt.name)
+		}
+		m := unpack(t, b)
+		if m.Rcode != tt.rcode || m.Id != 0x4242 || len(m.Answer) != 0 || len(m.Question) != 1 || m.Question[0].Name != tt.name+"." {
+			t.Errorf("%s: got %v", tt.name, m)
+		}
+		if asked := len(u.questions()) > before; asked != tt.asked {
+			t.Errorf("%s: the resolver was asked: %v, want %v", tt.name, asked, tt.asked)
+		}
+	}
+	if s, _ := names.Lookup(netip.MustParseAddr("10.0.0.9"), time.Now()); s != "" {
+		t.Errorf("a denied answer named %q", s)
+	}
+}
+
+func TestTruncatedAnswersAndTheTCPFallback(t *testing.T) {
+	u := startResolver(t, "big.test. 60 IN A 10.0.0.10")
+	u.mu.Lock()
+	u.tc = true
+	u.mu.Unlock()
+	f, names := newForwarder(t, "rules: []\n")
+	front, _ := f.Front(u.addr, false)
+	m := unpack(t, exchange(t, front, query(t, "big.test", dns.TypeA), 2*time.Second))
+	if !m.Truncated || len(m.Answer) != 0 {
+		t.Fatalf("the truncated answer did not pass as it was: %v", m)
+	}
+	tfront, err := f.Front(u.addr, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", tfront.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Two queries on one connection, as resolvers pipeline them.
+	for i := 0; i < 2; i++ {
+		if err := writeFrame(c, query(t, "big.test", dns.TypeA)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		b, err := readFrame(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := unpack(t, b); m.Truncated || len(m.Answer) != 1 {
+			t.Errorf("TCP answer %d: %v", i, m)
+		}
+	}
+	if s, _ := names.Lookup(netip.MustParseAddr("10.0.0.10"), time.Now()); s != "big.test" {
+		t.Errorf("the TCP answer named %q", s)
+	}
+	if q := u.questions(); len(q) != 3 || q[1] != "tcp big.test." {
+		t.Errorf("the resolver was asked %q", q)
+	}
+}
+
+func TestASilentResolverStaysSilent(t *testing.T) {
+	u := startResolver(t, "x.test. 60 IN A 10.0.0.11")
+	u.mu.Lock()
+	u.silent = true
+	u.mu.Unlock()
+	f, _ := newForwarder(t, "rules: []\n")
+	front, _ := f.Front(u.addr, false)
+	if b := exchange(t, front, query(t, "x.test", dns.TypeA), 300*time.Millisecond); b != nil {
+		t.Errorf("a silent resolver answered %x", b)
+	}
+	if len(u.questions()) != 1 {
+		t.Errorf("the query did not reach the resolver: %q", u.questions())
+	}
+	// A query that does not decode is forwarded as it is.
+	u.mu.Lock()
+	u.silent = false
+	u.mu.Unlock()
+	if b := exchange(t, front, []byte("not dns"), 300*time.Millisecond); b != nil {
+		t.Errorf("garbage got an answer %x", b)
+	}
+	f.Close()
+	if _, err := f.Front(u.addr, false); err == nil {
+		t.Error("Front after Close")
+	}
+}
