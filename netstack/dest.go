@@ -483,9 +483,16 @@ func (d Dest) Expand() []Dest {
 	return out
 }
 
-// Matches reports whether the request's destination matches d. Family and
-// type filters of a rule are checked by Rule.Matches, not here.
-func (d Dest) Matches(r Request) bool {
+// Matches reports whether the request's destination matches d, as an
+// allowing rule's DEST. Family and type filters of a rule are checked by
+// Rule.Matches, not here.
+func (d Dest) Matches(r Request) bool { return d.matches(r, false) }
+
+// matches is Matches; strict (a rule that does not allow) keeps matching a
+// name's load-time addresses whatever the program's lookups say: a lookup
+// may narrow what an allow by name covers, never lift a deny (an attacker's
+// own zone can give any address a name).
+func (d Dest) matches(r Request, strict bool) bool {
 	switch d.Kind {
 	case DestAny:
 		return true
@@ -523,7 +530,7 @@ func (d Dest) Matches(r Request) bool {
 			if d.matchesNames(r.Names) {
 				return true
 			}
-			if r.Looked {
+			if r.Looked && !strict {
 				return false
 			}
 		}

@@ -26,6 +26,7 @@ import (
 type Names struct {
 	grace time.Duration
 	max   int
+	swept int64 // when the last full sweep ran (unix ns): at most one a second
 
 	mu    sync.RWMutex
 	addrs map[netip.Addr]*nameRec
@@ -56,6 +57,13 @@ const DefaultNameGrace = 30 * time.Second
 // and if none is, new addresses are not remembered (their rules by name then
 // match only through load-time resolution: fail closed).
 const maxNamedAddrs = 1 << 16
+
+// maxNamesPerAddr bounds the names one address keeps (the newest): a zone
+// with a wildcard can give one address any number of names.
+const maxNamesPerAddr = 32
+
+// maxTTL is the largest TTL RFC 2181 allows; a larger one counts as 0.
+const maxTTL = 1<<31 - 1
 
 // NewNames returns an empty table whose names stay valid grace past their
 // TTL.
@@ -88,6 +96,9 @@ func NameOf(s string) string {
 // through (the question first), for the log.
 func (n *Names) Observe(now time.Time, question string, rrs []RR) map[netip.Addr][]string {
 	q := NameOf(question)
+	if !plainName(q) {
+		return nil // a name no rule can spell names nothing
+	}
 	cname := map[string]RR{}
 	for _, rr := range rrs {
 		if rr.Target != "" {
@@ -109,11 +120,11 @@ func (n *Names) Observe(now time.Time, question string, rrs []RR) map[netip.Addr
 			break
 		}
 		t := NameOf(rr.Target)
-		if seen[t] || len(chain) > 16 { // a loop, or a chain no resolver follows
+		if seen[t] || len(chain) > 16 || !plainName(t) { // a loop, a chain no resolver follows, a name no rule spells
 			break
 		}
 		seen[t] = true
-		chain = append(chain, link{t, min(last.ttl, rr.TTL)})
+		chain = append(chain, link{t, min(last.ttl, ttlOf(rr.TTL))})
 	}
 	out := map[netip.Addr][]string{}
 	n.mu.Lock()
@@ -133,7 +144,7 @@ func (n *Names) Observe(now time.Time, question string, rrs []RR) map[netip.Addr
 		if end < 0 {
 			continue // not on the question's chain: names nothing
 		}
-		ttl := min(chain[end].ttl, rr.TTL)
+		ttl := min(chain[end].ttl, ttlOf(rr.TTL))
 		until := now.Add(time.Duration(ttl)*time.Second + n.grace).UnixNano()
 		a := rr.Addr.Unmap().WithZone("")
 		names := make([]string, 0, end+1)
@@ -146,12 +157,30 @@ func (n *Names) Observe(now time.Time, question string, rrs []RR) map[netip.Addr
 	return out
 }
 
+// ttlOf is a record's TTL as RFC 2181 reads it: above 2^31-1, zero.
+func ttlOf(ttl uint32) uint32 {
+	if ttl > maxTTL {
+		return 0
+	}
+	return ttl
+}
+
+// plainName reports whether a normalized name is one a rule could spell:
+// no escaped dot, space or other character (miekg presents them with a
+// backslash), at most 253 bytes.
+func plainName(s string) bool {
+	return s != "" && len(s) <= 253 && !strings.ContainsAny(s, "\\ \t")
+}
+
 // add puts names (the question first) at the front of a's entries. Called
 // with mu held.
 func (n *Names) add(a netip.Addr, names []string, until, now int64) {
 	old, ok := n.addrs[a]
 	if !ok && len(n.addrs) >= n.max {
-		n.sweep(now)
+		if now-n.swept >= int64(time.Second) {
+			n.swept = now
+			n.sweep(now)
+		}
 		if len(n.addrs) >= n.max {
 			return
 		}
@@ -162,6 +191,9 @@ func (n *Names) add(a netip.Addr, names []string, until, now int64) {
 	}
 	if old != nil {
 		for _, e := range old.es {
+			if len(fresh) >= maxNamesPerAddr {
+				break // the oldest go
+			}
 			if e.until > now && !containsName(names, e.name) {
 				fresh = append(fresh, e)
 			}

@@ -147,6 +147,9 @@ rules:
 		// Two names for one address: the first rule that matches one of
 		// them wins, whichever the program meant.
 		{req(TypeStream, "10.0.0.7:443", "good.test bad.test"), Deny, "bad.test"},
+		// A lookup never lifts a deny by name: bad.test's load-time
+		// address stays denied under any other name the program got for it.
+		{req(TypeStream, "10.0.0.9:443", "good.test"), Allow, "good.test"},
 		{req(TypeDgram, "[fd00::7]:443", "edge.cdn.test"), Allow, "cdn.test"},
 		{req(TypeDgram, "[fd00::7]:443", "cdn.test"), Deny, ""},
 		// Load-time addresses still match, without any lookup.
@@ -241,30 +244,58 @@ func FuzzNameRule(f *testing.F) {
 }
 
 // TestSharedAddressFollowsTheLookup: a CDN address that the load-time
-// lookup of a denied name also returned is denied only to a program whose
-// lookups named it so.
+// lookup of a name also returned. An allow by name follows the program's
+// lookups; a deny by name keeps its load-time addresses, whatever other name
+// the program got them under (an attacker's zone can name any address).
 func TestSharedAddressFollowsTheLookup(t *testing.T) {
-	p := namedPolicy(t, `default: deny
-rules:
-  - deny: tcp:db.internal:5432
-  - allow: tcp:good.test:5432
-`)
-	r := inet(TypeStream, "10.1.2.3:5432") // db.internal's address at load
 	for _, tt := range []struct {
-		names string
-		want  Action
+		policy, names string
+		want          Action
 	}{
-		{"", Deny},                      // no lookup: load-time addresses stand in
-		{"good.test", Allow},            // looked up as good.test
-		{"good.test db.internal", Deny}, // looked up as both: the first rule wins
+		{"  - allow: tcp:db.internal:5432\n", "", Allow},                // no lookup: load-time addresses stand in
+		{"  - allow: tcp:db.internal:5432\n", "other.test", Deny},       // looked up as another name: not db.internal
+		{"  - allow: tcp:db.internal:5432\n", "db.internal", Allow},     // looked up as db.internal
+		{"  - deny: tcp:db.internal:5432\n", "", Deny},                  // no lookup
+		{"  - deny: tcp:db.internal:5432\n", "nip.attacker.test", Deny}, // a lookup does not lift the deny
+		{"  - deny: tcp:db.internal:5432\n  - allow: tcp:good.test:5432\n", "good.test", Deny},
+		{"  - allow: tcp:good.test:5432\n  - deny: tcp:db.internal:5432\n", "good.test", Allow}, // first match
 	} {
+		p := namedPolicy(t, "default: deny\nrules:\n"+tt.policy)
+		r := inet(TypeStream, "10.1.2.3:5432") // db.internal's address at load
 		r.Names, r.Looked = tt.names, tt.names != ""
-		if d := p.Decide(r); d.Action != tt.want {
-			t.Errorf("names %q: %v by %q, want %v", tt.names, d.Action, d.Rule, tt.want)
+		d := p.Decide(r)
+		if d.Action != tt.want {
+			t.Errorf("%snames %q: %v by %q, want %v", tt.policy, tt.names, d.Action, d.Rule, tt.want)
 		}
-		if ref := referenceDecide(p, r); ref.Action != tt.want {
-			t.Errorf("names %q: the reference scan says %v by %q", tt.names, ref.Action, ref.Rule)
+		if ref := referenceDecide(p, r); ref.Action != d.Action || ref.Rule != d.Rule {
+			t.Errorf("%snames %q: the reference scan says %v by %q", tt.policy, tt.names, ref.Action, ref.Rule)
 		}
+	}
+}
+
+func TestNamesNoRuleCanSpellNameNothing(t *testing.T) {
+	n := NewNames(0)
+	for _, q := range []string{`x\ api.example.com.`, `api\.example.com.`, "a b.example.com"} {
+		if got := n.Observe(t0, q, []RR{{Name: q, TTL: 60, Addr: addr("10.0.0.1")}}); len(got) != 0 {
+			t.Errorf("%q named %v", q, got)
+		}
+	}
+	n.Observe(t0, "ok.test", []RR{{Name: "ok.test", TTL: 60, Target: `evil\.x.test`}, {Name: `evil\.x.test`, TTL: 60, Addr: addr("10.0.0.2")}})
+	if s, _ := n.Lookup(addr("10.0.0.2"), t0); s != "" {
+		t.Errorf("a chain through an escaped name named %q", s)
+	}
+	// A TTL above 2^31-1 counts as 0 (RFC 2181): only the grace is left.
+	n.Observe(t0, "huge.test", []RR{{Name: "huge.test", TTL: 1<<31 + 5, Addr: addr("10.0.0.3")}})
+	if s, _ := n.Lookup(addr("10.0.0.3"), t0.Add(time.Second)); s != "" {
+		t.Errorf("a TTL over 2^31-1 still covers: %q", s)
+	}
+	// One address keeps at most maxNamesPerAddr names, the newest.
+	for i := range 100 {
+		q := "w" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".test"
+		n.Observe(t0.Add(time.Duration(i)), q, []RR{{Name: q, TTL: 60, Addr: addr("10.0.0.4")}})
+	}
+	if s, _ := n.Lookup(addr("10.0.0.4"), t0.Add(time.Second)); len(strings.Fields(s)) != maxNamesPerAddr || !strings.HasPrefix(s, "wvd.test ") {
+		t.Errorf("after 100 names: %d kept, first %q", len(strings.Fields(s)), strings.Fields(s)[0])
 	}
 }
 

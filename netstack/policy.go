@@ -274,6 +274,26 @@ func (p *Policy) decideInet(r *Request) Decision {
 // program's lookups change decisions.
 func (p *Policy) HasNameRules() bool { return len(p.nameRules) > 0 }
 
+// DeniesLookups reports whether some lookup can be denied (DecideQuery).
+func (p *Policy) DeniesLookups() bool {
+	for _, i := range p.nameRules {
+		rl := &p.rules[i]
+		for _, d := range rl.Dests {
+			if d.Host != "" && lookupDenier(rl, d) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lookupDenier reports whether rule rl, through its DEST d by name, denies
+// the lookup of the names d matches: a deny on every port and type.
+func lookupDenier(rl *Rule, d Dest) bool {
+	return rl.Verdict.Action == Deny && d.Ports == AllPorts && d.Types == 0 && rl.Type == 0 &&
+		(rl.Family == 0 || rl.Family&(FamilySetOf(FamilyInet)|FamilySetOf(FamilyInet6)) == FamilySetOf(FamilyInet)|FamilySetOf(FamilyInet6))
+}
+
 // QueryVerdict is what a policy says of a DNS lookup of a name.
 type QueryVerdict struct {
 	// Deny: the lookup is answered NXDOMAIN (REFUSED with Refused) by the
@@ -297,8 +317,7 @@ func (p *Policy) DecideQuery(name string) QueryVerdict {
 			if d.Host == "" || !MatchName(d.Host, name) {
 				continue
 			}
-			if rl.Verdict.Action == Deny && d.Ports == AllPorts && d.Types == 0 && rl.Type == 0 &&
-				(rl.Family == 0 || rl.Family&(FamilySetOf(FamilyInet)|FamilySetOf(FamilyInet6)) == FamilySetOf(FamilyInet)|FamilySetOf(FamilyInet6)) {
+			if lookupDenier(rl, d) {
 				return QueryVerdict{Deny: true, Refused: rl.DNSRefused, Rule: rl.Text}
 			}
 			return QueryVerdict{}

@@ -1,6 +1,8 @@
 package sentry
 
 import (
+	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -30,12 +32,90 @@ func newForwarder(cfg Config) *dnsfwd.Forwarder {
 		return nil
 	}
 	judge := func(string) netstack.QueryVerdict { return netstack.QueryVerdict{} }
+	denies := false
 	if q, ok := cfg.Decider.(interface {
 		DecideQuery(string) netstack.QueryVerdict
+		DeniesLookups() bool
 	}); ok {
-		judge = q.DecideQuery
+		judge, denies = q.DecideQuery, q.DeniesLookups()
 	}
-	return dnsfwd.New(cfg.Names, judge, cfg.Log)
+	return dnsfwd.New(cfg.Names, judge, denies, newResolverTrust().trusted, cfg.Log)
+}
+
+// resolverTrust decides whose answers may name addresses. The principle: a
+// name is vouched for only by a resolver the sandboxed program cannot be
+// answering as. A resolver at a remote address qualifies (the program cannot
+// send from that address: raw sockets are off unless --raw-sockets). A
+// resolver at a local address qualifies only while every socket that could
+// answer as it (bound to its address or to the wildcard, on its port and
+// protocol) existed before PROGRAM started. Who holds a socket proves
+// nothing: a socket in flight in SCM_RIGHTS is held by no one, and a
+// listener can be closed once it accepted; when it was made does.
+type resolverTrust struct {
+	before map[uint64]bool     // cookies of the port-53 sockets at start
+	local  map[netip.Addr]bool // the namespace's own addresses at start
+}
+
+func newResolverTrust() *resolverTrust {
+	t := &resolverTrust{before: map[uint64]bool{}, local: map[netip.Addr]bool{}}
+	for _, s := range portSockets(53) {
+		t.before[s.cookie] = true
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				t.local[p.Addr().Unmap().WithZone("")] = true
+			}
+		}
+	}
+	return t
+}
+
+// portSockets lists the UDP sockets and TCP listeners of both families on
+// port, with their protocol in family's place (IPPROTO_UDP, IPPROTO_TCP).
+func portSockets(port uint16) []inetSock {
+	fd, err := getInetDiag()
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	var out []inetSock
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		before := len(out)
+		out, _ = diagInet(fd, fam, unix.IPPROTO_UDP, ^uint32(0), port, out)
+		for i := before; i < len(out); i++ {
+			out[i].family = unix.IPPROTO_UDP
+		}
+	}
+	before := len(out)
+	out, _ = diagInet(fd, unix.AF_UNSPEC, unix.IPPROTO_TCP, 1<<tcpListen, port, out)
+	for i := before; i < len(out); i++ {
+		out[i].family = unix.IPPROTO_TCP
+	}
+	return out
+}
+
+func (t *resolverTrust) trusted(r netip.AddrPort, stream bool) bool {
+	a := r.Addr().Unmap().WithZone("")
+	if !a.IsLoopback() && !t.local[a] {
+		return true
+	}
+	proto := uint8(unix.IPPROTO_UDP)
+	if stream {
+		proto = unix.IPPROTO_TCP
+	}
+	found := false
+	for _, s := range portSockets(r.Port()) {
+		b := s.addr.Unmap()
+		if s.family != proto || (b != a && !b.IsUnspecified()) {
+			continue
+		}
+		if !t.before[s.cookie] {
+			return false
+		}
+		found = true
+	}
+	return found
 }
 
 // nameRequest gives an inet request the names its address is known by.

@@ -35,12 +35,22 @@ import (
 // Judge decides a lookup by name (netstack.Policy.DecideQuery).
 type Judge func(name string) netstack.QueryVerdict
 
+// Trust reports whether answers from resolver may name addresses: a
+// resolver the sandboxed program may be answering as names nothing.
+type Trust func(resolver netip.AddrPort, stream bool) bool
+
 // Forwarder is the supervisor's DNS forwarder. Safe for concurrent use.
 type Forwarder struct {
 	names *netstack.Names
 	judge Judge
+	trust Trust
 	log   *logrus.Logger
 	now   func() time.Time
+	// denies: the policy denies some lookups, so a query whose questions
+	// cannot be read is answered FORMERR instead of forwarded.
+	denies bool
+
+	untrusted sync.Once
 
 	mu     sync.Mutex
 	udp    map[netip.AddrPort]*udpFront
@@ -59,16 +69,21 @@ const idle = 15 * time.Second
 // does not answer) rather than the supervisor running out of descriptors.
 // Go's resolver takes a socket per query: this allows some 270 lookups a
 // second, sustained, per resolver.
-const maxUpstreams = 4096
+const maxUpstreams = 1024
+
+// maxFronts bounds the resolvers one forwarder serves (a policy that
+// allows udp:*:53 could otherwise make a front per address).
+const maxFronts = 64
 
 // drain is how long a TCP exchange waits for the resolver's last answers
 // once the program has closed its side.
 const drain = 10 * time.Second
 
-// New returns a forwarder that records into names and asks judge about
-// each lookup. log receives denials (warn) and answers (debug).
-func New(names *netstack.Names, judge Judge, log *logrus.Logger) *Forwarder {
-	return &Forwarder{names: names, judge: judge, log: log, now: time.Now,
+// New returns a forwarder that records into names the answers of the
+// resolvers trust accepts, and asks judge about each lookup (denies: judge
+// can deny some). log receives denials (warn) and answers (debug).
+func New(names *netstack.Names, judge Judge, denies bool, trust Trust, log *logrus.Logger) *Forwarder {
+	return &Forwarder{names: names, judge: judge, denies: denies, trust: trust, log: log, now: time.Now,
 		udp: map[netip.AddrPort]*udpFront{}, tcp: map[netip.AddrPort]*tcpFront{}}
 }
 
@@ -77,11 +92,15 @@ func New(names *netstack.Names, judge Judge, log *logrus.Logger) *Forwarder {
 // The front's address family is the resolver's (IPv4 loopback for an IPv4
 // resolver, reached by an IPv6 socket as ::ffff:127.0.0.1).
 func (f *Forwarder) Front(resolver netip.AddrPort, stream bool) (netip.AddrPort, error) {
-	resolver = netip.AddrPortFrom(resolver.Addr().Unmap().WithZone(""), resolver.Port())
+	// The zone stays: a link-local resolver is reached through it.
+	resolver = netip.AddrPortFrom(resolver.Addr().Unmap(), resolver.Port())
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return netip.AddrPort{}, errors.New("forwarder closed")
+	}
+	if f.udp[resolver] == nil && f.tcp[resolver] == nil && len(f.udp)+len(f.tcp) >= 2*maxFronts {
+		return netip.AddrPort{}, fmt.Errorf("more than %d resolvers: udp:%s is not observed", maxFronts, resolver)
 	}
 	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	if resolver.Addr().Is6() {
@@ -124,41 +143,96 @@ func (f *Forwarder) Close() {
 	f.wg.Wait()
 }
 
-// query decides one query: nil to forward it, or the answer to give
-// instead when the policy denies the name.
-func (f *Forwarder) query(b []byte, resolver netip.AddrPort, proto string) []byte {
-	var q dns.Msg
-	if q.Unpack(b) != nil || len(q.Question) == 0 || q.Response {
-		return nil
+// query decides one query: forward it as it is, answer it here (reply),
+// or drop it.
+func (f *Forwarder) query(b []byte, resolver netip.AddrPort, proto string) (reply []byte, forward bool) {
+	qs, ok := questions(b)
+	switch {
+	case ok && b[2]&0x80 != 0:
+		return nil, false // a response sent as a query: a resolver ignores it
+	case !ok && f.denies:
+		// Its names cannot be read, so it cannot be judged: never let a
+		// lookup the policy may deny reach the resolver.
+		return header(b, dns.RcodeFormatError), false
+	case !ok:
+		return nil, true
 	}
-	name := q.Question[0].Name
-	v := f.judge(netstack.NameOf(name))
-	if !v.Deny {
-		return nil
+	for _, q := range qs {
+		if v := f.judge(netstack.NameOf(q.Name)); v.Deny {
+			return f.deny(b, q, v, resolver, proto, "lookup denied"), false
+		}
 	}
-	return f.deny(&q, name, v, resolver, proto, "lookup denied")
+	return nil, true
 }
 
-func (f *Forwarder) deny(q *dns.Msg, name string, v netstack.QueryVerdict, resolver netip.AddrPort, proto, msg string) []byte {
+// questions reads a message's questions as leniently as a resolver would:
+// the header and the question section only, whatever follows.
+func questions(b []byte) ([]dns.Question, bool) {
+	if len(b) < 12 {
+		return nil, false
+	}
+	n := int(b[4])<<8 | int(b[5])
+	if n == 0 {
+		return nil, false
+	}
+	qs := make([]dns.Question, 0, min(n, 8))
+	off := 12
+	for range n {
+		name, next, err := dns.UnpackDomainName(b, off)
+		if err != nil || next+4 > len(b) {
+			return nil, false
+		}
+		qs = append(qs, dns.Question{Name: name, Qtype: uint16(b[next])<<8 | uint16(b[next+1]), Qclass: uint16(b[next+2])<<8 | uint16(b[next+3])})
+		off = next + 4
+	}
+	return qs, true
+}
+
+// header is an answer of b's ID with rcode and no sections.
+func header(b []byte, rcode int) []byte {
+	if len(b) < 2 {
+		return nil
+	}
+	m := dns.Msg{MsgHdr: dns.MsgHdr{Id: uint16(b[0])<<8 | uint16(b[1]), Response: true, Rcode: rcode}}
+	out, _ := m.Pack()
+	return out
+}
+
+// deny answers the query b (question q) as the policy says.
+func (f *Forwarder) deny(b []byte, q dns.Question, v netstack.QueryVerdict, resolver netip.AddrPort, proto, msg string) []byte {
 	rcode := dns.RcodeNameError
 	if v.Refused {
 		rcode = dns.RcodeRefused
 	}
 	var m dns.Msg
-	m.SetRcode(q, rcode)
-	m.RecursionAvailable = true
-	out, err := m.Pack()
-	if err != nil {
-		return nil
+	if m.Unpack(b) != nil {
+		// Not a message miekg reads whole: answer with the question alone.
+		m = dns.Msg{MsgHdr: dns.MsgHdr{Id: uint16(b[0])<<8 | uint16(b[1]), RecursionDesired: b[2]&1 != 0}, Question: []dns.Question{q}}
 	}
-	f.log.WithFields(logrus.Fields{"name": netstack.NameOf(name), "rule": v.Rule, "rcode": dns.RcodeToString[rcode],
+	var r dns.Msg
+	r.SetRcode(&m, rcode)
+	r.Question = m.Question
+	r.RecursionAvailable = true
+	out, err := r.Pack()
+	if err != nil {
+		out = header(b, rcode)
+	}
+	f.log.WithFields(logrus.Fields{"name": netstack.NameOf(q.Name), "rule": v.Rule, "rcode": dns.RcodeToString[rcode],
 		"resolver": proto + ":" + resolver.String()}).Warn("dns: " + msg)
 	return out
 }
 
 // answer records an answer's names and returns what the program gets: the
-// answer itself, or a denial when its CNAME chain leads to a denied name.
+// answer itself, or a denial when one of its questions or its CNAME chain
+// names a denied name.
 func (f *Forwarder) answer(b []byte, resolver netip.AddrPort, proto string) []byte {
+	if qs, ok := questions(b); ok {
+		for _, q := range qs {
+			if v := f.judge(netstack.NameOf(q.Name)); v.Deny {
+				return f.deny(b, q, v, resolver, proto, "answer for a denied name")
+			}
+		}
+	}
 	var m dns.Msg
 	if m.Unpack(b) != nil || len(m.Question) == 0 || !m.Response {
 		return b
@@ -178,9 +252,17 @@ func (f *Forwarder) answer(b []byte, resolver netip.AddrPort, proto string) []by
 		case *dns.CNAME:
 			rrs = append(rrs, netstack.RR{Name: h.Name, TTL: h.Ttl, Target: r.Target})
 			if v := f.judge(netstack.NameOf(r.Target)); v.Deny {
-				return f.deny(&m, r.Target, v, resolver, proto, "answer leads to a denied name")
+				return f.deny(b, m.Question[0], v, resolver, proto, "answer leads to a denied name")
 			}
 		}
+	}
+	if !f.trust(resolver, proto == "tcp") {
+		// A resolver the program may be answering as: its answer passes,
+		// and names nothing.
+		f.untrusted.Do(func() {
+			f.log.WithField("resolver", proto+":"+resolver.String()).Warn("dns: a local resolver that was not there before PROGRAM started, or that shares its address with one that was not: its answers name nothing (rules by name match load-time addresses only)")
+		})
+		return b
 	}
 	named := f.names.Observe(f.now(), m.Question[0].Name, rrs)
 	if f.log.IsLevelEnabled(logrus.DebugLevel) {
@@ -245,8 +327,11 @@ func (fr *udpFront) serve() {
 			continue
 		}
 		b := buf[:n]
-		if deny := fr.f.query(b, fr.resolver, "udp"); deny != nil {
-			fr.conn.WriteToUDPAddrPort(deny, src)
+		reply, forward := fr.f.query(b, fr.resolver, "udp")
+		if reply != nil {
+			fr.conn.WriteToUDPAddrPort(reply, src)
+		}
+		if !forward {
 			continue
 		}
 		if u := fr.upstreamFor(src); u != nil {
@@ -271,7 +356,7 @@ func (fr *udpFront) upstreamFor(src netip.AddrPort) *upstream {
 	if len(fr.ups) >= maxUpstreams {
 		return nil
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.resolver))
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.resolver)) // with its zone
 	if err != nil {
 		return nil
 	}
@@ -390,7 +475,7 @@ func (fr *tcpFront) relay(c *net.TCPConn) {
 	fr.conns.add(c)
 	defer fr.conns.remove(c)
 	defer c.Close()
-	up, err := net.DialTimeout("tcp", fr.resolver.String(), 10*time.Second)
+	up, err := net.DialTimeout("tcp", net.TCPAddrFromAddrPort(fr.resolver).String(), 10*time.Second)
 	if err != nil {
 		c.SetLinger(0) // the resolver refused or never answered: so does this connection
 		return
@@ -424,11 +509,13 @@ func (fr *tcpFront) relay(c *net.TCPConn) {
 			up.SetReadDeadline(time.Now().Add(drain))
 			break
 		}
-		if deny := fr.f.query(msg, fr.resolver, "tcp"); deny != nil {
+		reply, forward := fr.f.query(msg, fr.resolver, "tcp")
+		if reply != nil {
 			wmu.Lock()
-			err = writeFrame(c, deny)
+			err = writeFrame(c, reply)
 			wmu.Unlock()
-		} else {
+		}
+		if forward && err == nil {
 			err = writeFrame(up, msg)
 		}
 		if err != nil {

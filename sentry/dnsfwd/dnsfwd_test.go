@@ -117,10 +117,13 @@ func newForwarder(t *testing.T, policy string) (*Forwarder, *netstack.Names) {
 	names := netstack.NewNames(0)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	f := New(names, p.DecideQuery, log)
+	f := New(names, p.DecideQuery, p.DeniesLookups(), func(netip.AddrPort, bool) bool { return trusted }, log)
 	t.Cleanup(f.Close)
 	return f, names
 }
+
+// trusted is what the tests' Trust answers.
+var trusted = true
 
 func query(t *testing.T, name string, qtype uint16) []byte {
 	t.Helper()
@@ -289,15 +292,84 @@ func TestASilentResolverStaysSilent(t *testing.T) {
 	if len(u.questions()) != 1 {
 		t.Errorf("the query did not reach the resolver: %q", u.questions())
 	}
-	// A query that does not decode is forwarded as it is.
-	u.mu.Lock()
-	u.silent = false
-	u.mu.Unlock()
-	if b := exchange(t, front, []byte("not dns"), 300*time.Millisecond); b != nil {
-		t.Errorf("garbage got an answer %x", b)
-	}
 	f.Close()
 	if _, err := f.Front(u.addr, false); err == nil {
 		t.Error("Front after Close")
+	}
+}
+
+// TestQueriesThatCannotBeJudged: a query whose questions cannot be read is
+// forwarded as it is, unless the policy denies lookups (then FORMERR, and
+// the resolver never sees it); a "query" with the QR bit is dropped; a
+// query that miekg cannot unpack whole is still judged by its questions.
+func TestQueriesThatCannotBeJudged(t *testing.T) {
+	raw, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	got := make(chan []byte, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := raw.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			got <- append([]byte(nil), buf[:n]...)
+		}
+	}()
+	resolver := raw.LocalAddr().(*net.UDPAddr).AddrPort()
+	arrived := func() int {
+		time.Sleep(200 * time.Millisecond)
+		return len(got)
+	}
+	garbage := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff} // one question, cut off
+	// No denials: forwarded as it is.
+	f, _ := newForwarder(t, "rules: []\n")
+	front, _ := f.Front(resolver, false)
+	if b := exchange(t, front, garbage, 300*time.Millisecond); b != nil || arrived() != 1 || !bytes.Equal(<-got, garbage) {
+		t.Fatalf("without denials the unreadable query should reach the resolver unchanged")
+	}
+	// With denials: FORMERR, nothing forwarded.
+	f, _ = newForwarder(t, "rules:\n  - deny: bad.test\n")
+	front, _ = f.Front(resolver, false)
+	b := exchange(t, front, garbage, time.Second)
+	if m := unpack(t, b); m.Rcode != dns.RcodeFormatError || m.Id != 0x1234 || arrived() != 0 {
+		t.Errorf("with denials: %v, %d forwarded", m, len(got))
+	}
+	// QR set: dropped.
+	q := query(t, "ok.test", dns.TypeA)
+	q[2] |= 0x80
+	if b := exchange(t, front, q, 300*time.Millisecond); b != nil || arrived() != 0 {
+		t.Errorf("a response sent as a query was answered or forwarded")
+	}
+	// An OPT record miekg rejects does not hide a denied question.
+	var m dns.Msg
+	m.SetQuestion("bad.test.", dns.TypeA)
+	m.Id = 0x4242
+	wire, _ := m.Pack()
+	wire[11] = 1 // ARCOUNT 1, and a truncated OPT after the question
+	wire = append(wire, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 9, 0, 1)
+	b = exchange(t, front, wire, time.Second)
+	if m := unpack(t, b); m.Rcode != dns.RcodeNameError || arrived() != 0 {
+		t.Errorf("a malformed query for a denied name: %v, %d forwarded", m, len(got))
+	}
+}
+
+// TestUntrustedResolversNameNothing: the answer of a resolver Trust turns
+// down passes unchanged, and names nothing.
+func TestUntrustedResolversNameNothing(t *testing.T) {
+	u := startResolver(t, "own.test. 60 IN A 10.0.0.12")
+	trusted = false
+	defer func() { trusted = true }()
+	f, names := newForwarder(t, "rules: []\n")
+	front, _ := f.Front(u.addr, false)
+	b := exchange(t, front, query(t, "own.test", dns.TypeA), 2*time.Second)
+	if !bytes.Equal(b, u.lastAnswer()) || b == nil {
+		t.Errorf("the answer did not pass unchanged")
+	}
+	if s, _ := names.Lookup(netip.MustParseAddr("10.0.0.12"), time.Now()); s != "" {
+		t.Errorf("an untrusted resolver named %q", s)
 	}
 }

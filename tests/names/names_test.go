@@ -146,10 +146,11 @@ curl -sS --max-time 5 http://short.web.test:8080/`
 
 func TestSharedAddressAndDeniedNames(t *testing.T) {
 	e := setup(t)
-	// good and bad share one address. bad is denied in DNS itself; the
-	// load-time address of bad does not deny a program that looked up
-	// good.
-	pol := e.policy("default: deny\nrules:\n" + resolvers + `  - deny: bad.web.test
+	// good and bad share one address. bad is denied in DNS itself; good,
+	// allowed first, is allowed to a program that looked it up (a deny by
+	// name keeps its load-time addresses: after it, good would be denied).
+	pol := e.policy("default: deny\nrules:\n" + resolvers + `  - allow: tcp:good.web.test:8080
+  - deny: bad.web.test
   - deny: "*.ads.test"
   - deny: "*.quiet.test"
     dns: refused
@@ -497,5 +498,39 @@ func TestLearnRefusesWhatItCannotWrite(t *testing.T) {
 	r := nettest.Run(30*time.Second, sb, "learn", "--out", "-", "--", "sh", "-c", "exit 3")
 	if r.ExitCode != 3 || !strings.HasPrefix(r.Stdout, "# Learned by sandbox learn") || !strings.Contains(r.Stdout, "default: deny") {
 		t.Errorf("--out -: %v\n%s", r, r.Stdout)
+	}
+}
+
+// TestHiddenResolverNamesNothing: the tree's resolver hides its listener
+// in an SCM_RIGHTS message while the forwarder connects to it, so that no
+// process holds it; its answer still names nothing, because a local
+// resolver counts only if its socket is older than PROGRAM.
+func TestHiddenResolverNamesNothing(t *testing.T) {
+	e := setup(t)
+	b, err := os.ReadFile(nettest.GoBuild(t, "./tests/names/testdata/inflight"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(e.dir, "inflight")
+	os.WriteFile(prog, b, 0o755)
+	e.run("sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0")
+	pol := e.policy("default: self\nrules:\n  - allow: [tcp:127.0.0.1:53, udp:127.0.0.1:53]\n  - allow: \"tcp:*.bank.test:8080\"\n")
+	for _, user := range []string{"root", "nobody"} {
+		t.Run(user, func(t *testing.T) {
+			var pre []string
+			if user == "nobody" {
+				pre = []string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}
+			}
+			before := e.requests()
+			r := e.run(append(pre, e.sb, "run", "--policy", pol, "--", prog, "127.0.0.1", "x.bank.test", "10.231.0.2:8080")...)
+			if !strings.Contains(r.Stdout, "connect:") || strings.Contains(r.Stdout, "connected") || e.requests() != before {
+				t.Errorf("the hidden resolver's answer named an address: %v\n%s", r, r.Stdout)
+			}
+			// Control: the same program connects when the address is allowed.
+			r = e.run(append(pre, e.sb, "run", "--policy", pol, "--allow", "tcp:10.231.0.2:8080", "--", prog, "127.0.0.1", "x.bank.test", "10.231.0.2:8080")...)
+			if !strings.Contains(r.Stdout, "connected") {
+				t.Errorf("control: %v\n%s", r, r.Stdout)
+			}
+		})
 	}
 }
