@@ -81,6 +81,9 @@ func addVerdictOptions(m *yaml.Node, v Verdict) {
 	if v.After != 0 || v.Action == Timeout {
 		addKV(m, "after", scalarNode(v.After.String()))
 	}
+	if v.Faults != nil {
+		addKV(m, "faults", scalarNode(v.Faults.Text))
+	}
 }
 
 func defaultNode(d Default) *yaml.Node {

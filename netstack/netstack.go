@@ -231,6 +231,9 @@ type Decision struct {
 	// Suggest is, for a default denial, the exact command-line flag that would
 	// allow this destination (e.g. "--allow tcp:127.0.0.1:8080"); "" otherwise.
 	Suggest string
+	// Faults, for an Allow, are what the live connection suffers: the
+	// sentry relays it (see Faults).
+	Faults *Faults
 	// Self reports an allow that rests on the destination being the
 	// sandboxed tree's own socket (the "self" default).
 	Self bool

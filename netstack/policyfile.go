@@ -425,7 +425,7 @@ func (p *fileParser) defaultVerdict(n *yaml.Node) Default {
 }
 
 func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
-	allowed := append(append([]string{}, verbs...), "errno", "reason", "after", "to", "family", "type", "dns")
+	allowed := append(append([]string{}, verbs...), "errno", "reason", "after", "to", "family", "type", "dns", "faults")
 	f := p.mapping(n, "a rule", allowed...)
 	if f == nil {
 		return Rule{}, false
@@ -499,6 +499,23 @@ func (p *fileParser) rule(n *yaml.Node) (Rule, bool) {
 		} else if s != "" {
 			p.errf(tn, "expected type stream, dgram, seqpacket, other, tcp or udp, got %q", s)
 			ok = false
+		}
+	}
+	if fn := f.val("faults"); fn != nil {
+		var specs []string
+		for _, n := range p.scalars(fn, "a fault") {
+			if s, good := p.scalar(n, "a fault"); good {
+				specs = append(specs, s)
+			}
+		}
+		if a != Allow {
+			p.errf(f.keys["faults"], "faults apply only to allow rules (they shape a connection that is made)")
+			ok = false
+		} else if fs, err := ParseFaults(strings.Join(specs, "+")); err != nil {
+			p.errf(fn, "%v", err)
+			ok = false
+		} else {
+			rl.Verdict.Faults = fs
 		}
 	}
 	if dn := f.val("dns"); dn != nil {

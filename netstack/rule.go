@@ -30,6 +30,8 @@ type Verdict struct {
 	After time.Duration
 	// To is a Redirect's target. Port 0 keeps the port the program asked for.
 	To netip.AddrPort
+	// Faults, for an Allow, are what the live connection suffers (--fault).
+	Faults *Faults
 }
 
 // Verdicts as written in policies and flags.
@@ -46,7 +48,7 @@ func (v Verdict) decision(r Request, rule string) Decision {
 // decisionPort is decision for a request to port: the only field of the
 // request a verdict reads (a redirect without a port keeps it).
 func (v Verdict) decisionPort(port uint16, rule string) Decision {
-	d := Decision{Action: v.Action, Reason: v.Reason, Rule: rule}
+	d := Decision{Action: v.Action, Reason: v.Reason, Rule: rule, Faults: v.Faults}
 	switch v.Action {
 	case Timeout:
 		d.Timeout = v.After
@@ -198,8 +200,9 @@ func (rl *Rule) Matches(r Request) bool {
 	if !rl.Family.Has(r.Family) || !rl.Type.Has(r.Type) {
 		return false
 	}
+	strict := rl.Verdict.Action != Allow && rl.Verdict.Action != Redirect
 	for _, d := range rl.Dests {
-		if d.Matches(r) {
+		if d.matches(r, strict) {
 			return true
 		}
 	}
@@ -212,6 +215,9 @@ func (rl *Rule) validate() error {
 		return fmt.Errorf("rule has no destination")
 	}
 	for _, d := range rl.Dests {
+		if rl.Verdict.Faults != nil && d.Kind != DestInet {
+			return fmt.Errorf("faults apply only to IP destinations (tcp:, udp: or an address), not %s", d)
+		}
 		if rl.Verdict.Action == Redirect && d.Kind != DestInet {
 			return fmt.Errorf("redirect applies only to IP destinations (tcp:, udp: or an address), not %s", d)
 		}
@@ -255,6 +261,7 @@ var RuleFlags = []FlagSpec{
 	{"unreachable", "DEST[=net|host]", "answer DEST with ENETUNREACH (net, default) or EHOSTUNREACH (host)"},
 	{"timeout", "DEST[=DURATION]", "let DEST never answer: ETIMEDOUT after DURATION (default 2m7s, as Linux)"},
 	{"redirect", "DEST=IP:PORT", "connect to IP:PORT instead of DEST (IP alone keeps the port)"},
+	{"fault", "DEST=FAULT[+FAULT...]", "allow DEST, with faults on the live connection: " + FaultNames},
 	{"allow-all", "", "allow every destination not matched by an earlier flag"},
 }
 
@@ -275,9 +282,28 @@ func ParseFlag(name, value string, resolve func(host string) ([]netip.Addr, erro
 		}
 		return Rule{Dests: []Dest{{Kind: DestAny}}, Verdict: verdictAllow, Origin: "flag", Text: "--allow-all"}, nil
 	}
+	if name == "fault" {
+		i := strings.LastIndexByte(value, '=')
+		if i < 0 {
+			return fail(fmt.Errorf("expected DEST=FAULT[+FAULT...] (%s)", FaultNames))
+		}
+		f, err := ParseFaults(value[i+1:])
+		if err != nil {
+			return fail(err)
+		}
+		d, err := ParseDest(value[:i], resolve)
+		if err != nil {
+			return fail(err)
+		}
+		rl := Rule{Dests: []Dest{d}, Verdict: Verdict{Action: Allow, Faults: f}, Origin: "flag", Text: text}
+		if err := rl.validate(); err != nil {
+			return fail(err)
+		}
+		return rl, nil
+	}
 	a, ok := actionNames[name]
 	if !ok {
-		return fail(fmt.Errorf("unknown rule flag: expected --allow, --deny, --refuse, --unreachable, --timeout, --redirect or --allow-all"))
+		return fail(fmt.Errorf("unknown rule flag: expected --allow, --deny, --refuse, --unreachable, --timeout, --redirect, --fault or --allow-all"))
 	}
 	dest, arg := value, ""
 	if a != Allow && a != Refuse {

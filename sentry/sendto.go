@@ -202,6 +202,7 @@ func (s *Supervisor) decideSend(c *call) outcome {
 	switch c.dec.Action {
 	case netstack.Allow:
 		s.toResolverFront(c)
+		s.toFaultRelay(c)
 		return s.send(c)
 	case netstack.Redirect:
 		b, ok := redirectSockaddr(c.domain, c.dec.Redirect)

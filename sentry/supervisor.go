@@ -21,6 +21,7 @@ import (
 	"sandbox/netstack"
 	"sandbox/seccomp"
 	"sandbox/sentry/dnsfwd"
+	"sandbox/sentry/relay"
 )
 
 // Config configures a Supervisor.
@@ -60,15 +61,18 @@ type Supervisor struct {
 	dns         *dnsfwd.Forwarder
 	netns       unix.Stat_t
 	frontFailed sync.Once
-	dispatch    *dispatchTable
-	tracees     *tracees
-	creds       *credCache
-	waiter      *waiter
-	log         *auditLog
-	cfg         Config
-	sinks       sinks
-	unixSink    unixSinks
-	self        status // the supervisor's own credentials
+	// relay carries connections with faults (faults.go), made on first use.
+	relay     *relay.Relay
+	relayOnce sync.Once
+	dispatch  *dispatchTable
+	tracees   *tracees
+	creds     *credCache
+	waiter    *waiter
+	log       *auditLog
+	cfg       Config
+	sinks     sinks
+	unixSink  unixSinks
+	self      status // the supervisor's own credentials
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
 	tree *tree
@@ -511,6 +515,10 @@ func (s *Supervisor) Close() {
 	}
 	if s.dns != nil {
 		s.dns.Close()
+	}
+	s.relayOnce.Do(func() {}) // no relay made from here on
+	if s.relay != nil {
+		s.relay.Close()
 	}
 	s.log.Close()
 	if s.cfg.Summary || s.cfg.SummaryOnDenial && s.log.sum.anyDenied() {

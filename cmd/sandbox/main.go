@@ -74,13 +74,13 @@ Start with: sandbox run --help`,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		Version:         version(),
-		Commands:        usageErrors([]*cli.Command{runCommand(), learnCommand(), policyCommand()}, "sandbox"),
+		Commands:        usageErrors([]*cli.Command{runCommand(), learnCommand(), matrixCommand(), policyCommand()}, "sandbox"),
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usageError("sandbox", err)
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			// urfave/cli has no error return here: exit as a usage error does.
-			fmt.Fprintf(c.App.ErrWriter, "sandbox: no command %q: the commands are run, learn and policy (see 'sandbox --help')\n", name)
+			fmt.Fprintf(c.App.ErrWriter, "sandbox: no command %q: the commands are run, learn, matrix and policy (see 'sandbox --help')\n", name)
 			os.Exit(exitSandbox)
 		},
 	}

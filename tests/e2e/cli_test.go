@@ -36,7 +36,7 @@ func TestExitStatus(t *testing.T) {
 		{"bad flag", []string{"run", "--no-such-flag", "--", "true"}, 125, "no-such-flag (see 'sandbox run --help')"},
 		{"bad flag of a subcommand", []string{"policy", "check", "--nope"}, 125, "-nope (see 'sandbox policy check --help')"},
 		{"bad top-level flag", []string{"--nope"}, 125, "-nope (see 'sandbox --help')"},
-		{"no such command", []string{"rnu", "--", "true"}, 125, `no command "rnu": the commands are run, learn and policy`},
+		{"no such command", []string{"rnu", "--", "true"}, 125, `no command "rnu": the commands are run, learn, matrix and policy`},
 		{"bad log level", []string{"run", "--log-level", "loud", "--", "true"}, 125, `--log-level "loud"`},
 		{"bad log format", []string{"run", "--log-format", "xml", "--", "true"}, 125, `--log-format "xml"`},
 		{"unwritable log file", []string{"run", "--log-file", "/proc/nope/log", "--", "true"}, 125, "--log-file"},

@@ -1,0 +1,528 @@
+// Package relay carries the connections that a policy gives faults to
+// (netstack.Faults): the program's socket is connected to a front on
+// loopback, and the relay connects on to the real destination and shapes
+// the bytes between them, as Toxiproxy's toxics would, on an unmodified
+// program.
+//
+// One front per destination and fault set: a TCP listener, or a UDP socket
+// with an upstream socket per program socket. A connection without faults,
+// or that its toxicity spares, is never relayed: it costs nothing.
+//
+// What a fault looks like to the program, and its real twin:
+//   - reset: the program's side is closed with SO_LINGER 0, so the kernel
+//     sends an RST and the program's next call gets ECONNRESET (iptables
+//     REJECT --reject-with tcp-reset after the handshake);
+//   - blackhole: the relay stops reading that direction, so the sender's
+//     buffers fill and its reads time out (a DROP after the handshake);
+//   - latency, bandwidth, slice: each chunk is delayed, paced (x/time/rate)
+//     or cut, as tc netem's delay and rate would show it;
+//   - limit: the peer's side closes (a FIN) after N bytes;
+//   - slow-close: the FIN after the peer's is delayed;
+//   - loss, duplicate, latency on UDP: per datagram.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
+
+	"sandbox/netstack"
+)
+
+// Relay owns the fronts. Safe for concurrent use.
+type Relay struct {
+	log *logrus.Logger
+
+	mu     sync.Mutex
+	tcp    map[key]*tcpFront
+	udp    map[key]*udpFront
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type key struct {
+	dest   netip.AddrPort
+	faults *netstack.Faults
+}
+
+// New returns an empty relay.
+func New(log *logrus.Logger) *Relay {
+	return &Relay{log: log, tcp: map[key]*tcpFront{}, udp: map[key]*udpFront{}}
+}
+
+// Spares reports whether the faults' toxicity spares this connection: it
+// is then made directly.
+func Spares(f *netstack.Faults) bool {
+	return !f.Active() || f.Toxicity < 1 && rand.Float64() >= f.Toxicity
+}
+
+// Front returns the loopback address to connect (or send) to instead of
+// dest, for a connection that suffers f.
+func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (netip.AddrPort, error) {
+	dest = netip.AddrPortFrom(dest.Addr().Unmap().WithZone(""), dest.Port())
+	k := key{dest, f}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return netip.AddrPort{}, errors.New("relay closed")
+	}
+	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if dest.Addr().Is6() {
+		lo = netip.IPv6Loopback()
+	}
+	if stream {
+		if fr := r.tcp[k]; fr != nil {
+			return fr.addr, nil
+		}
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
+		}
+		fr := &tcpFront{r: r, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort(), dest: dest, f: f}
+		r.tcp[k] = fr
+		r.wg.Add(1)
+		go fr.serve()
+		return fr.addr, nil
+	}
+	if fr := r.udp[k]; fr != nil {
+		return fr.addr, nil
+	}
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
+	}
+	fr := &udpFront{r: r, conn: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), dest: dest, f: f, ups: map[netip.AddrPort]*net.UDPConn{}}
+	r.udp[k] = fr
+	r.wg.Add(1)
+	go fr.serve()
+	return fr.addr, nil
+}
+
+// Close stops every front and connection and waits for them.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	r.closed = true
+	for _, fr := range r.tcp {
+		fr.ln.Close()
+		fr.conns.closeAll()
+	}
+	for _, fr := range r.udp {
+		fr.close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+type tcpFront struct {
+	r     *Relay
+	ln    *net.TCPListener
+	addr  netip.AddrPort
+	dest  netip.AddrPort
+	f     *netstack.Faults
+	conns connSet
+}
+
+// connSet holds what Close must end: connections being made, and made.
+type connSet struct {
+	mu sync.Mutex
+	m  map[any]func()
+}
+
+func (s *connSet) add(k any, end func()) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[any]func(){}
+	}
+	s.m[k] = end
+	s.mu.Unlock()
+}
+
+func (s *connSet) remove(k any) {
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	ends := make([]func(), 0, len(s.m))
+	for _, end := range s.m {
+		ends = append(ends, end)
+	}
+	s.mu.Unlock()
+	for _, end := range ends {
+		end()
+	}
+}
+
+func (fr *tcpFront) serve() {
+	defer fr.r.wg.Done()
+	for {
+		c, err := fr.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		fr.r.wg.Add(1)
+		go fr.carry(c)
+	}
+}
+
+// conn is one relayed connection: the program's side (prog) and the
+// destination's (peer).
+type conn struct {
+	f          *netstack.Faults
+	prog, peer *net.TCPConn
+	passed     atomic.Int64 // bytes read for relaying, both ways
+	down       atomic.Int64 // bytes read from the peer
+	once       sync.Once
+	done       chan struct{}
+}
+
+// reset ends the connection with an RST to the program.
+func (c *conn) reset() {
+	c.once.Do(func() {
+		c.prog.SetLinger(0)
+		c.prog.Close()
+		c.peer.Close()
+		close(c.done)
+	})
+}
+
+// end closes both sides normally.
+func (c *conn) end() {
+	c.once.Do(func() {
+		c.prog.Close()
+		c.peer.Close()
+		close(c.done)
+	})
+}
+
+func (fr *tcpFront) carry(prog *net.TCPConn) {
+	defer fr.r.wg.Done()
+	fr.conns.add(prog, func() { prog.Close() })
+	defer fr.conns.remove(prog)
+	up, err := net.DialTimeout("tcp", fr.dest.String(), 2*time.Minute)
+	if err != nil {
+		// The destination refused or never answered: so does the program's
+		// connection, as it would have had it been made directly.
+		prog.SetLinger(0)
+		prog.Close()
+		return
+	}
+	peer := up.(*net.TCPConn)
+	c := &conn{f: fr.f, prog: prog, peer: peer, done: make(chan struct{})}
+	fr.conns.add(c, c.end)
+	defer fr.conns.remove(c)
+	if fr.f.ResetTime > 0 {
+		t := time.AfterFunc(fr.f.ResetTime, c.reset)
+		defer t.Stop()
+	}
+	if fr.f.ConnectLatency > 0 {
+		select {
+		case <-time.After(fr.f.ConnectLatency):
+		case <-c.done:
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.pump(netstack.Up, prog, peer) }()
+	go func() { defer wg.Done(); c.pump(netstack.Down, peer, prog) }()
+	wg.Wait()
+	c.end()
+}
+
+// pump carries one direction, from src to dst, with the direction's faults.
+func (c *conn) pump(dir int, src, dst *net.TCPConn) {
+	f := c.f
+	if f.Blackhole[dir] {
+		<-c.done // nothing is read: the sender's data stays unacknowledged in its buffers
+		return
+	}
+	w := c.newWriter(dir, dst)
+	defer w.close()
+	buf := make([]byte, w.chunk)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			b := buf[:n]
+			if f.ResetBytes >= 0 {
+				prev := c.passed.Add(int64(n)) - int64(n)
+				if prev+int64(n) > f.ResetBytes {
+					// What fits under the count is delivered, then the RST.
+					w.put(b[:max(f.ResetBytes-prev, 0)])
+					w.close()
+					c.reset()
+					return
+				}
+			}
+			if dir == netstack.Down && f.Limit >= 0 {
+				prev := c.down.Add(int64(n)) - int64(n)
+				if prev+int64(n) >= f.Limit {
+					w.put(b[:max(f.Limit-prev, 0)])
+					w.close()
+					c.end() // the peer's FIN, after N bytes
+					return
+				}
+			}
+			if !w.put(b) {
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				c.end()
+				return
+			}
+			w.close() // everything read is delivered before the FIN
+			if dir == netstack.Down && f.SlowClose > 0 {
+				select {
+				case <-time.After(f.SlowClose):
+				case <-c.done:
+				}
+			}
+			dst.CloseWrite()
+			return
+		}
+	}
+}
+
+// writer delivers one direction's chunks with its latency (each chunk its
+// delay after it was read, so that a stream is delayed, not slowed, as
+// netem's delay does), pacing and slicing.
+type writer struct {
+	c     *conn
+	dir   int
+	dst   *net.TCPConn
+	lim   *rate.Limiter
+	chunk int
+	q     chan piece // with latency: chunks waiting for their time
+	idle  chan struct{}
+	once  sync.Once
+}
+
+type piece struct {
+	b  []byte
+	at time.Time
+}
+
+func (c *conn) newWriter(dir int, dst *net.TCPConn) *writer {
+	w := &writer{c: c, dir: dir, dst: dst, chunk: 32 << 10}
+	if bw := c.f.Bandwidth[dir]; bw > 0 {
+		w.lim = rate.NewLimiter(rate.Limit(bw), int(min(bw, 16<<10)))
+		w.chunk = min(w.chunk, w.lim.Burst())
+	}
+	if c.f.Latency[dir] > 0 {
+		w.q, w.idle = make(chan piece, 64), make(chan struct{})
+		go w.drain()
+	}
+	return w
+}
+
+// put delivers b, or queues a copy of it for its time; false once the
+// connection is gone.
+func (w *writer) put(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if w.q == nil {
+		return w.write(b)
+	}
+	d := w.c.f.Latency[w.dir]
+	if j := w.c.f.Jitter[w.dir]; j > 0 {
+		d += time.Duration(rand.Int64N(int64(2*j))) - j
+	}
+	select {
+	case w.q <- piece{append([]byte(nil), b...), time.Now().Add(max(d, 0))}:
+		return true
+	case <-w.c.done:
+		return false
+	}
+}
+
+// close waits until everything queued is delivered (or the connection is
+// gone).
+func (w *writer) close() {
+	w.once.Do(func() {
+		if w.q != nil {
+			close(w.q)
+			select {
+			case <-w.idle:
+			case <-w.c.done:
+			}
+		}
+	})
+}
+
+func (w *writer) drain() {
+	defer close(w.idle)
+	for p := range w.q {
+		select {
+		case <-time.After(time.Until(p.at)):
+		case <-w.c.done:
+			return
+		}
+		if !w.write(p.b) {
+			return
+		}
+	}
+}
+
+// write sends b now, paced and sliced.
+func (w *writer) write(b []byte) bool {
+	f := w.c.f
+	size := len(b)
+	if w.dir == netstack.Down && f.Slice > 0 {
+		size = f.Slice
+	}
+	for len(b) > 0 {
+		p := b[:min(size, len(b))]
+		b = b[len(p):]
+		if w.lim != nil && w.lim.WaitN(context.Background(), len(p)) != nil {
+			return false
+		}
+		if _, err := w.dst.Write(p); err != nil {
+			w.c.end()
+			return false
+		}
+		if len(b) > 0 && f.SliceDelay > 0 && w.dir == netstack.Down {
+			select {
+			case <-time.After(f.SliceDelay):
+			case <-w.c.done:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// udpFront relays datagrams to one destination.
+type udpFront struct {
+	r    *Relay
+	conn *net.UDPConn
+	addr netip.AddrPort
+	dest netip.AddrPort
+	f    *netstack.Faults
+
+	mu   sync.Mutex
+	ups  map[netip.AddrPort]*net.UDPConn
+	done bool
+}
+
+func (fr *udpFront) close() {
+	fr.mu.Lock()
+	fr.done = true
+	for _, u := range fr.ups {
+		u.Close()
+	}
+	fr.mu.Unlock()
+	fr.conn.Close()
+}
+
+// idle is how long an upstream UDP socket outlives its last datagram.
+const idle = 60 * time.Second
+
+func (fr *udpFront) serve() {
+	defer fr.r.wg.Done()
+	buf := make([]byte, 65535)
+	for {
+		n, src, err := fr.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		up := fr.upstream(src)
+		if up == nil {
+			continue
+		}
+		b := append([]byte(nil), buf[:n]...)
+		fr.send(netstack.Up, b, func(p []byte) { up.Write(p) })
+	}
+}
+
+// send applies loss, duplication and latency to one datagram.
+func (fr *udpFront) send(dir int, b []byte, write func([]byte)) {
+	f := fr.f
+	if f.Loss > 0 && rand.Float64() < f.Loss {
+		return
+	}
+	copies := 1
+	if f.Duplicate > 0 && rand.Float64() < f.Duplicate {
+		copies = 2
+	}
+	d := f.Latency[dir]
+	if j := f.Jitter[dir]; j > 0 {
+		d += time.Duration(rand.Int64N(int64(2*j))) - j
+	}
+	if d <= 0 {
+		for range copies {
+			write(b)
+		}
+		return
+	}
+	time.AfterFunc(d, func() {
+		for range copies {
+			write(b)
+		}
+	})
+}
+
+func (fr *udpFront) upstream(src netip.AddrPort) *net.UDPConn {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.done {
+		return nil
+	}
+	if u := fr.ups[src]; u != nil {
+		return u
+	}
+	if len(fr.ups) >= 4096 {
+		return nil
+	}
+	u, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.dest))
+	if err != nil {
+		return nil
+	}
+	fr.ups[src] = u
+	fr.r.wg.Add(1)
+	go func() {
+		defer fr.r.wg.Done()
+		defer func() {
+			fr.mu.Lock()
+			if fr.ups[src] == u {
+				delete(fr.ups, src)
+			}
+			fr.mu.Unlock()
+			u.Close()
+		}()
+		buf := make([]byte, 65535)
+		for {
+			u.SetReadDeadline(time.Now().Add(idle))
+			n, err := u.Read(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			b := append([]byte(nil), buf[:n]...)
+			fr.send(netstack.Down, b, func(p []byte) { fr.conn.WriteToUDPAddrPort(p, src) })
+		}
+	}()
+	return u
+}
