@@ -16,7 +16,7 @@ import (
 
 // server answers each connection's first read with reply, then closes
 // (half-closes if keep).
-func server(t *testing.T, reply []byte) netip.AddrPort {
+func server(t testing.TB, reply []byte) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -153,5 +153,113 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return")
+	}
+}
+
+// udpEcho answers each datagram with itself.
+func udpEcho(t *testing.T) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, a, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], a)
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// datagrams sends one datagram through the relay and counts the answers
+// within wait, and when the first came.
+func datagrams(t *testing.T, r *Relay, dest netip.AddrPort, spec string, wait time.Duration) (int, time.Duration) {
+	t.Helper()
+	f, err := netstack.ParseFaults(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := r.Front(dest, false, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(front))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.Write([]byte("ping"))
+	n, first := 0, time.Duration(0)
+	buf := make([]byte, 64)
+	for {
+		c.SetReadDeadline(start.Add(wait))
+		m, err := c.Read(buf)
+		if err != nil {
+			return n, first
+		}
+		if n == 0 {
+			first = time.Since(start)
+		}
+		if string(buf[:m]) == "ping" {
+			n++
+		}
+	}
+}
+
+func TestDatagramFaults(t *testing.T) {
+	dest := udpEcho(t)
+	r := newRelay(t)
+	if n, _ := datagrams(t, r, dest, "loss:1", 300*time.Millisecond); n != 0 {
+		t.Errorf("loss:1 delivered %d", n)
+	}
+	// Doubled up, and the echo doubled down: 4.
+	if n, _ := datagrams(t, r, dest, "duplicate:1", 300*time.Millisecond); n != 4 {
+		t.Errorf("duplicate:1 delivered %d, want 4", n)
+	}
+	if n, first := datagrams(t, r, dest, "latency:200ms@both", time.Second); n != 1 || first < 400*time.Millisecond {
+		t.Errorf("latency both ways: %d after %v, want 1 after 400ms", n, first)
+	}
+	if n, _ := datagrams(t, r, dest, "toxicity:1+latency:1ms", 300*time.Millisecond); n != 1 {
+		t.Errorf("a plain relayed datagram: %d", n)
+	}
+}
+
+// BenchmarkRelay is the relay's cost on the data path: a request and a
+// 64 KiB reply per iteration, directly and through a front whose fault
+// (latency:0s is no fault; slice of 1 MiB cuts nothing) changes no byte.
+func BenchmarkRelay(b *testing.B) {
+	reply := make([]byte, 64<<10)
+	dest := server(b, reply)
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	r := New(l)
+	defer r.Close()
+	f, _ := netstack.ParseFaults("slice:1MiB")
+	front, _ := r.Front(dest, true, f)
+	for _, c := range []struct {
+		name string
+		to   netip.AddrPort
+	}{{"direct", dest}, {"relayed", front}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(reply)))
+			for b.Loop() {
+				conn, err := net.Dial("tcp", c.to.String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn.Write([]byte("GET\n"))
+				if _, err := io.Copy(io.Discard, conn); err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
+			}
+		})
 	}
 }

@@ -165,3 +165,47 @@ func TestSparedConnectionsAreNotRelayed(t *testing.T) {
 		t.Errorf("a relayed connection's peer (the documented difference): %v %q", r, r.Stdout)
 	}
 }
+
+// echoUDP is a UDP echo server in the peer.
+const echoUDP = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.231.0.2", 9999)); print("ready", flush=True)
+while True:
+    b, a = s.recvfrom(2048); s.sendto(b, a)
+`
+
+// udpProbe sends 20 datagrams on a connected socket and counts the echoes
+// that came back within a second.
+const udpProbe = `
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(("10.231.0.2", 9999)); s.settimeout(1)
+for i in range(20):
+    s.send(b"%d" % i)
+n = 0
+try:
+    while True:
+        s.recv(2048); n += 1
+except socket.timeout:
+    pass
+print("echoes", n)
+`
+
+// TestLossMatchesItsTwin: loss:1 is a DROP of every datagram.
+func TestLossMatchesItsTwin(t *testing.T) {
+	n := nettest.NewNetns(t)
+	e := &env{n: n, sb: nettest.BuildSandbox(t)}
+	n.StartPeer(t, "ready", "python3", "-c", echoUDP)
+	plain := n.Run(30*time.Second, "python3", "-c", udpProbe)
+	got := n.Run(30*time.Second, e.sb, "run", "--fault", "udp:10.231.0.2:9999=loss:1", "--allow-all", "--", "python3", "-c", udpProbe)
+	dup := n.Run(30*time.Second, e.sb, "run", "--fault", "udp:10.231.0.2:9999=duplicate:1", "--allow-all", "--", "python3", "-c", udpProbe)
+	rule := []string{"INPUT", "-p", "udp", "--dport", "9999", "-j", "DROP"}
+	e.twin(t, append([]string{"iptables", "-I"}, rule...), append([]string{"iptables", "-D"}, rule...))
+	want := n.Run(30*time.Second, "python3", "-c", udpProbe)
+	if plain.Stdout != "echoes 20\n" || got.Stdout != want.Stdout || want.Stdout != "echoes 0\n" {
+		t.Errorf("loss:1 %q, its twin %q, without either %q", got.Stdout, want.Stdout, plain.Stdout)
+	}
+	// Each datagram doubled on the way up and on the way back: 80.
+	if dup.Stdout != "echoes 80\n" {
+		t.Errorf("duplicate:1: %q", dup.Stdout)
+	}
+}
