@@ -30,6 +30,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"sandbox/netstack"
+	"sandbox/sentry/front"
 )
 
 // Judge decides a lookup by name (netstack.Policy.DecideQuery).
@@ -102,15 +103,11 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool) (netip.AddrPort,
 	if f.udp[resolver] == nil && f.tcp[resolver] == nil && len(f.udp)+len(f.tcp) >= 2*maxFronts {
 		return netip.AddrPort{}, fmt.Errorf("more than %d resolvers: udp:%s is not observed", maxFronts, resolver)
 	}
-	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	if resolver.Addr().Is6() {
-		lo = netip.IPv6Loopback()
-	}
 	if stream {
 		if fr := f.tcp[resolver]; fr != nil {
 			return fr.addr, nil
 		}
-		fr, err := f.newTCPFront(lo, resolver)
+		fr, err := f.newTCPFront(resolver)
 		if err != nil {
 			return netip.AddrPort{}, err
 		}
@@ -120,7 +117,7 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool) (netip.AddrPort,
 	if fr := f.udp[resolver]; fr != nil {
 		return fr.addr, nil
 	}
-	fr, err := f.newUDPFront(lo, resolver)
+	fr, err := f.newUDPFront(resolver)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
@@ -137,7 +134,7 @@ func (f *Forwarder) Close() {
 	}
 	for _, fr := range f.tcp {
 		fr.ln.Close()
-		fr.conns.closeAll()
+		fr.conns.EndAll()
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
@@ -293,12 +290,12 @@ type upstream struct {
 	last time.Time
 }
 
-func (f *Forwarder) newUDPFront(lo netip.Addr, resolver netip.AddrPort) (*udpFront, error) {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+func (f *Forwarder) newUDPFront(resolver netip.AddrPort) (*udpFront, error) {
+	c, addr, err := front.ListenUDP(resolver.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("dns front for udp:%s: %w", resolver, err)
 	}
-	fr := &udpFront{f: f, conn: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), resolver: resolver, ups: map[netip.AddrPort]*upstream{}}
+	fr := &udpFront{f: f, conn: c, addr: addr, resolver: resolver, ups: map[netip.AddrPort]*upstream{}}
 	f.wg.Add(1)
 	go fr.serve()
 	return fr, nil
@@ -410,78 +407,34 @@ type tcpFront struct {
 	ln       *net.TCPListener
 	addr     netip.AddrPort
 	resolver netip.AddrPort
-	conns    connSet
+	conns    front.Conns
 }
 
-type connSet struct {
-	mu sync.Mutex
-	m  map[net.Conn]struct{}
-}
-
-func (s *connSet) add(c net.Conn) {
-	s.mu.Lock()
-	if s.m == nil {
-		s.m = map[net.Conn]struct{}{}
-	}
-	s.m[c] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *connSet) remove(c net.Conn) {
-	s.mu.Lock()
-	delete(s.m, c)
-	s.mu.Unlock()
-}
-
-func (s *connSet) closeAll() {
-	s.mu.Lock()
-	for c := range s.m {
-		c.Close()
-	}
-	s.mu.Unlock()
-}
-
-func (f *Forwarder) newTCPFront(lo netip.Addr, resolver netip.AddrPort) (*tcpFront, error) {
-	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+func (f *Forwarder) newTCPFront(resolver netip.AddrPort) (*tcpFront, error) {
+	ln, addr, err := front.ListenTCP(resolver.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("dns front for tcp:%s: %w", resolver, err)
 	}
-	fr := &tcpFront{f: f, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort(), resolver: resolver}
+	fr := &tcpFront{f: f, ln: ln, addr: addr, resolver: resolver}
 	f.wg.Add(1)
-	go fr.serve()
+	go front.Serve(ln, &f.wg, fr.relay)
 	return fr, nil
-}
-
-func (fr *tcpFront) serve() {
-	defer fr.f.wg.Done()
-	for {
-		c, err := fr.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		fr.f.wg.Add(1)
-		go fr.relay(c)
-	}
 }
 
 // relay carries one program connection's queries to its own connection to
 // the resolver, and the answers back, each a two-byte length and a message
 // (RFC 1035 4.2.2).
 func (fr *tcpFront) relay(c *net.TCPConn) {
-	defer fr.f.wg.Done()
-	fr.conns.add(c)
-	defer fr.conns.remove(c)
+	fr.conns.Add(c, func() { c.Close() })
+	defer fr.conns.Remove(c)
 	defer c.Close()
 	up, err := net.DialTimeout("tcp", net.TCPAddrFromAddrPort(fr.resolver).String(), 10*time.Second)
 	if err != nil {
 		c.SetLinger(0) // the resolver refused or never answered: so does this connection
 		return
 	}
-	fr.conns.add(up)
-	defer fr.conns.remove(up)
+	fr.conns.Add(up, func() { up.Close() })
+	defer fr.conns.Remove(up)
 	defer up.Close()
 	var wmu sync.Mutex // the two directions both write to c
 	done := make(chan struct{})

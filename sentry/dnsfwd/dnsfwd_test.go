@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,13 +118,13 @@ func newForwarder(t *testing.T, policy string) (*Forwarder, *netstack.Names) {
 	names := netstack.NewNames(0)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	f := New(names, p.DecideQuery, p.DeniesLookups(), func(netip.AddrPort, bool) bool { return trusted }, log)
+	f := New(names, p.DecideQuery, p.DeniesLookups(), func(netip.AddrPort, bool) bool { return !untrusted.Load() }, log)
 	t.Cleanup(f.Close)
 	return f, names
 }
 
-// trusted is what the tests' Trust answers.
-var trusted = true
+// untrusted is what the tests' Trust answers, negated.
+var untrusted atomic.Bool
 
 func query(t *testing.T, name string, qtype uint16) []byte {
 	t.Helper()
@@ -361,8 +362,8 @@ func TestQueriesThatCannotBeJudged(t *testing.T) {
 // down passes unchanged, and names nothing.
 func TestUntrustedResolversNameNothing(t *testing.T) {
 	u := startResolver(t, "own.test. 60 IN A 10.0.0.12")
-	trusted = false
-	defer func() { trusted = true }()
+	untrusted.Store(true)
+	defer untrusted.Store(false)
 	f, names := newForwarder(t, "rules: []\n")
 	front, _ := f.Front(u.addr, false)
 	b := exchange(t, front, query(t, "own.test", dns.TypeA), 2*time.Second)

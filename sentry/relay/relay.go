@@ -37,6 +37,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"sandbox/netstack"
+	"sandbox/sentry/front"
 )
 
 // Relay owns the fronts. Safe for concurrent use.
@@ -76,32 +77,28 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (net
 	if r.closed {
 		return netip.AddrPort{}, errors.New("relay closed")
 	}
-	lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	if dest.Addr().Is6() {
-		lo = netip.IPv6Loopback()
-	}
 	if stream {
 		if fr := r.tcp[k]; fr != nil {
 			return fr.addr, nil
 		}
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+		ln, addr, err := front.ListenTCP(dest.Addr())
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
 		}
-		fr := &tcpFront{r: r, ln: ln, addr: ln.Addr().(*net.TCPAddr).AddrPort(), dest: dest, f: f}
+		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f}
 		r.tcp[k] = fr
 		r.wg.Add(1)
-		go fr.serve()
+		go front.Serve(ln, &r.wg, fr.carry)
 		return fr.addr, nil
 	}
 	if fr := r.udp[k]; fr != nil {
 		return fr.addr, nil
 	}
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lo, 0)))
+	c, addr, err := front.ListenUDP(dest.Addr())
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
-	fr := &udpFront{r: r, conn: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort(), dest: dest, f: f, ups: map[netip.AddrPort]*net.UDPConn{}}
+	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, ups: map[netip.AddrPort]*net.UDPConn{}}
 	r.udp[k] = fr
 	r.wg.Add(1)
 	go fr.serve()
@@ -114,7 +111,7 @@ func (r *Relay) Close() {
 	r.closed = true
 	for _, fr := range r.tcp {
 		fr.ln.Close()
-		fr.conns.closeAll()
+		fr.conns.EndAll()
 	}
 	for _, fr := range r.udp {
 		fr.close()
@@ -129,55 +126,7 @@ type tcpFront struct {
 	addr  netip.AddrPort
 	dest  netip.AddrPort
 	f     *netstack.Faults
-	conns connSet
-}
-
-// connSet holds what Close must end: connections being made, and made.
-type connSet struct {
-	mu sync.Mutex
-	m  map[any]func()
-}
-
-func (s *connSet) add(k any, end func()) {
-	s.mu.Lock()
-	if s.m == nil {
-		s.m = map[any]func(){}
-	}
-	s.m[k] = end
-	s.mu.Unlock()
-}
-
-func (s *connSet) remove(k any) {
-	s.mu.Lock()
-	delete(s.m, k)
-	s.mu.Unlock()
-}
-
-func (s *connSet) closeAll() {
-	s.mu.Lock()
-	ends := make([]func(), 0, len(s.m))
-	for _, end := range s.m {
-		ends = append(ends, end)
-	}
-	s.mu.Unlock()
-	for _, end := range ends {
-		end()
-	}
-}
-
-func (fr *tcpFront) serve() {
-	defer fr.r.wg.Done()
-	for {
-		c, err := fr.ln.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		fr.r.wg.Add(1)
-		go fr.carry(c)
-	}
+	conns front.Conns
 }
 
 // conn is one relayed connection: the program's side (prog) and the
@@ -211,9 +160,8 @@ func (c *conn) end() {
 }
 
 func (fr *tcpFront) carry(prog *net.TCPConn) {
-	defer fr.r.wg.Done()
-	fr.conns.add(prog, func() { prog.Close() })
-	defer fr.conns.remove(prog)
+	fr.conns.Add(prog, func() { prog.Close() })
+	defer fr.conns.Remove(prog)
 	up, err := net.DialTimeout("tcp", fr.dest.String(), 2*time.Minute)
 	if err != nil {
 		// The destination refused or never answered: so does the program's
@@ -224,8 +172,8 @@ func (fr *tcpFront) carry(prog *net.TCPConn) {
 	}
 	peer := up.(*net.TCPConn)
 	c := &conn{f: fr.f, prog: prog, peer: peer, done: make(chan struct{})}
-	fr.conns.add(c, c.end)
-	defer fr.conns.remove(c)
+	fr.conns.Add(c, c.end)
+	defer fr.conns.Remove(c)
 	if fr.f.ResetTime > 0 {
 		t := time.AfterFunc(fr.f.ResetTime, c.reset)
 		defer t.Stop()

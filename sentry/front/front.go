@@ -1,0 +1,99 @@
+// Package front holds what the supervisor's loopback fronts share: the DNS
+// forwarder's (sentry/dnsfwd) and the fault relay's (sentry/relay). A
+// front is a socket on loopback that a program's connection is pointed at
+// instead of its destination; it accepts, and carries the connection on.
+package front
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// Loopback is the loopback address of a's family: the front for a
+// destination is reached the way the destination would be (an IPv6 socket
+// reaches an IPv4 front at ::ffff:127.0.0.1).
+func Loopback(a netip.Addr) netip.Addr {
+	if a.Unmap().Is4() {
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return netip.IPv6Loopback()
+}
+
+// ListenTCP opens a TCP front on loopback for a destination of a's family.
+func ListenTCP(a netip.Addr) (*net.TCPListener, netip.AddrPort, error) {
+	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(Loopback(a), 0)))
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	return ln, ln.Addr().(*net.TCPAddr).AddrPort(), nil
+}
+
+// ListenUDP opens a UDP front on loopback for a destination of a's family.
+func ListenUDP(a netip.Addr) (*net.UDPConn, netip.AddrPort, error) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(Loopback(a), 0)))
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	return c, c.LocalAddr().(*net.UDPAddr).AddrPort(), nil
+}
+
+// Serve accepts on ln until it is closed, and carries each connection in a
+// goroutine of its own; wg counts them, and Serve itself (the caller adds
+// Serve's one).
+func Serve(ln *net.TCPListener, wg *sync.WaitGroup, carry func(*net.TCPConn)) {
+	defer wg.Done()
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // a connection reset before it was accepted, EMFILE: go on
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			carry(c)
+		}()
+	}
+}
+
+// Conns is what a front's Close must end: each connection being carried,
+// with the function that ends it.
+type Conns struct {
+	mu sync.Mutex
+	m  map[any]func()
+}
+
+// Add registers k, ended by end.
+func (s *Conns) Add(k any, end func()) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[any]func(){}
+	}
+	s.m[k] = end
+	s.mu.Unlock()
+}
+
+// Remove forgets k.
+func (s *Conns) Remove(k any) {
+	s.mu.Lock()
+	delete(s.m, k)
+	s.mu.Unlock()
+}
+
+// EndAll ends every connection registered (outside the lock: an end may
+// make its connection's goroutines call Remove).
+func (s *Conns) EndAll() {
+	s.mu.Lock()
+	ends := make([]func(), 0, len(s.m))
+	for _, end := range s.m {
+		ends = append(ends, end)
+	}
+	s.mu.Unlock()
+	for _, end := range ends {
+		end()
+	}
+}
