@@ -52,7 +52,7 @@ func TestFaultRules(t *testing.T) {
 	if err != nil || rl.Verdict.Action != Allow || rl.Verdict.Faults == nil || rl.Verdict.Faults.ResetBytes != 0 {
 		t.Fatalf("--fault: %+v, %v", rl, err)
 	}
-	for _, bad := range []string{"tcp:10.0.0.1:443", "unix:/run/x=reset:0", "tcp:10.0.0.1:443=nope"} {
+	for _, bad := range []string{"tcp:10.0.0.1:443", "*=reset:0", "tcp:10.0.0.1:443=nope"} {
 		if _, err := ParseFlag("fault", bad, nil); err == nil {
 			t.Errorf("--fault %s: accepted", bad)
 		}

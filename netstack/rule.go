@@ -215,8 +215,8 @@ func (rl *Rule) validate() error {
 		return fmt.Errorf("rule has no destination")
 	}
 	for _, d := range rl.Dests {
-		if rl.Verdict.Faults != nil && d.Kind != DestInet {
-			return fmt.Errorf("faults apply only to IP destinations (tcp:, udp: or an address), not %s", d)
+		if rl.Verdict.Faults != nil && d.Kind == DestAny {
+			return fmt.Errorf("faults need a destination: an address, a name or a Unix socket, not %s", d)
 		}
 		if rl.Verdict.Action == Redirect && d.Kind != DestInet {
 			return fmt.Errorf("redirect applies only to IP destinations (tcp:, udp: or an address), not %s", d)

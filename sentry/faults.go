@@ -1,8 +1,11 @@
 package sentry
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 
+	"sandbox/netstack"
 	"sandbox/sentry/relay"
 )
 
@@ -13,6 +16,10 @@ import (
 // faults' toxicity spares is made directly: no relay, no cost.
 func (s *Supervisor) toFaultRelay(c *call) {
 	f := c.dec.Faults
+	if f != nil && c.domain == unix.AF_UNIX && c.typ == unix.SOCK_STREAM && c.req.Family == netstack.FamilyUnix {
+		s.toUnixRelay(c, f)
+		return
+	}
 	if f == nil || (c.domain != unix.AF_INET && c.domain != unix.AF_INET6) || !c.req.Addr.IsValid() {
 		return
 	}
@@ -38,4 +45,43 @@ func (s *Supervisor) toFaultRelay(c *call) {
 	if b, ok := redirectSockaddr(c.domain, front); ok {
 		c.alen = copy(c.addr[:], b)
 	}
+}
+
+// toUnixRelay relays a Unix stream connect. The onward connection is made
+// first, here, exactly as the program's own would be (the opened socket
+// file, as the caller): if it fails, nothing is relayed and the program's
+// connect meets the same failure itself. Only an onward connection that is
+// up is handed to the relay, and the program's socket is connected to that
+// connection's own abstract front.
+func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
+	if relay.Spares(f) || !s.sameNetns(c) {
+		return
+	}
+	up, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	own := c.sock
+	c.sock = up
+	e := s.connectOnce(c)
+	c.sock = own
+	if e != 0 {
+		unix.Close(up) // refused, not permitted, a full backlog: the program's own connect says so
+		return
+	}
+	s.relayOnce.Do(func() { s.relay = relay.New(s.cfg.Log) })
+	if s.relay == nil {
+		unix.Close(up)
+		return
+	}
+	sa, err := s.relay.FrontUnix(os.NewFile(uintptr(up), "relay"), f)
+	if err != nil {
+		s.cfg.Log.WithField("error", err).Warn("faults: cannot relay this connection; it is made without its faults")
+		return
+	}
+	if c.unix != nil {
+		c.unix.close()
+		c.unix = nil
+	}
+	c.alen = copy(c.addr[:], sa)
 }

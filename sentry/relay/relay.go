@@ -29,11 +29,16 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"sandbox/netstack"
@@ -44,11 +49,13 @@ import (
 type Relay struct {
 	log *logrus.Logger
 
-	mu     sync.Mutex
-	tcp    map[key]*tcpFront
-	udp    map[key]*udpFront
-	closed bool
-	wg     sync.WaitGroup
+	mu  sync.Mutex
+	tcp map[key]*tcpFront
+	udp map[key]*udpFront
+	// unixConns: Unix connections, each with its own one-shot front.
+	unixConns front.Conns
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 type key struct {
@@ -116,6 +123,7 @@ func (r *Relay) Close() {
 	for _, fr := range r.udp {
 		fr.close()
 	}
+	r.unixConns.EndAll()
 	r.mu.Unlock()
 	r.wg.Wait()
 }
@@ -129,21 +137,34 @@ type tcpFront struct {
 	conns front.Conns
 }
 
+// stream is either side of a relayed connection: *net.TCPConn or
+// *net.UnixConn.
+type stream interface {
+	net.Conn
+	CloseWrite() error
+}
+
 // conn is one relayed connection: the program's side (prog) and the
 // destination's (peer).
 type conn struct {
 	f          *netstack.Faults
-	prog, peer *net.TCPConn
+	prog, peer stream
 	passed     atomic.Int64 // bytes read for relaying, both ways
 	down       atomic.Int64 // bytes read from the peer
 	once       sync.Once
 	done       chan struct{}
 }
 
-// reset ends the connection with an RST to the program.
+// reset ends the connection as a reset shows to the program: an RST for
+// TCP (SO_LINGER 0); for a Unix stream, the close of a peer that leaves
+// what the program sent unread, which unix_release_sock reports to it as
+// ECONNRESET (and as end of file when nothing was left unread, as a real
+// peer's close would).
 func (c *conn) reset() {
 	c.once.Do(func() {
-		c.prog.SetLinger(0)
+		if t, ok := c.prog.(*net.TCPConn); ok {
+			t.SetLinger(0)
+		}
 		c.prog.Close()
 		c.peer.Close()
 		close(c.done)
@@ -170,30 +191,39 @@ func (fr *tcpFront) carry(prog *net.TCPConn) {
 		prog.Close()
 		return
 	}
-	peer := up.(*net.TCPConn)
-	c := &conn{f: fr.f, prog: prog, peer: peer, done: make(chan struct{})}
+	c := &conn{f: fr.f, prog: prog, peer: up.(*net.TCPConn), done: make(chan struct{})}
 	fr.conns.Add(c, c.end)
 	defer fr.conns.Remove(c)
-	if fr.f.ResetTime > 0 {
-		t := time.AfterFunc(fr.f.ResetTime, c.reset)
+	c.start()
+}
+
+// start applies the faults of the connection's start, then runs it.
+func (c *conn) start() {
+	if c.f.ResetTime > 0 {
+		t := time.AfterFunc(c.f.ResetTime, c.reset)
 		defer t.Stop()
 	}
-	if fr.f.ConnectLatency > 0 {
+	if c.f.ConnectLatency > 0 {
 		select {
-		case <-time.After(fr.f.ConnectLatency):
+		case <-time.After(c.f.ConnectLatency):
 		case <-c.done:
 		}
 	}
+	c.run()
+}
+
+// run carries the connection until both directions ended.
+func (c *conn) run() {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); c.pump(netstack.Up, prog, peer) }()
-	go func() { defer wg.Done(); c.pump(netstack.Down, peer, prog) }()
+	go func() { defer wg.Done(); c.pump(netstack.Up, c.prog, c.peer) }()
+	go func() { defer wg.Done(); c.pump(netstack.Down, c.peer, c.prog) }()
 	wg.Wait()
 	c.end()
 }
 
 // pump carries one direction, from src to dst, with the direction's faults.
-func (c *conn) pump(dir int, src, dst *net.TCPConn) {
+func (c *conn) pump(dir int, src, dst stream) {
 	f := c.f
 	if f.Blackhole[dir] {
 		<-c.done // nothing is read: the sender's data stays unacknowledged in its buffers
@@ -202,8 +232,17 @@ func (c *conn) pump(dir int, src, dst *net.TCPConn) {
 	w := c.newWriter(dir, dst)
 	defer w.close()
 	buf := make([]byte, w.chunk)
+	_, unixProg := c.prog.(*net.UnixConn)
 	for {
-		n, err := src.Read(buf)
+		var n int
+		var err error
+		if unixProg && dir == netstack.Up && f.ResetBytes >= 0 {
+			// Only what fits under the count is taken: the rest must stay
+			// unread for the close to show as ECONNRESET.
+			n, err = readUpTo(src, buf, f.ResetBytes-c.passed.Load())
+		} else {
+			n, err = src.Read(buf)
+		}
 		if n > 0 {
 			b := buf[:n]
 			if f.ResetBytes >= 0 {
@@ -253,7 +292,7 @@ func (c *conn) pump(dir int, src, dst *net.TCPConn) {
 type writer struct {
 	c     *conn
 	dir   int
-	dst   *net.TCPConn
+	dst   stream
 	lim   *rate.Limiter
 	chunk int
 	q     chan piece // with latency: chunks waiting for their time
@@ -266,7 +305,7 @@ type piece struct {
 	at time.Time
 }
 
-func (c *conn) newWriter(dir int, dst *net.TCPConn) *writer {
+func (c *conn) newWriter(dir int, dst stream) *writer {
 	w := &writer{c: c, dir: dir, dst: dst, chunk: 32 << 10}
 	if bw := c.f.Bandwidth[dir]; bw > 0 {
 		w.lim = rate.NewLimiter(rate.Limit(bw), int(min(bw, 16<<10)))
@@ -473,4 +512,106 @@ func (fr *udpFront) upstream(src netip.AddrPort) *net.UDPConn {
 		}
 	}()
 	return u
+}
+
+// readUpTo reads at most limit bytes (at least one, to see the data and
+// the end of file): with limit 0 it only waits for data, which it leaves
+// unread. Peeking then reading what fits leaves the rest in the socket.
+func readUpTo(src stream, buf []byte, limit int64) (int, error) {
+	if limit >= int64(len(buf)) {
+		return src.Read(buf)
+	}
+	rc, err := src.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), buf[:max(limit, 1)], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return rerr != unix.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	if limit <= 0 {
+		return n, nil // seen, left unread: the count is crossed at once
+	}
+	return src.Read(buf[:min(int64(n), limit)])
+}
+
+// FrontUnix relays one Unix stream connection to peer, a socket the caller
+// already connected to the destination (as the program, so that its
+// permissions and errors are the program's own): it returns the address of
+// a listener, autobound in the abstract namespace, that takes exactly one
+// connection, the program's.
+func (r *Relay) FrontUnix(peer *os.File, f *netstack.Faults) ([]byte, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		peer.Close()
+		return nil, errors.New("relay closed")
+	}
+	pc, err := net.FileConn(peer)
+	peer.Close()
+	if err != nil {
+		return nil, err
+	}
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	// An address of the family alone: the kernel picks an abstract name.
+	if err = unix.Bind(lfd, &unix.SockaddrUnix{}); err == nil {
+		err = unix.Listen(lfd, 1)
+	}
+	var name string
+	if err == nil {
+		var sa unix.Sockaddr
+		if sa, err = unix.Getsockname(lfd); err == nil {
+			name = sa.(*unix.SockaddrUnix).Name
+		}
+	}
+	if err != nil {
+		unix.Close(lfd)
+		pc.Close()
+		return nil, err
+	}
+	lf := os.NewFile(uintptr(lfd), "relay")
+	ln, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	ul := ln.(*net.UnixListener)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ul.SetDeadline(time.Now().Add(10 * time.Second)) // the program connects right after
+		prog, err := ul.AcceptUnix()
+		ul.Close()
+		if err != nil {
+			pc.Close()
+			return
+		}
+		c := &conn{f: f, prog: prog, peer: pc.(*net.UnixConn), done: make(chan struct{})}
+		r.unixConns.Add(c, c.end)
+		defer r.unixConns.Remove(c)
+		c.start()
+	}()
+	// sockaddr_un: the family, then the abstract name with its leading NUL
+	// (Go spells it '@').
+	sa := make([]byte, 2, 2+len(name))
+	*(*uint16)(unsafe.Pointer(&sa[0])) = unix.AF_UNIX
+	sa = append(sa, 0)
+	return append(sa, strings.TrimPrefix(name, "@")...), nil
 }

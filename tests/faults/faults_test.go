@@ -7,7 +7,9 @@
 package faults_test
 
 import (
+	"bufio"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -207,5 +209,135 @@ func TestLossMatchesItsTwin(t *testing.T) {
 	// Each datagram doubled on the way up and on the way back: 80.
 	if dup.Stdout != "echoes 80\n" {
 		t.Errorf("duplicate:1: %q", dup.Stdout)
+	}
+}
+
+// unixServer serves a Unix stream socket at path in one of three ways:
+// "reply" reads a request and answers 100 bytes; "unread" waits for the
+// request and closes without reading it (a peer that dies: its twin of a
+// reset); "silent" accepts and never reads nor writes (a blackhole).
+const unixServer = `
+import os, select, socket, sys, time
+path, mode = sys.argv[1], sys.argv[2]
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); l.bind(path); os.chmod(path, 0o777); l.listen(8)
+print("ready", flush=True)
+keep = []
+while True:
+    c, _ = l.accept()
+    try:
+        if mode == "reply":
+            c.recv(4096); c.sendall(b"y" * 100); c.close()
+        elif mode == "unread":
+            select.select([c], [], []); c.close()
+        else:
+            keep.append(c)
+    except OSError:
+        c.close()
+`
+
+// unixProbe is probe over a Unix stream socket.
+const unixProbe = `
+import errno, socket, sys, time
+t = time.time()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(2)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"GET\n")
+    n = 0
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        n += len(b)
+    print("ok", n)
+except socket.timeout:
+    print("timeout")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+print("tenths", round((time.time() - t) * 10))
+`
+
+// TestUnixStreamFaultsMatchTheirTwins: on a Unix stream, reset is a peer
+// that closes with the program's request unread (ECONNRESET), blackhole a
+// peer that never reads; latency and limit shape a real reply. Run as
+// nobody too, so that the onward connection is made with the program's
+// credentials (a socket only root may reach stays unreachable).
+func TestUnixStreamFaultsMatchTheirTwins(t *testing.T) {
+	nettest.RequireRoot(t)
+	sb := nettest.BuildSandbox(t)
+	dir, err := os.MkdirTemp("", "faults-unix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	start := func(mode string) string {
+		path := dir + "/" + mode + ".sock"
+		startLocal(t, "python3", "-c", unixServer, path, mode)
+		return path
+	}
+	reply, unread, silent := start("reply"), start("unread"), start("silent")
+	run := func(argv ...string) (string, int) {
+		return outcome(nettest.Run(30*time.Second, argv...))
+	}
+	sandboxed := func(fault, path string, user ...string) (string, int) {
+		return run(append(user, sb, "run", "--fault", "unix:"+path+"="+fault, "--allow-all", "--", "python3", "-c", unixProbe, path)...)
+	}
+	nobody := []string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}
+	for _, tt := range []struct {
+		name, fault, twin string
+	}{
+		{"reset", "reset:0", unread},
+		{"blackhole", "blackhole", silent},
+	} {
+		want, wantT := run("python3", "-c", unixProbe, tt.twin)
+		for _, user := range [][]string{nil, nobody} {
+			got, gotT := sandboxed(tt.fault, reply, user...)
+			if got != want || gotT < wantT-3 || gotT > wantT+3 {
+				t.Errorf("%s (%v): %q after %d tenths, its twin %q after %d", tt.name, user, got, gotT, want, wantT)
+			}
+		}
+	}
+	if got, tenths := sandboxed("latency:700ms", reply); got != "ok 100" || tenths < 7 {
+		t.Errorf("latency: %q after %d tenths", got, tenths)
+	}
+	if got, _ := sandboxed("limit:40", reply); got != "ok 40" {
+		t.Errorf("limit:40: %q", got)
+	}
+	// A socket nobody may not write stays refused to nobody, with the
+	// fault as without it (the onward connection is made as the program).
+	os.Chmod(reply, 0o700)
+	plain, _ := run(append(nobody, sb, "run", "--allow-all", "--", "python3", "-c", unixProbe, reply)...)
+	got, _ := run(append(nobody, sb, "run", "--fault", "unix:"+reply+"=latency:10ms", "--allow-all", "--", "python3", "-c", unixProbe, reply)...)
+	if !strings.Contains(plain, "EACCES") || got != plain {
+		t.Errorf("a root-only socket: %q with the fault, %q without", got, plain)
+	}
+}
+
+// startLocal starts argv here, waits for its "ready" line, and kills it
+// when the test ends.
+func startLocal(t *testing.T, argv ...string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- line == "ready\n"
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("%q did not start", argv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%q: no ready line", argv)
 	}
 }
