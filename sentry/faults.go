@@ -3,6 +3,7 @@ package sentry
 import (
 	"os"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
@@ -20,14 +21,22 @@ func (s *Supervisor) toFaultRelay(c *call) {
 		s.toUnixRelay(c, f)
 		return
 	}
-	if f == nil || (c.domain != unix.AF_INET && c.domain != unix.AF_INET6) || !c.req.Addr.IsValid() {
+	if f == nil {
 		return
 	}
-	if c.typ != unix.SOCK_STREAM && c.typ != unix.SOCK_DGRAM {
-		return
+	inet := (c.domain == unix.AF_INET || c.domain == unix.AF_INET6) && c.req.Addr.IsValid()
+	proto := -1
+	if inet && (c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_DGRAM) {
+		proto, _ = unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_PROTOCOL)
 	}
-	proto, err := unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_PROTOCOL)
-	if err != nil || !(c.typ == unix.SOCK_DGRAM && proto == unix.IPPROTO_UDP || c.typ == unix.SOCK_STREAM && proto == unix.IPPROTO_TCP) {
+	if !(c.typ == unix.SOCK_DGRAM && proto == unix.IPPROTO_UDP || c.typ == unix.SOCK_STREAM && proto == unix.IPPROTO_TCP) {
+		// Unix datagram and seqpacket sockets, SCTP, MPTCP, raw: connected
+		// as they are. Said once: a rule's faults that never apply are a
+		// surprise.
+		s.faultsUnsupported.Do(func() {
+			s.cfg.Log.WithFields(logrus.Fields{"dst": c.req.Dest(), "type": c.req.Type.String(), "rule": c.dec.Rule}).
+				Warn("faults: this kind of socket is not relayed (faults apply to TCP, UDP and Unix streams); connected without them")
+		})
 		return
 	}
 	if relay.Spares(f) || !s.sameNetns(c) {

@@ -62,17 +62,18 @@ type Supervisor struct {
 	netns       unix.Stat_t
 	frontFailed sync.Once
 	// relay carries connections with faults (faults.go), made on first use.
-	relay     *relay.Relay
-	relayOnce sync.Once
-	dispatch  *dispatchTable
-	tracees   *tracees
-	creds     *credCache
-	waiter    *waiter
-	log       *auditLog
-	cfg       Config
-	sinks     sinks
-	unixSink  unixSinks
-	self      status // the supervisor's own credentials
+	relay             *relay.Relay
+	relayOnce         sync.Once
+	faultsUnsupported sync.Once
+	dispatch          *dispatchTable
+	tracees           *tracees
+	creds             *credCache
+	waiter            *waiter
+	log               *auditLog
+	cfg               Config
+	sinks             sinks
+	unixSink          unixSinks
+	self              status // the supervisor's own credentials
 	// tree answers whether a destination belongs to the sandboxed tree,
 	// for the "self" default.
 	tree *tree
