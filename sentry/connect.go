@@ -76,8 +76,7 @@ func (s *Supervisor) decideConnect(c *call) outcome {
 	}
 	s.decide(c)
 	if c.dec.Action == netstack.Allow {
-		s.toResolverFront(c)
-		s.toFaultRelay(c)
+		s.toFaultRelay(c, s.toResolverFront(c))
 		return s.connectAllowed(c)
 	}
 	return s.act(c)

@@ -1,12 +1,14 @@
 package sentry
 
 import (
+	"net/netip"
 	"os"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
+	"sandbox/sentry/front"
 	"sandbox/sentry/relay"
 )
 
@@ -15,7 +17,11 @@ import (
 // connects on and shapes the bytes. c.req keeps the destination: logs,
 // the summary and learn show where the program connected. A connection the
 // faults' toxicity spares is made directly: no relay, no cost.
-func (s *Supervisor) toFaultRelay(c *call) {
+//
+// onward, when valid, is where the relay connects on instead of the
+// destination: the DNS forwarder's front, so that a resolver under faults
+// is still observed and its denials still apply.
+func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	f := c.dec.Faults
 	if f != nil && c.domain == unix.AF_UNIX && c.typ == unix.SOCK_STREAM && c.req.Family == netstack.FamilyUnix {
 		s.toUnixRelay(c, f)
@@ -42,11 +48,28 @@ func (s *Supervisor) toFaultRelay(c *call) {
 	if relay.Spares(f) || !s.sameNetns(c) {
 		return
 	}
+	if st, err := c.callerStatus(); err != nil || !sameCreds(st, s.self) {
+		// The relay's onward connection would be the supervisor's, with
+		// its uid (owner matches, uid routing), which must never stand in
+		// for the program's: made as it is, without its faults.
+		s.faultsOtherCreds.Do(func() {
+			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("faults: PROGRAM runs with other credentials than the sandbox, and the relay's onward connection would be the sandbox's: connected without its faults (run the sandbox as PROGRAM's user)")
+		})
+		return
+	}
+	peer, ok := relayPeer(c)
+	if !ok {
+		return
+	}
 	s.relayOnce.Do(func() { s.relay = relay.New(s.cfg.Log) })
 	if s.relay == nil {
 		return // closing
 	}
-	front, err := s.relay.Front(c.req.Addr, c.typ == unix.SOCK_STREAM, f)
+	dest := c.req.Addr
+	if onward.IsValid() {
+		dest = onward
+	}
+	front, err := s.relay.Front(dest, c.typ == unix.SOCK_STREAM, f, peer)
 	if err != nil {
 		s.cfg.Log.WithField("error", err).Warn("faults: cannot relay this connection; it is made without its faults")
 		return
@@ -93,4 +116,39 @@ func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
 		c.unix = nil
 	}
 	c.alen = copy(c.addr[:], sa)
+}
+
+// relayPeer is the address the relay's front will see c's socket at: its
+// bound port, on its bound address or the front's loopback. An unbound
+// socket is bound first to the wildcard and port 0, as connect and sendto
+// would autobind it, so that its port is known before the front sees it.
+func relayPeer(c *call) (netip.AddrPort, bool) {
+	sa, err := unix.Getsockname(c.sock)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	var a netip.Addr
+	var port int
+	switch v := sa.(type) {
+	case *unix.SockaddrInet4:
+		a, port = netip.AddrFrom4(v.Addr), v.Port
+	case *unix.SockaddrInet6:
+		a, port = netip.AddrFrom16(v.Addr).Unmap(), v.Port
+	default:
+		return netip.AddrPort{}, false
+	}
+	if port == 0 {
+		var any unix.Sockaddr = &unix.SockaddrInet4{}
+		if c.domain == unix.AF_INET6 {
+			any = &unix.SockaddrInet6{}
+		}
+		if unix.Bind(c.sock, any) != nil {
+			return netip.AddrPort{}, false
+		}
+		return relayPeer(c)
+	}
+	if a.IsUnspecified() {
+		a = front.Loopback(c.req.Addr.Addr())
+	}
+	return netip.AddrPortFrom(a, uint16(port)), true
 }

@@ -129,9 +129,10 @@ func (s *Supervisor) nameRequest(c *call) {
 }
 
 // toResolverFront points an allowed call to a resolver (port 53, UDP or
-// TCP) at the forwarder's front for it. c.req keeps the resolver: logs,
-// the summary and learn show where the program sent its lookup.
-func (s *Supervisor) toResolverFront(c *call) {
+// TCP) at the forwarder's front for it, and returns that front (invalid if
+// none). c.req keeps the resolver: logs, the summary and learn show where
+// the program sent its lookup.
+func (s *Supervisor) toResolverFront(c *call) (front netip.AddrPort) {
 	if s.dns == nil || c.req.Addr.Port() != 53 || c.dec.Self || c.dec.Rule == selfRule {
 		return
 	}
@@ -147,16 +148,18 @@ func (s *Supervisor) toResolverFront(c *call) {
 	if !s.sameNetns(c) || s.tree.owns(c) {
 		return
 	}
-	front, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM)
+	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM)
 	if err != nil {
 		s.frontFailed.Do(func() {
 			s.cfg.Log.WithField("error", err).Warn("dns: cannot observe lookups (their names stay unknown; rules by name match load-time addresses only)")
 		})
 		return
 	}
-	if b, ok := redirectSockaddr(c.domain, front); ok {
+	if b, ok := redirectSockaddr(c.domain, fr); ok {
 		c.alen = copy(c.addr[:], b)
+		return fr
 	}
+	return
 }
 
 // sameNetns reports whether c's socket lives in the supervisor's network

@@ -201,8 +201,7 @@ func (s *Supervisor) decideSend(c *call) outcome {
 	s.decide(c)
 	switch c.dec.Action {
 	case netstack.Allow:
-		s.toResolverFront(c)
-		s.toFaultRelay(c)
+		s.toFaultRelay(c, s.toResolverFront(c))
 		return s.send(c)
 	case netstack.Redirect:
 		b, ok := redirectSockaddr(c.domain, c.dec.Redirect)

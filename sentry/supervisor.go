@@ -65,6 +65,7 @@ type Supervisor struct {
 	relay             *relay.Relay
 	relayOnce         sync.Once
 	faultsUnsupported sync.Once
+	faultsOtherCreds  sync.Once
 	dispatch          *dispatchTable
 	tracees           *tracees
 	creds             *credCache

@@ -97,3 +97,12 @@ func (s *Conns) EndAll() {
 		end()
 	}
 }
+
+// Range calls fn once per connection registered (for tests and counts).
+func (s *Conns) Range(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range s.m {
+		fn()
+	}
+}

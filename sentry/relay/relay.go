@@ -56,6 +56,9 @@ type Relay struct {
 	unixConns front.Conns
 	closed    bool
 	wg        sync.WaitGroup
+	// ctx ends onward dials at Close.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type key struct {
@@ -65,7 +68,46 @@ type key struct {
 
 // New returns an empty relay.
 func New(log *logrus.Logger) *Relay {
-	return &Relay{log: log, tcp: map[key]*tcpFront{}, udp: map[key]*udpFront{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Relay{log: log, tcp: map[key]*tcpFront{}, udp: map[key]*udpFront{}, ctx: ctx, cancel: cancel}
+}
+
+// admitted is the set of program sockets a front serves, by the address
+// the front sees them at: a front on loopback is reachable by every process
+// of the namespace, and must not carry anyone else's connection to its
+// destination (another sandbox's, denied there).
+type admitted struct {
+	mu sync.Mutex
+	m  map[netip.AddrPort]time.Time // until when (TCP: one connection, soon)
+}
+
+func (a *admitted) add(p netip.AddrPort, until time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[netip.AddrPort]time.Time{}
+	}
+	now := time.Now()
+	if len(a.m) > 4096 {
+		for k, t := range a.m {
+			if t.Before(now) {
+				delete(a.m, k)
+			}
+		}
+	}
+	a.m[p] = until
+}
+
+// take reports whether p is admitted; once reports a one-shot admission.
+func (a *admitted) take(p netip.AddrPort, once bool) bool {
+	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.m[p]
+	if once {
+		delete(a.m, p)
+	}
+	return ok && time.Now().Before(t)
 }
 
 // Spares reports whether the faults' toxicity spares this connection: it
@@ -75,9 +117,13 @@ func Spares(f *netstack.Faults) bool {
 }
 
 // Front returns the loopback address to connect (or send) to instead of
-// dest, for a connection that suffers f.
-func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (netip.AddrPort, error) {
-	dest = netip.AddrPortFrom(dest.Addr().Unmap().WithZone(""), dest.Port())
+// dest, for a connection that suffers f, made by the program socket the
+// front will see at peer (its bound port, on loopback or its bound
+// address): only it is carried.
+func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort) (netip.AddrPort, error) {
+	// The zone stays: a link-local destination is reached through it.
+	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
+	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
 	k := key{dest, f}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -86,6 +132,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (net
 	}
 	if stream {
 		if fr := r.tcp[k]; fr != nil {
+			fr.peers.add(peer, time.Now().Add(time.Minute))
 			return fr.addr, nil
 		}
 		ln, addr, err := front.ListenTCP(dest.Addr())
@@ -93,12 +140,14 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (net
 			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
 		}
 		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f}
+		fr.peers.add(peer, time.Now().Add(time.Minute))
 		r.tcp[k] = fr
 		r.wg.Add(1)
 		go front.Serve(ln, &r.wg, fr.carry)
 		return fr.addr, nil
 	}
 	if fr := r.udp[k]; fr != nil {
+		fr.peers.add(peer, time.Now().Add(24*time.Hour))
 		return fr.addr, nil
 	}
 	c, addr, err := front.ListenUDP(dest.Addr())
@@ -106,6 +155,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (net
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
 	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, ups: map[netip.AddrPort]*net.UDPConn{}}
+	fr.peers.add(peer, time.Now().Add(24*time.Hour))
 	r.udp[k] = fr
 	r.wg.Add(1)
 	go fr.serve()
@@ -114,6 +164,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults) (net
 
 // Close stops every front and connection and waits for them.
 func (r *Relay) Close() {
+	r.cancel()
 	r.mu.Lock()
 	r.closed = true
 	for _, fr := range r.tcp {
@@ -135,6 +186,7 @@ type tcpFront struct {
 	dest  netip.AddrPort
 	f     *netstack.Faults
 	conns front.Conns
+	peers admitted
 }
 
 // stream is either side of a relayed connection: *net.TCPConn or
@@ -171,6 +223,31 @@ func (c *conn) reset() {
 	})
 }
 
+// abort makes dst's close a reset: what its side sees of a reset from the
+// other side.
+func (c *conn) abort(dst stream) {
+	if t, ok := dst.(*net.TCPConn); ok {
+		t.SetLinger(0)
+	}
+}
+
+// hungUp reports whether the other end of s closed or reset (POLLRDHUP,
+// POLLHUP, POLLERR), without reading anything.
+func hungUp(s stream) bool {
+	rc, err := s.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		if n, err := unix.Poll(p, 0); err == nil && n > 0 && p[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0 {
+			gone = true
+		}
+	})
+	return gone
+}
+
 // end closes both sides normally.
 func (c *conn) end() {
 	c.once.Do(func() {
@@ -181,9 +258,15 @@ func (c *conn) end() {
 }
 
 func (fr *tcpFront) carry(prog *net.TCPConn) {
+	if !fr.peers.take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true) {
+		prog.SetLinger(0) // not a connection this front was made for
+		prog.Close()
+		return
+	}
 	fr.conns.Add(prog, func() { prog.Close() })
 	defer fr.conns.Remove(prog)
-	up, err := net.DialTimeout("tcp", fr.dest.String(), 2*time.Minute)
+	d := net.Dialer{Timeout: 2 * time.Minute}
+	up, err := d.DialContext(fr.r.ctx, "tcp", net.TCPAddrFromAddrPort(fr.dest).String())
 	if err != nil {
 		// The destination refused or never answered: so does the program's
 		// connection, as it would have had it been made directly.
@@ -226,8 +309,22 @@ func (c *conn) run() {
 func (c *conn) pump(dir int, src, dst stream) {
 	f := c.f
 	if f.Blackhole[dir] {
-		<-c.done // nothing is read: the sender's data stays unacknowledged in its buffers
-		return
+		// Nothing is read: the sender's data stays in its buffers. Only
+		// its close (or reset) is watched for, once a second, so that a
+		// program that gave up does not leave the connection behind.
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-t.C:
+				if hungUp(src) {
+					c.end()
+					return
+				}
+			}
+		}
 	}
 	w := c.newWriter(dir, dst)
 	defer w.close()
@@ -270,6 +367,9 @@ func (c *conn) pump(dir int, src, dst stream) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
+				if errors.Is(err, syscall.ECONNRESET) {
+					c.abort(dst) // a reset passes on as a reset
+				}
 				c.end()
 				return
 			}
@@ -403,10 +503,17 @@ type udpFront struct {
 	dest netip.AddrPort
 	f    *netstack.Faults
 
-	mu   sync.Mutex
-	ups  map[netip.AddrPort]*net.UDPConn
-	done bool
+	mu    sync.Mutex
+	ups   map[netip.AddrPort]*net.UDPConn
+	done  bool
+	peers admitted
+	// delayed counts datagrams waiting out their latency: past maxDelayed
+	// more are dropped, as a netem queue drops past its limit.
+	delayed atomic.Int64
 }
+
+// maxDelayed is netem's default queue limit, in datagrams.
+const maxDelayed = 1000
 
 func (fr *udpFront) close() {
 	fr.mu.Lock()
@@ -431,6 +538,9 @@ func (fr *udpFront) serve() {
 				return
 			}
 			continue
+		}
+		if !fr.peers.take(src, false) {
+			continue // not a socket this front was made for
 		}
 		up := fr.upstream(src)
 		if up == nil {
@@ -461,7 +571,12 @@ func (fr *udpFront) send(dir int, b []byte, write func([]byte)) {
 		}
 		return
 	}
+	if fr.delayed.Add(1) > maxDelayed {
+		fr.delayed.Add(-1)
+		return
+	}
 	time.AfterFunc(d, func() {
+		defer fr.delayed.Add(-1)
 		for range copies {
 			write(b)
 		}

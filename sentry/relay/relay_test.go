@@ -58,12 +58,13 @@ func exchange(t *testing.T, r *Relay, dest netip.AddrPort, spec string, wait tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	front, err := r.Front(dest, true, f)
+	local := freePort(t, "tcp")
+	front, err := r.Front(dest, true, f, local)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	c, err := net.Dial("tcp", front.String())
+	c, err := (&net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}).Dial("tcp", front.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,11 +136,12 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 	r := New(l)
 	for _, spec := range []string{"blackhole", "blackhole@up", "latency:1h", "connect-latency:1h"} {
 		f, _ := netstack.ParseFaults(spec)
-		front, err := r.Front(dest, true, f)
+		local := freePort(t, "tcp")
+		front, err := r.Front(dest, true, f, local)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := net.Dial("tcp", front.String())
+		c, err := (&net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}).Dial("tcp", front.String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,11 +187,12 @@ func datagrams(t *testing.T, r *Relay, dest netip.AddrPort, spec string, wait ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	front, err := r.Front(dest, false, f)
+	local := freePort(t, "udp")
+	front, err := r.Front(dest, false, f, local)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(front))
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(local), net.UDPAddrFromAddrPort(front))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,15 +245,20 @@ func BenchmarkRelay(b *testing.B) {
 	r := New(l)
 	defer r.Close()
 	f, _ := netstack.ParseFaults("slice:1MiB")
-	front, _ := r.Front(dest, true, f)
 	for _, c := range []struct {
 		name string
 		to   netip.AddrPort
-	}{{"direct", dest}, {"relayed", front}} {
+	}{{"direct", dest}, {"relayed", netip.AddrPort{}}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(reply)))
 			for b.Loop() {
-				conn, err := net.Dial("tcp", c.to.String())
+				to, d := c.to, &net.Dialer{}
+				if !to.IsValid() { // each connection admitted, as the sentry admits it
+					local := freePort(b, "tcp")
+					to, _ = r.Front(dest, true, f, local)
+					d.LocalAddr = net.TCPAddrFromAddrPort(local)
+				}
+				conn, err := d.Dial("tcp", to.String())
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -261,5 +269,90 @@ func BenchmarkRelay(b *testing.B) {
 				conn.Close()
 			}
 		})
+	}
+}
+
+// freePort is a loopback port nothing uses now.
+func freePort(t testing.TB, network string) netip.AddrPort {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestFrontsCarryOnlyTheirOwnSockets: a front on loopback is reachable by
+// every process of the namespace (another sandbox, whose policy denies the
+// destination): it carries only the program socket it was made for.
+func TestFrontsCarryOnlyTheirOwnSockets(t *testing.T) {
+	dest := server(t, []byte("secret"))
+	r := newRelay(t)
+	f, _ := netstack.ParseFaults("latency:1ms")
+	front, err := r.Front(dest, true, f, freePort(t, "tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", front.String()) // from some other port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.Write([]byte("GET\n"))
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Errorf("a foreign connection got %q through the front", b)
+	}
+	u := udpEcho(t)
+	uf, _ := netstack.ParseFaults("latency:1ms")
+	ufront, _ := r.Front(u, false, uf, freePort(t, "udp"))
+	uc, _ := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ufront))
+	defer uc.Close()
+	uc.Write([]byte("ping"))
+	uc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := uc.Read(make([]byte, 16)); err == nil {
+		t.Errorf("a foreign datagram was relayed (%d bytes back)", n)
+	}
+}
+
+// TestBlackholedConnectionsEndWithTheProgram: a program that gives up on a
+// blackholed connection does not leave it (and its onward connection)
+// behind; an onward dial still under way ends at Close.
+func TestBlackholedConnectionsEndWithTheProgram(t *testing.T) {
+	dest := server(t, []byte("x"))
+	r := newRelay(t)
+	f, _ := netstack.ParseFaults("blackhole")
+	local := freePort(t, "tcp")
+	front, _ := r.Front(dest, true, f, local)
+	c, err := (&net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}).Dial("tcp", front.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		r.mu.Lock()
+		n := 0
+		for _, fr := range r.tcp {
+			fr.conns.Range(func() { n++ })
+		}
+		r.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections left 3 s after the program closed", n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

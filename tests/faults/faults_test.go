@@ -341,3 +341,24 @@ func startLocal(t *testing.T, argv ...string) {
 		t.Fatalf("%q: no ready line", argv)
 	}
 }
+
+// TestFaultsNeverConnectAsTheSandbox: a program running as another user
+// than the sandbox would have its onward connection made as the sandbox:
+// it is connected as it is, without its faults, and the log says why.
+func TestFaultsNeverConnectAsTheSandbox(t *testing.T) {
+	e := setup(t)
+	r := e.n.Run(30*time.Second, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
+		e.sb, "run", "--fault", "tcp:10.231.0.2:8080=reset:0", "--allow-all", "--", "/usr/bin/python3", "-c", probe)
+	if r.ExitCode != 0 {
+		t.Fatalf("%v", r)
+	}
+	// The sandbox runs as nobody too here: the same credentials, relayed.
+	if got, _ := outcome(r); got != "ECONNRESET" {
+		t.Errorf("same credentials: %q", got)
+	}
+	r = e.n.Run(30*time.Second, e.sb, "run", "--fault", "tcp:10.231.0.2:8080=reset:0", "--allow-all", "--",
+		"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", probe)
+	if got, _ := outcome(r); !strings.HasPrefix(got, "ok ") || !strings.Contains(r.Stderr, "other credentials than the sandbox") {
+		t.Errorf("other credentials: %q\n%s", got, r.Stderr)
+	}
+}

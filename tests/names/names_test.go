@@ -534,3 +534,22 @@ func TestHiddenResolverNamesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestFaultsOnTheResolverKeepItObserved: a resolver under faults is still
+// reached through the forwarder: its lookups are still judged and named.
+func TestFaultsOnTheResolverKeepItObserved(t *testing.T) {
+	e := setup(t)
+	pol := e.policy("default: deny\nrules:\n" + resolvers + "  - deny: \"*.ads.test\"\n  - allow: \"tcp:*.web.test:8080\"\n")
+	flags := []string{"--fault", "udp:10.231.0.2:53=latency:10ms", "--policy", pol}
+	if r := e.sandboxed(flags, "getent", "ahostsv4", "x.ads.test"); r.ExitCode != 2 || !strings.Contains(r.Stderr, "dns: lookup denied") {
+		t.Errorf("a denied lookup through a faulted resolver: %v", r)
+	}
+	for _, q := range e.dns.Queries() {
+		if strings.Contains(q, "ads.test") {
+			t.Errorf("the denied lookup reached the resolver: %s", q)
+		}
+	}
+	if r := e.sandboxed(flags, curl("http://short.web.test:8080/")...); r.ExitCode != 0 || r.Stdout != "ok\n" {
+		t.Errorf("a name through a faulted resolver: %v", r)
+	}
+}
