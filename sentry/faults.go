@@ -48,7 +48,10 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	if relay.Spares(f) || !s.sameNetns(c) {
 		return
 	}
-	if st, err := c.callerStatus(); err != nil || !sameCreds(st, s.self) {
+	// The identity a socket carries (its owner, fsuid; uid routing and
+	// owner matches) is the uids and gids; capabilities take no part in a
+	// connect.
+	if st, err := c.callerStatus(); err != nil || st.Uid != s.self.Uid || st.Gid != s.self.Gid {
 		// The relay's onward connection would be the supervisor's, with
 		// its uid (owner matches, uid routing), which must never stand in
 		// for the program's: made as it is, without its faults.

@@ -148,7 +148,11 @@ func (s *Supervisor) toResolverFront(c *call) (front netip.AddrPort) {
 	if !s.sameNetns(c) || s.tree.owns(c) {
 		return
 	}
-	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM)
+	peer, ok := relayPeer(c)
+	if !ok {
+		return
+	}
+	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM, peer)
 	if err != nil {
 		s.frontFailed.Do(func() {
 			s.cfg.Log.WithField("error", err).Warn("dns: cannot observe lookups (their names stay unknown; rules by name match load-time addresses only)")

@@ -92,7 +92,11 @@ func New(names *netstack.Names, judge Judge, denies bool, trust Trust, log *logr
 // the program's socket to it (or send to it) instead. stream picks TCP.
 // The front's address family is the resolver's (IPv4 loopback for an IPv4
 // resolver, reached by an IPv6 socket as ::ffff:127.0.0.1).
-func (f *Forwarder) Front(resolver netip.AddrPort, stream bool) (netip.AddrPort, error) {
+//
+// peer is where the front will see the program's socket (its bound port):
+// a front on loopback is reachable by every process of the namespace, and
+// answers only the sockets it was made for.
+func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrPort) (netip.AddrPort, error) {
 	// The zone stays: a link-local resolver is reached through it.
 	resolver = netip.AddrPortFrom(resolver.Addr().Unmap(), resolver.Port())
 	f.mu.Lock()
@@ -104,24 +108,26 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool) (netip.AddrPort,
 		return netip.AddrPort{}, fmt.Errorf("more than %d resolvers: udp:%s is not observed", maxFronts, resolver)
 	}
 	if stream {
-		if fr := f.tcp[resolver]; fr != nil {
-			return fr.addr, nil
+		fr := f.tcp[resolver]
+		if fr == nil {
+			var err error
+			if fr, err = f.newTCPFront(resolver); err != nil {
+				return netip.AddrPort{}, err
+			}
+			f.tcp[resolver] = fr
 		}
-		fr, err := f.newTCPFront(resolver)
-		if err != nil {
+		fr.peers.Add(peer, time.Now().Add(time.Minute))
+		return fr.addr, nil
+	}
+	fr := f.udp[resolver]
+	if fr == nil {
+		var err error
+		if fr, err = f.newUDPFront(resolver); err != nil {
 			return netip.AddrPort{}, err
 		}
-		f.tcp[resolver] = fr
-		return fr.addr, nil
+		f.udp[resolver] = fr
 	}
-	if fr := f.udp[resolver]; fr != nil {
-		return fr.addr, nil
-	}
-	fr, err := f.newUDPFront(resolver)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	f.udp[resolver] = fr
+	fr.peers.Add(peer, time.Now().Add(24*time.Hour))
 	return fr.addr, nil
 }
 
@@ -280,6 +286,8 @@ type udpFront struct {
 	addr     netip.AddrPort
 	resolver netip.AddrPort
 
+	peers front.Admitted
+
 	mu   sync.Mutex
 	ups  map[netip.AddrPort]*upstream // by the program socket's address
 	done bool
@@ -322,6 +330,9 @@ func (fr *udpFront) serve() {
 				return
 			}
 			continue
+		}
+		if !fr.peers.Take(src, false) {
+			continue // not a socket of the program's
 		}
 		b := buf[:n]
 		reply, forward := fr.f.query(b, fr.resolver, "udp")
@@ -408,6 +419,7 @@ type tcpFront struct {
 	addr     netip.AddrPort
 	resolver netip.AddrPort
 	conns    front.Conns
+	peers    front.Admitted
 }
 
 func (f *Forwarder) newTCPFront(resolver netip.AddrPort) (*tcpFront, error) {
@@ -425,6 +437,11 @@ func (f *Forwarder) newTCPFront(resolver netip.AddrPort) (*tcpFront, error) {
 // the resolver, and the answers back, each a two-byte length and a message
 // (RFC 1035 4.2.2).
 func (fr *tcpFront) relay(c *net.TCPConn) {
+	if !fr.peers.Take(c.RemoteAddr().(*net.TCPAddr).AddrPort(), true) {
+		c.SetLinger(0) // not a connection of the program's
+		c.Close()
+		return
+	}
 	fr.conns.Add(c, func() { c.Close() })
 	defer fr.conns.Remove(c)
 	defer c.Close()

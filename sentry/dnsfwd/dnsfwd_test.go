@@ -140,9 +140,9 @@ func query(t *testing.T, name string, qtype uint16) []byte {
 
 // exchange sends b over a UDP socket connected to front, as glibc and Go
 // do, and returns the answer, or nil after wait.
-func exchange(t *testing.T, front netip.AddrPort, b []byte, wait time.Duration) []byte {
+func exchange(t *testing.T, front, peer netip.AddrPort, b []byte, wait time.Duration) []byte {
 	t.Helper()
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(front))
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(peer), net.UDPAddrFromAddrPort(front))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,19 +169,20 @@ func unpack(t *testing.T, b []byte) *dns.Msg {
 }
 
 func TestAnswersPassUnchangedAndNameTheChain(t *testing.T) {
+	peer := freePort(t, "udp")
 	u := startResolver(t,
 		"www.web.test. 300 IN CNAME edge.cdn.test.",
 		"edge.cdn.test. 60 IN A 10.0.0.7",
 		"unrelated.test. 60 IN A 10.0.0.99")
 	f, names := newForwarder(t, "rules: []\n")
-	front, err := f.Front(u.addr, false)
+	front, err := f.Front(u.addr, false, peer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := f.Front(u.addr, false); again != front {
+	if again, _ := f.Front(u.addr, false, peer); again != front {
 		t.Errorf("a second Front for the same resolver is %v, not %v", again, front)
 	}
-	got := exchange(t, front, query(t, "WWW.web.test", dns.TypeA), 2*time.Second)
+	got := exchange(t, front, peer, query(t, "WWW.web.test", dns.TypeA), 2*time.Second)
 	// The names are recorded before the program can read the answer.
 	if s, looked := names.Lookup(netip.MustParseAddr("10.0.0.7"), time.Now()); s != "www.web.test edge.cdn.test" || !looked {
 		t.Errorf("10.0.0.7 is named %q when the answer arrives", s)
@@ -198,6 +199,7 @@ func TestAnswersPassUnchangedAndNameTheChain(t *testing.T) {
 }
 
 func TestDeniedNamesAreAnsweredHere(t *testing.T) {
+	peer := freePort(t, "udp")
 	u := startResolver(t,
 		"ads.test. 60 IN A 10.0.0.8",
 		"quiet.test. 60 IN A 10.0.0.8",
@@ -209,7 +211,7 @@ func TestDeniedNamesAreAnsweredHere(t *testing.T) {
   - deny: quiet.test
     dns: refused
 `)
-	front, _ := f.Front(u.addr, false)
+	front, _ := f.Front(u.addr, false, peer)
 	for _, tt := range []struct {
 		name  string
 		rcode int
@@ -221,7 +223,7 @@ func TestDeniedNamesAreAnsweredHere(t *testing.T) {
 		{"www.good.test", dns.RcodeNameError, true},
 	} {
 		before := len(u.questions())
-		b := exchange(t, front, query(t, tt.name, dns.TypeA), 2*time.Second)
+		b := exchange(t, front, peer, query(t, tt.name, dns.TypeA), 2*time.Second)
 		if b == nil {
 			t.Fatalf("%s: no answer", tt.name)
 		}
@@ -239,21 +241,23 @@ func TestDeniedNamesAreAnsweredHere(t *testing.T) {
 }
 
 func TestTruncatedAnswersAndTheTCPFallback(t *testing.T) {
+	peer := freePort(t, "udp")
 	u := startResolver(t, "big.test. 60 IN A 10.0.0.10")
 	u.mu.Lock()
 	u.tc = true
 	u.mu.Unlock()
 	f, names := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false)
-	m := unpack(t, exchange(t, front, query(t, "big.test", dns.TypeA), 2*time.Second))
+	front, _ := f.Front(u.addr, false, peer)
+	m := unpack(t, exchange(t, front, peer, query(t, "big.test", dns.TypeA), 2*time.Second))
 	if !m.Truncated || len(m.Answer) != 0 {
 		t.Fatalf("the truncated answer did not pass as it was: %v", m)
 	}
-	tfront, err := f.Front(u.addr, true)
+	tpeer := freePort(t, "tcp")
+	tfront, err := f.Front(u.addr, true, tpeer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", tfront.String())
+	c, err := (&net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(tpeer)}).Dial("tcp", tfront.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,20 +285,21 @@ func TestTruncatedAnswersAndTheTCPFallback(t *testing.T) {
 }
 
 func TestASilentResolverStaysSilent(t *testing.T) {
+	peer := freePort(t, "udp")
 	u := startResolver(t, "x.test. 60 IN A 10.0.0.11")
 	u.mu.Lock()
 	u.silent = true
 	u.mu.Unlock()
 	f, _ := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false)
-	if b := exchange(t, front, query(t, "x.test", dns.TypeA), 300*time.Millisecond); b != nil {
+	front, _ := f.Front(u.addr, false, peer)
+	if b := exchange(t, front, peer, query(t, "x.test", dns.TypeA), 300*time.Millisecond); b != nil {
 		t.Errorf("a silent resolver answered %x", b)
 	}
 	if len(u.questions()) != 1 {
 		t.Errorf("the query did not reach the resolver: %q", u.questions())
 	}
 	f.Close()
-	if _, err := f.Front(u.addr, false); err == nil {
+	if _, err := f.Front(u.addr, false, peer); err == nil {
 		t.Error("Front after Close")
 	}
 }
@@ -304,6 +309,7 @@ func TestASilentResolverStaysSilent(t *testing.T) {
 // the resolver never sees it); a "query" with the QR bit is dropped; a
 // query that miekg cannot unpack whole is still judged by its questions.
 func TestQueriesThatCannotBeJudged(t *testing.T) {
+	peer := freePort(t, "udp")
 	raw, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -328,21 +334,21 @@ func TestQueriesThatCannotBeJudged(t *testing.T) {
 	garbage := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff} // one question, cut off
 	// No denials: forwarded as it is.
 	f, _ := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(resolver, false)
-	if b := exchange(t, front, garbage, 300*time.Millisecond); b != nil || arrived() != 1 || !bytes.Equal(<-got, garbage) {
+	front, _ := f.Front(resolver, false, peer)
+	if b := exchange(t, front, peer, garbage, 300*time.Millisecond); b != nil || arrived() != 1 || !bytes.Equal(<-got, garbage) {
 		t.Fatalf("without denials the unreadable query should reach the resolver unchanged")
 	}
 	// With denials: FORMERR, nothing forwarded.
 	f, _ = newForwarder(t, "rules:\n  - deny: bad.test\n")
-	front, _ = f.Front(resolver, false)
-	b := exchange(t, front, garbage, time.Second)
+	front, _ = f.Front(resolver, false, peer)
+	b := exchange(t, front, peer, garbage, time.Second)
 	if m := unpack(t, b); m.Rcode != dns.RcodeFormatError || m.Id != 0x1234 || arrived() != 0 {
 		t.Errorf("with denials: %v, %d forwarded", m, len(got))
 	}
 	// QR set: dropped.
 	q := query(t, "ok.test", dns.TypeA)
 	q[2] |= 0x80
-	if b := exchange(t, front, q, 300*time.Millisecond); b != nil || arrived() != 0 {
+	if b := exchange(t, front, peer, q, 300*time.Millisecond); b != nil || arrived() != 0 {
 		t.Errorf("a response sent as a query was answered or forwarded")
 	}
 	// An OPT record miekg rejects does not hide a denied question.
@@ -352,7 +358,7 @@ func TestQueriesThatCannotBeJudged(t *testing.T) {
 	wire, _ := m.Pack()
 	wire[11] = 1 // ARCOUNT 1, and a truncated OPT after the question
 	wire = append(wire, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 9, 0, 1)
-	b = exchange(t, front, wire, time.Second)
+	b = exchange(t, front, peer, wire, time.Second)
 	if m := unpack(t, b); m.Rcode != dns.RcodeNameError || arrived() != 0 {
 		t.Errorf("a malformed query for a denied name: %v, %d forwarded", m, len(got))
 	}
@@ -361,16 +367,47 @@ func TestQueriesThatCannotBeJudged(t *testing.T) {
 // TestUntrustedResolversNameNothing: the answer of a resolver Trust turns
 // down passes unchanged, and names nothing.
 func TestUntrustedResolversNameNothing(t *testing.T) {
+	peer := freePort(t, "udp")
 	u := startResolver(t, "own.test. 60 IN A 10.0.0.12")
 	untrusted.Store(true)
 	defer untrusted.Store(false)
 	f, names := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false)
-	b := exchange(t, front, query(t, "own.test", dns.TypeA), 2*time.Second)
+	front, _ := f.Front(u.addr, false, peer)
+	b := exchange(t, front, peer, query(t, "own.test", dns.TypeA), 2*time.Second)
 	if !bytes.Equal(b, u.lastAnswer()) || b == nil {
 		t.Errorf("the answer did not pass unchanged")
 	}
 	if s, _ := names.Lookup(netip.MustParseAddr("10.0.0.12"), time.Now()); s != "" {
 		t.Errorf("an untrusted resolver named %q", s)
+	}
+}
+
+// freePort is a loopback port nothing uses now.
+func freePort(t testing.TB, network string) netip.AddrPort {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestFrontsAnswerOnlyTheProgramsSockets: another process on loopback gets
+// nothing from a front: no resolver is reached through it.
+func TestFrontsAnswerOnlyTheProgramsSockets(t *testing.T) {
+	u := startResolver(t, "a.test. 60 IN A 10.0.0.13")
+	f, _ := newForwarder(t, "rules: []\n")
+	front, _ := f.Front(u.addr, false, freePort(t, "udp"))
+	if b := exchange(t, front, freePort(t, "udp"), query(t, "a.test", dns.TypeA), 300*time.Millisecond); b != nil || len(u.questions()) != 0 {
+		t.Errorf("a foreign socket was answered (%d questions reached the resolver)", len(u.questions()))
 	}
 }

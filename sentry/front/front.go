@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Loopback is the loopback address of a's family: the front for a
@@ -105,4 +106,43 @@ func (s *Conns) Range(fn func()) {
 	for range s.m {
 		fn()
 	}
+}
+
+// Admitted is the set of program sockets a front serves, by the address
+// the front sees them at: a front on loopback is reachable by every process
+// of the namespace, and must not carry anyone else's connection to its
+// destination (another sandbox's, denied there).
+type Admitted struct {
+	mu sync.Mutex
+	m  map[netip.AddrPort]time.Time // until when (TCP: one connection, soon)
+}
+
+// Add admits p until the given time.
+func (a *Admitted) Add(p netip.AddrPort, until time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[netip.AddrPort]time.Time{}
+	}
+	now := time.Now()
+	if len(a.m) > 4096 {
+		for k, t := range a.m {
+			if t.Before(now) {
+				delete(a.m, k)
+			}
+		}
+	}
+	a.m[p] = until
+}
+
+// Take reports whether p is admitted; once reports a one-shot admission.
+func (a *Admitted) Take(p netip.AddrPort, once bool) bool {
+	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.m[p]
+	if once {
+		delete(a.m, p)
+	}
+	return ok && time.Now().Before(t)
 }

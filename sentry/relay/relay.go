@@ -72,44 +72,6 @@ func New(log *logrus.Logger) *Relay {
 	return &Relay{log: log, tcp: map[key]*tcpFront{}, udp: map[key]*udpFront{}, ctx: ctx, cancel: cancel}
 }
 
-// admitted is the set of program sockets a front serves, by the address
-// the front sees them at: a front on loopback is reachable by every process
-// of the namespace, and must not carry anyone else's connection to its
-// destination (another sandbox's, denied there).
-type admitted struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]time.Time // until when (TCP: one connection, soon)
-}
-
-func (a *admitted) add(p netip.AddrPort, until time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.m == nil {
-		a.m = map[netip.AddrPort]time.Time{}
-	}
-	now := time.Now()
-	if len(a.m) > 4096 {
-		for k, t := range a.m {
-			if t.Before(now) {
-				delete(a.m, k)
-			}
-		}
-	}
-	a.m[p] = until
-}
-
-// take reports whether p is admitted; once reports a one-shot admission.
-func (a *admitted) take(p netip.AddrPort, once bool) bool {
-	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	t, ok := a.m[p]
-	if once {
-		delete(a.m, p)
-	}
-	return ok && time.Now().Before(t)
-}
-
 // Spares reports whether the faults' toxicity spares this connection: it
 // is then made directly.
 func Spares(f *netstack.Faults) bool {
@@ -132,7 +94,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	}
 	if stream {
 		if fr := r.tcp[k]; fr != nil {
-			fr.peers.add(peer, time.Now().Add(time.Minute))
+			fr.peers.Add(peer, time.Now().Add(time.Minute))
 			return fr.addr, nil
 		}
 		ln, addr, err := front.ListenTCP(dest.Addr())
@@ -140,14 +102,14 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
 		}
 		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f}
-		fr.peers.add(peer, time.Now().Add(time.Minute))
+		fr.peers.Add(peer, time.Now().Add(time.Minute))
 		r.tcp[k] = fr
 		r.wg.Add(1)
 		go front.Serve(ln, &r.wg, fr.carry)
 		return fr.addr, nil
 	}
 	if fr := r.udp[k]; fr != nil {
-		fr.peers.add(peer, time.Now().Add(24*time.Hour))
+		fr.peers.Add(peer, time.Now().Add(24*time.Hour))
 		return fr.addr, nil
 	}
 	c, addr, err := front.ListenUDP(dest.Addr())
@@ -155,7 +117,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
 	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, ups: map[netip.AddrPort]*net.UDPConn{}}
-	fr.peers.add(peer, time.Now().Add(24*time.Hour))
+	fr.peers.Add(peer, time.Now().Add(24*time.Hour))
 	r.udp[k] = fr
 	r.wg.Add(1)
 	go fr.serve()
@@ -186,7 +148,7 @@ type tcpFront struct {
 	dest  netip.AddrPort
 	f     *netstack.Faults
 	conns front.Conns
-	peers admitted
+	peers front.Admitted
 }
 
 // stream is either side of a relayed connection: *net.TCPConn or
@@ -258,7 +220,7 @@ func (c *conn) end() {
 }
 
 func (fr *tcpFront) carry(prog *net.TCPConn) {
-	if !fr.peers.take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true) {
+	if !fr.peers.Take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true) {
 		prog.SetLinger(0) // not a connection this front was made for
 		prog.Close()
 		return
@@ -506,7 +468,7 @@ type udpFront struct {
 	mu    sync.Mutex
 	ups   map[netip.AddrPort]*net.UDPConn
 	done  bool
-	peers admitted
+	peers front.Admitted
 	// delayed counts datagrams waiting out their latency: past maxDelayed
 	// more are dropped, as a netem queue drops past its limit.
 	delayed atomic.Int64
@@ -539,7 +501,7 @@ func (fr *udpFront) serve() {
 			}
 			continue
 		}
-		if !fr.peers.take(src, false) {
+		if !fr.peers.Take(src, false) {
 			continue // not a socket this front was made for
 		}
 		up := fr.upstream(src)
