@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"sandbox/netstack"
+	"sandbox/sentry/front"
 )
 
 // resolverStub is a resolver for the tests, on loopback: it answers from a
@@ -382,25 +383,6 @@ func TestUntrustedResolversNameNothing(t *testing.T) {
 	}
 }
 
-// freePort is a loopback port nothing uses now.
-func freePort(t testing.TB, network string) netip.AddrPort {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).AddrPort()
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).AddrPort()
-}
-
 // TestFrontsAnswerOnlyTheProgramsSockets: another process on loopback gets
 // nothing from a front: no resolver is reached through it.
 func TestFrontsAnswerOnlyTheProgramsSockets(t *testing.T) {
@@ -410,4 +392,14 @@ func TestFrontsAnswerOnlyTheProgramsSockets(t *testing.T) {
 	if b := exchange(t, front, freePort(t, "udp"), query(t, "a.test", dns.TypeA), 300*time.Millisecond); b != nil || len(u.questions()) != 0 {
 		t.Errorf("a foreign socket was answered (%d questions reached the resolver)", len(u.questions()))
 	}
+}
+
+// freePort is a loopback port nothing uses now.
+func freePort(t testing.TB, network string) netip.AddrPort {
+	t.Helper()
+	p, err := front.FreePort(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

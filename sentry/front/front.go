@@ -146,3 +146,22 @@ func (a *Admitted) Take(p netip.AddrPort, once bool) bool {
 	}
 	return ok && time.Now().Before(t)
 }
+
+// FreePort returns a loopback port of network ("tcp" or "udp") that
+// nothing uses now (for tests, which connect from a port a front admits).
+func FreePort(network string) (netip.AddrPort, error) {
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).AddrPort(), nil
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).AddrPort(), nil
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"sandbox/netstack"
+	"sandbox/sentry/front"
 )
 
 // server answers each connection's first read with reply, then closes
@@ -272,25 +273,6 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// freePort is a loopback port nothing uses now.
-func freePort(t testing.TB, network string) netip.AddrPort {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).AddrPort()
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).AddrPort()
-}
-
 // TestFrontsCarryOnlyTheirOwnSockets: a front on loopback is reachable by
 // every process of the namespace (another sandbox, whose policy denies the
 // destination): it carries only the program socket it was made for.
@@ -355,4 +337,14 @@ func TestBlackholedConnectionsEndWithTheProgram(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// freePort is a loopback port nothing uses now.
+func freePort(t testing.TB, network string) netip.AddrPort {
+	t.Helper()
+	p, err := front.FreePort(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
