@@ -68,11 +68,16 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	if s.relay == nil {
 		return // closing
 	}
-	dest := c.req.Addr
+	dest, stream := c.req.Addr, c.typ == unix.SOCK_STREAM
+	var admit func(netip.AddrPort)
 	if onward.IsValid() {
+		// The DNS forwarder's front, which answers only the sockets it
+		// is told of: the relay's own.
 		dest = onward
+		resolver := c.req.Addr
+		admit = func(p netip.AddrPort) { s.dns.Front(resolver, stream, p) }
 	}
-	front, err := s.relay.Front(dest, c.typ == unix.SOCK_STREAM, f, peer)
+	front, err := s.relay.Front(dest, stream, f, peer, admit)
 	if err != nil {
 		s.cfg.Log.WithField("error", err).Warn("faults: cannot relay this connection; it is made without its faults")
 		return

@@ -82,7 +82,11 @@ func Spares(f *netstack.Faults) bool {
 // dest, for a connection that suffers f, made by the program socket the
 // front will see at peer (its bound port, on loopback or its bound
 // address): only it is carried.
-func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort) (netip.AddrPort, error) {
+//
+// admit, if not nil, is told the address of each onward socket before it
+// is used: a destination that is itself a front (the DNS forwarder's)
+// admits it.
+func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort, admit func(netip.AddrPort)) (netip.AddrPort, error) {
 	// The zone stays: a link-local destination is reached through it.
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
@@ -101,7 +105,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
 		}
-		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f}
+		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f, admit: admit}
 		fr.peers.Add(peer, time.Now().Add(time.Minute))
 		r.tcp[k] = fr
 		r.wg.Add(1)
@@ -116,7 +120,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
-	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, ups: map[netip.AddrPort]*net.UDPConn{}}
+	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, admit: admit, ups: map[netip.AddrPort]*net.UDPConn{}}
 	fr.peers.Add(peer, time.Now().Add(24*time.Hour))
 	r.udp[k] = fr
 	r.wg.Add(1)
@@ -149,6 +153,7 @@ type tcpFront struct {
 	f     *netstack.Faults
 	conns front.Conns
 	peers front.Admitted
+	admit func(netip.AddrPort)
 }
 
 // stream is either side of a relayed connection: *net.TCPConn or
@@ -228,6 +233,18 @@ func (fr *tcpFront) carry(prog *net.TCPConn) {
 	fr.conns.Add(prog, func() { prog.Close() })
 	defer fr.conns.Remove(prog)
 	d := net.Dialer{Timeout: 2 * time.Minute}
+	if fr.admit != nil {
+		// The destination admits only the ports it was told of: pick one.
+		local, err := front.FreePort("tcp")
+		if err != nil {
+			prog.SetLinger(0)
+			prog.Close()
+			return
+		}
+		local = netip.AddrPortFrom(front.Loopback(fr.dest.Addr()), local.Port())
+		fr.admit(local)
+		d.LocalAddr = net.TCPAddrFromAddrPort(local)
+	}
 	up, err := d.DialContext(fr.r.ctx, "tcp", net.TCPAddrFromAddrPort(fr.dest).String())
 	if err != nil {
 		// The destination refused or never answered: so does the program's
@@ -469,6 +486,7 @@ type udpFront struct {
 	ups   map[netip.AddrPort]*net.UDPConn
 	done  bool
 	peers front.Admitted
+	admit func(netip.AddrPort)
 	// delayed counts datagrams waiting out their latency: past maxDelayed
 	// more are dropped, as a netem queue drops past its limit.
 	delayed atomic.Int64
@@ -560,6 +578,9 @@ func (fr *udpFront) upstream(src netip.AddrPort) *net.UDPConn {
 	u, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.dest))
 	if err != nil {
 		return nil
+	}
+	if fr.admit != nil {
+		fr.admit(u.LocalAddr().(*net.UDPAddr).AddrPort())
 	}
 	fr.ups[src] = u
 	fr.r.wg.Add(1)

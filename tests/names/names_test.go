@@ -552,4 +552,13 @@ func TestFaultsOnTheResolverKeepItObserved(t *testing.T) {
 	if r := e.sandboxed(flags, curl("http://short.web.test:8080/")...); r.ExitCode != 0 || r.Stdout != "ok\n" {
 		t.Errorf("a name through a faulted resolver: %v", r)
 	}
+	if _, err := os.Stat("/usr/bin/dig"); err == nil {
+		tcp := []string{"--fault", "tcp:10.231.0.2:53=latency:10ms", "--policy", pol}
+		if r := e.sandboxed(tcp, "dig", "+tcp", "+tries=1", "x.ads.test"); !strings.Contains(r.Stdout, "status: NXDOMAIN") || !strings.Contains(r.Stderr, "dns: lookup denied") {
+			t.Errorf("a denied lookup over TCP through a faulted resolver: %v\n%s", r, r.Stdout)
+		}
+		if r := e.sandboxed(tcp, "dig", "+tcp", "+short", "+tries=1", "web.test"); r.Stdout != "10.231.0.2\n" {
+			t.Errorf("a lookup over TCP through a faulted resolver: %v\n%s", r, r.Stdout)
+		}
+	}
 }
