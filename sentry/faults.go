@@ -126,26 +126,23 @@ func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
 	c.alen = copy(c.addr[:], sa)
 }
 
-// relayPeer is the address the relay's front will see c's socket at: its
-// bound port, on its bound address or the front's loopback. An unbound
-// socket is bound first to the wildcard and port 0, as connect and sendto
+// relayPeer is the address a front will see c's socket at: its bound
+// port, on its bound address or the front's loopback. An unbound socket is
+// bound first, once, to the wildcard and port 0, as connect and sendto
 // would autobind it, so that its port is known before the front sees it.
+// (Unlike autobind, the port then stays bound after a failed connect: a
+// documented difference of a socket pointed at a front.) A socket bound to
+// an address without a port (IP_BIND_ADDRESS_NO_PORT) gets no front: its
+// port is chosen only by the connect, and a bind now would undo its address.
 func relayPeer(c *call) (netip.AddrPort, bool) {
-	sa, err := unix.Getsockname(c.sock)
-	if err != nil {
-		return netip.AddrPort{}, false
-	}
-	var a netip.Addr
-	var port int
-	switch v := sa.(type) {
-	case *unix.SockaddrInet4:
-		a, port = netip.AddrFrom4(v.Addr), v.Port
-	case *unix.SockaddrInet6:
-		a, port = netip.AddrFrom16(v.Addr).Unmap(), v.Port
-	default:
+	a, port, ok := boundAddr(c.sock)
+	if !ok {
 		return netip.AddrPort{}, false
 	}
 	if port == 0 {
+		if !a.IsUnspecified() {
+			return netip.AddrPort{}, false // an address and no port yet
+		}
 		var any unix.Sockaddr = &unix.SockaddrInet4{}
 		if c.domain == unix.AF_INET6 {
 			any = &unix.SockaddrInet6{}
@@ -153,10 +150,27 @@ func relayPeer(c *call) (netip.AddrPort, bool) {
 		if unix.Bind(c.sock, any) != nil {
 			return netip.AddrPort{}, false
 		}
-		return relayPeer(c)
+		if a, port, ok = boundAddr(c.sock); !ok || port == 0 {
+			return netip.AddrPort{}, false
+		}
 	}
 	if a.IsUnspecified() {
 		a = front.Loopback(c.req.Addr.Addr())
 	}
 	return netip.AddrPortFrom(a, uint16(port)), true
+}
+
+// boundAddr is the socket's local address and port (getsockname), unmapped.
+func boundAddr(fd int) (netip.Addr, int, bool) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	switch v := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(v.Addr), v.Port, true
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(v.Addr).Unmap(), v.Port, true
+	}
+	return netip.Addr{}, 0, false
 }

@@ -116,7 +116,9 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrP
 			}
 			f.tcp[resolver] = fr
 		}
-		fr.peers.Add(peer, time.Now().Add(time.Minute))
+		if !fr.peers.Add(peer, time.Now().Add(time.Minute)) {
+			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
+		}
 		return fr.addr, nil
 	}
 	fr := f.udp[resolver]
@@ -127,7 +129,9 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrP
 		}
 		f.udp[resolver] = fr
 	}
-	fr.peers.Add(peer, time.Now().Add(24*time.Hour))
+	if !fr.peers.Add(peer, time.Now().Add(front.UDPAdmission)) {
+		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
+	}
 	return fr.addr, nil
 }
 
@@ -331,7 +335,7 @@ func (fr *udpFront) serve() {
 			}
 			continue
 		}
-		if !fr.peers.Take(src, false) {
+		if !fr.peers.Take(src, false, front.UDPAdmission) {
 			continue // not a socket of the program's
 		}
 		b := buf[:n]
@@ -437,7 +441,7 @@ func (f *Forwarder) newTCPFront(resolver netip.AddrPort) (*tcpFront, error) {
 // the resolver, and the answers back, each a two-byte length and a message
 // (RFC 1035 4.2.2).
 func (fr *tcpFront) relay(c *net.TCPConn) {
-	if !fr.peers.Take(c.RemoteAddr().(*net.TCPAddr).AddrPort(), true) {
+	if !fr.peers.Take(c.RemoteAddr().(*net.TCPAddr).AddrPort(), true, 0) {
 		c.SetLinger(0) // not a connection of the program's
 		c.Close()
 		return

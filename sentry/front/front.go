@@ -113,42 +113,66 @@ func (s *Conns) Range(fn func()) {
 // of the namespace, and must not carry anyone else's connection to its
 // destination (another sandbox's, denied there).
 type Admitted struct {
-	mu sync.Mutex
-	m  map[netip.AddrPort]time.Time // until when (TCP: one connection, soon)
+	mu     sync.Mutex
+	m      map[netip.AddrPort]time.Time // until when
+	pruned time.Time
 }
 
-// Add admits p until the given time.
-func (a *Admitted) Add(p netip.AddrPort, until time.Time) {
+// UDPAdmission is how long a UDP socket stays admitted after its last
+// datagram (or the call that admitted it).
+const UDPAdmission = 2 * time.Minute
+
+// maxAdmitted bounds the set: past it (live entries only), new sockets
+// are not admitted, and their calls are made without a front.
+const maxAdmitted = 4096
+
+// Add admits p until the given time; false when the set is full.
+func (a *Admitted) Add(p netip.AddrPort, until time.Time) bool {
+	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
 		a.m = map[netip.AddrPort]time.Time{}
 	}
 	now := time.Now()
-	if len(a.m) > 4096 {
+	if _, ok := a.m[p]; !ok && len(a.m) >= maxAdmitted && now.Sub(a.pruned) >= time.Second {
+		a.pruned = now // at most one walk a second
 		for k, t := range a.m {
 			if t.Before(now) {
 				delete(a.m, k)
 			}
 		}
 	}
+	if _, ok := a.m[p]; !ok && len(a.m) >= maxAdmitted {
+		return false
+	}
 	a.m[p] = until
+	return true
 }
 
-// Take reports whether p is admitted; once reports a one-shot admission.
-func (a *Admitted) Take(p netip.AddrPort, once bool) bool {
+// Take reports whether p is admitted. once ends a one-shot admission (a
+// TCP connection); refresh, if not zero, extends a standing one (a UDP
+// socket, for as long as it keeps sending).
+func (a *Admitted) Take(p netip.AddrPort, once bool, refresh time.Duration) bool {
 	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t, ok := a.m[p]
-	if once {
+	now := time.Now()
+	ok = ok && now.Before(t)
+	switch {
+	case once:
 		delete(a.m, p)
+	case ok && refresh > 0:
+		a.m[p] = now.Add(refresh)
 	}
-	return ok && time.Now().Before(t)
+	return ok
 }
 
 // FreePort returns a loopback port of network ("tcp" or "udp") that
-// nothing uses now (for tests, which connect from a port a front admits).
+// nothing uses now. The relay picks the port of an onward socket with it
+// when the destination (a DNS front) must be told of it beforehand; a race
+// with another process taking it meanwhile fails that one connection.
 func FreePort(network string) (netip.AddrPort, error) {
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")

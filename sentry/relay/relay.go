@@ -98,7 +98,9 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	}
 	if stream {
 		if fr := r.tcp[k]; fr != nil {
-			fr.peers.Add(peer, time.Now().Add(time.Minute))
+			if !fr.peers.Add(peer, time.Now().Add(time.Minute)) {
+				return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
+			}
 			return fr.addr, nil
 		}
 		ln, addr, err := front.ListenTCP(dest.Addr())
@@ -106,14 +108,18 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
 		}
 		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f, admit: admit}
-		fr.peers.Add(peer, time.Now().Add(time.Minute))
+		if !fr.peers.Add(peer, time.Now().Add(time.Minute)) {
+			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
+		}
 		r.tcp[k] = fr
 		r.wg.Add(1)
 		go front.Serve(ln, &r.wg, fr.carry)
 		return fr.addr, nil
 	}
 	if fr := r.udp[k]; fr != nil {
-		fr.peers.Add(peer, time.Now().Add(24*time.Hour))
+		if !fr.peers.Add(peer, time.Now().Add(front.UDPAdmission)) {
+			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
+		}
 		return fr.addr, nil
 	}
 	c, addr, err := front.ListenUDP(dest.Addr())
@@ -121,7 +127,9 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
 	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, admit: admit, ups: map[netip.AddrPort]*net.UDPConn{}}
-	fr.peers.Add(peer, time.Now().Add(24*time.Hour))
+	if !fr.peers.Add(peer, time.Now().Add(front.UDPAdmission)) {
+		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
+	}
 	r.udp[k] = fr
 	r.wg.Add(1)
 	go fr.serve()
@@ -198,21 +206,22 @@ func (c *conn) abort(dst stream) {
 	}
 }
 
-// hungUp reports whether the other end of s closed or reset (POLLRDHUP,
-// POLLHUP, POLLERR), without reading anything.
-func hungUp(s stream) bool {
+// hungUp reports, without reading anything, whether the other end of s
+// is gone (POLLHUP, POLLERR: closed both ways, or reset) or has only
+// half-closed (POLLRDHUP).
+func hungUp(s stream) (gone, half bool) {
 	rc, err := s.(syscall.Conn).SyscallConn()
 	if err != nil {
-		return true
+		return true, true
 	}
-	gone := false
 	rc.Control(func(fd uintptr) {
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
-		if n, err := unix.Poll(p, 0); err == nil && n > 0 && p[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0 {
-			gone = true
+		if n, err := unix.Poll(p, 0); err == nil && n > 0 {
+			gone = p[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+			half = p[0].Revents&unix.POLLRDHUP != 0
 		}
 	})
-	return gone
+	return gone, half
 }
 
 // end closes both sides normally.
@@ -225,7 +234,7 @@ func (c *conn) end() {
 }
 
 func (fr *tcpFront) carry(prog *net.TCPConn) {
-	if !fr.peers.Take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true) {
+	if !fr.peers.Take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true, 0) {
 		prog.SetLinger(0) // not a connection this front was made for
 		prog.Close()
 		return
@@ -298,7 +307,9 @@ func (c *conn) pump(dir int, src, dst stream) {
 			case <-c.done:
 				return
 			case <-t.C:
-				if hungUp(src) {
+				// A half-close (its FIN) would be lost in a real blackhole:
+				// the other direction goes on, unless it is blackholed too.
+				if gone, half := hungUp(src); gone || half && f.Blackhole[1-dir] {
 					c.end()
 					return
 				}
@@ -519,7 +530,7 @@ func (fr *udpFront) serve() {
 			}
 			continue
 		}
-		if !fr.peers.Take(src, false) {
+		if !fr.peers.Take(src, false, front.UDPAdmission) {
 			continue // not a socket this front was made for
 		}
 		up := fr.upstream(src)

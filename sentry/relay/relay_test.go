@@ -284,15 +284,14 @@ func TestFrontsCarryOnlyTheirOwnSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.Dial("tcp", front.String()) // from some other port
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	c.Write([]byte("GET\n"))
-	if b, _ := io.ReadAll(c); len(b) != 0 {
-		t.Errorf("a foreign connection got %q through the front", b)
+	// From some other port: reset at once (the dial itself may see it).
+	if c, err := net.Dial("tcp", front.String()); err == nil {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		c.Write([]byte("GET\n"))
+		if b, _ := io.ReadAll(c); len(b) != 0 {
+			t.Errorf("a foreign connection got %q through the front", b)
+		}
+		c.Close()
 	}
 	u := udpEcho(t)
 	uf, _ := netstack.ParseFaults("latency:1ms")

@@ -362,3 +362,28 @@ func TestFaultsNeverConnectAsTheSandbox(t *testing.T) {
 		t.Errorf("other credentials: %q\n%s", got, r.Stderr)
 	}
 }
+
+// TestSocketsBoundWithoutAPort: a socket bound to an address with
+// IP_BIND_ADDRESS_NO_PORT has no port until its connect: it is connected
+// as it is (its address kept), neither relayed nor bound again, for a
+// fault and for a lookup alike; the supervisor goes on.
+func TestSocketsBoundWithoutAPort(t *testing.T) {
+	e := setup(t)
+	prog := `
+import socket
+for port in (8080, 53):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT
+    s.bind(("10.231.0.1", 0))
+    try:
+        s.connect(("10.231.0.2", port))
+        print(port, "connected from", s.getsockname()[0])
+    except OSError as e:
+        print(port, e.errno)
+`
+	native := e.n.Run(30*time.Second, "python3", "-c", prog)
+	r := e.n.Run(30*time.Second, e.sb, "run", "--fault", "tcp:10.231.0.2:8080=latency:1ms", "--observe-dns", "on", "--allow-all", "--", "python3", "-c", prog)
+	if r.ExitCode != 0 || r.Stdout != native.Stdout || !strings.Contains(r.Stdout, "8080 connected from 10.231.0.1") {
+		t.Errorf("natively %q, sandboxed %v\n%q", native.Stdout, r, r.Stdout)
+	}
+}
