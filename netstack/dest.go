@@ -269,8 +269,13 @@ func parseInetDest(s string, types TypeSet, resolve Resolver) (Dest, error) {
 		return d, nil
 	case isNamePattern(addr):
 		d.Host = NameOf(addr)
-		if d.Host == "any" {
+		switch d.Host {
+		case "any":
 			return Dest{}, fmt.Errorf("%q reads as a host name; for every destination write any or * in lower case", addr)
+		case "tcp", "udp", "unix":
+			// Written back, it would read as the scheme: "TCP:0" is no
+			// host named tcp.
+			return Dest{}, fmt.Errorf("%q reads as a host name; write the scheme in lower case (%s:)", addr, d.Host)
 		}
 		if strings.HasPrefix(d.Host, "*.") || resolve == nil {
 			return d, nil // matched through the program's lookups only
