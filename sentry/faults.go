@@ -60,7 +60,7 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		})
 		return
 	}
-	peer, ok := relayPeer(c)
+	peer, ok := frontPeer(c)
 	if !ok {
 		return
 	}
@@ -126,7 +126,7 @@ func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
 	c.alen = copy(c.addr[:], sa)
 }
 
-// relayPeer is the address a front will see c's socket at: its bound
+// frontPeer is the address a front (the relay's, the DNS forwarder's) will see c's socket at: its bound
 // port, on its bound address or the front's loopback. An unbound socket is
 // bound first, once, to the wildcard and port 0, as connect and sendto
 // would autobind it, so that its port is known before the front sees it.
@@ -134,7 +134,7 @@ func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
 // documented difference of a socket pointed at a front.) A socket bound to
 // an address without a port (IP_BIND_ADDRESS_NO_PORT) gets no front: its
 // port is chosen only by the connect, and a bind now would undo its address.
-func relayPeer(c *call) (netip.AddrPort, bool) {
+func frontPeer(c *call) (netip.AddrPort, bool) {
 	a, port, ok := boundAddr(c.sock)
 	if !ok {
 		return netip.AddrPort{}, false

@@ -148,7 +148,7 @@ func (s *Supervisor) toResolverFront(c *call) (front netip.AddrPort) {
 	if !s.sameNetns(c) || s.tree.owns(c) {
 		return
 	}
-	peer, ok := relayPeer(c)
+	peer, ok := frontPeer(c)
 	if !ok {
 		return
 	}

@@ -333,10 +333,17 @@ func leftoverPids() []int {
 	if err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WSTOPPED|unix.WCONTINUED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil); err == unix.ECHILD {
 		return nil
 	}
-	self := os.Getpid()
+	return Descendants(os.Getpid())
+}
+
+// Descendants lists the processes below pid, by the parent link in each
+// process's /proc/PID/stat (a child being re-parented names its old parent
+// or the subreaper, never neither); without /proc's listing, by the
+// children lists.
+func Descendants(pid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return descendants(self)
+		return descendants(pid)
 	}
 	children := map[int][]int{}
 	for _, e := range ents {
@@ -349,7 +356,7 @@ func leftoverPids() []int {
 		}
 	}
 	var out []int
-	queue := []int{self}
+	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]

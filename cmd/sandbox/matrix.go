@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandbox/matrix"
+	"sandbox/sentry"
 )
 
 // killAfter is how long a sandbox has, after the SIGTERM of --run-timeout,
@@ -558,49 +558,8 @@ func (r *matrixRunner) checkCell(run matrix.Run) string {
 	return r.check(run.Fault.Flag(run.Dest))
 }
 
-// descendants are the processes below pid, from /proc.
-func descendants(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	children := map[int][]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		pp, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		children[pp] = append(children[pp], p)
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
-}
+// descendants are the processes below pid (sentry.Descendants).
+func descendants(pid int) []int { return sentry.Descendants(pid) }
 
 // reapDescendants kills and reaps every process still below matrix: what a
 // run left behind came to matrix, its subreaper.

@@ -326,30 +326,18 @@ func (fr *udpFront) close() {
 // serve reads the program's queries and forwards each.
 func (fr *udpFront) serve() {
 	defer fr.f.wg.Done()
-	buf := make([]byte, 65535)
-	for {
-		n, src, err := fr.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		if !fr.peers.Take(src, false, front.UDPAdmission) {
-			continue // not a socket of the program's
-		}
-		b := buf[:n]
+	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort) {
 		reply, forward := fr.f.query(b, fr.resolver, "udp")
 		if reply != nil {
 			fr.conn.WriteToUDPAddrPort(reply, src)
 		}
 		if !forward {
-			continue
+			return
 		}
 		if u := fr.upstreamFor(src); u != nil {
 			u.conn.Write(b)
 		}
-	}
+	})
 }
 
 // upstreamFor returns the upstream socket of the program socket at src,

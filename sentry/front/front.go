@@ -61,6 +61,24 @@ func Serve(ln *net.TCPListener, wg *sync.WaitGroup, carry func(*net.TCPConn)) {
 	}
 }
 
+// ServeUDP reads datagrams on c until it is closed and hands those of
+// admitted sources to handle (b is reused by the next read).
+func ServeUDP(c *net.UDPConn, peers *Admitted, handle func(b []byte, src netip.AddrPort)) {
+	buf := make([]byte, 65535)
+	for {
+		n, src, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if peers.Take(src, false, UDPAdmission) { // else not a socket this front was made for
+			handle(buf[:n], src)
+		}
+	}
+}
+
 // Conns is what a front's Close must end: each connection being carried,
 // with the function that ends it.
 type Conns struct {

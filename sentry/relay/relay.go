@@ -521,25 +521,11 @@ const idle = 60 * time.Second
 
 func (fr *udpFront) serve() {
 	defer fr.r.wg.Done()
-	buf := make([]byte, 65535)
-	for {
-		n, src, err := fr.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort) {
+		if up := fr.upstream(src); up != nil {
+			fr.send(netstack.Up, append([]byte(nil), b...), func(p []byte) { up.Write(p) })
 		}
-		if !fr.peers.Take(src, false, front.UDPAdmission) {
-			continue // not a socket this front was made for
-		}
-		up := fr.upstream(src)
-		if up == nil {
-			continue
-		}
-		b := append([]byte(nil), buf[:n]...)
-		fr.send(netstack.Up, b, func(p []byte) { up.Write(p) })
-	}
+	})
 }
 
 // send applies loss, duplication and latency to one datagram.
