@@ -453,13 +453,15 @@ func (s *Supervisor) resume(c *call) unix.Errno {
 // briefNonblock sets O_NONBLOCK on the open file description that c's
 // duplicate shares with the caller, for one attempt, and reports whether
 // it did (the caller's file lacked it): restoreNonblock then clears that
-// bit alone, from the flags as they are by then. The attempt can wait (for
-// the socket's lock, or on a path), and the program may change the file's
-// flags meanwhile (O_ASYNC, O_NONBLOCK for its next call): writing back a
-// snapshot would undo that. A call the waiter holds reads the flags
-// afresh; on the receive thread they were read as the call began
-// (fileFlags), microseconds ago. (The call's own mode stays the one it
-// began with, c.flags, as sock_sndtimeo read it natively.)
+// bit alone. Both use ioctl(FIONBIO), which sets or clears O_NONBLOCK and
+// nothing else under the file's f_lock (ioctl_fionbio), never F_SETFL:
+// F_SETFL writes every flag from a value read earlier, so an O_ASYNC or
+// O_APPEND the program set from another thread in between was undone (and
+// clearing O_ASYNC calls sock_fasync, which waits for the socket's lock).
+// A call the waiter holds reads the flags afresh; on the receive thread
+// they were read as the call began (fileFlags), microseconds ago. (The
+// call's own mode stays the one it began with, c.flags, as sock_sndtimeo
+// read it natively.)
 func briefNonblock(c *call) (set bool, e unix.Errno) {
 	f := c.fileFlags()
 	if c.waited {
@@ -470,26 +472,16 @@ func briefNonblock(c *call) (set bool, e unix.Errno) {
 	if f&unix.O_NONBLOCK != 0 {
 		return false, 0
 	}
-	return true, setFileFlags(c.sock, f|unix.O_NONBLOCK)
+	return true, setNonblock(c.sock, true)
 }
 
 // restoreNonblock clears the O_NONBLOCK that briefNonblock set, if it set
-// one, keeping every other flag as it is now.
+// one. (An O_NONBLOCK the program itself set during the attempt is cleared
+// too: the one divergence left, as no flag tells the two apart.)
 func restoreNonblock(c *call, set bool) {
-	if !set {
-		return
+	if set {
+		setNonblock(c.sock, false)
 	}
-	if cur, e := rawFcntl(c.sock, unix.F_GETFL, 0); e == 0 {
-		setFileFlags(c.sock, cur&^unix.O_NONBLOCK)
-	}
-}
-
-// setFileFlags is fcntl(F_SETFL). Not a raw system call: setfl calls the
-// socket's fasync when O_ASYNC changes, and sock_fasync takes the socket's
-// lock, which a thread of the program may hold (waits.go).
-func setFileFlags(fd, flags int) unix.Errno {
-	_, _, e := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETFL, uintptr(flags))
-	return e
 }
 
 // settle ends a blocking connect whose attempt is under way, as the tail of

@@ -15,7 +15,8 @@ import (
 // duplicate, honouring the open file's own O_NONBLOCK. unix_stream_connect
 // queues the new connection at once when the listener has room, so the
 // call does not wait, and it costs what the floor's connect costs: no
-// F_GETFL, no brief O_NONBLOCK (connectAllowed's path pays three fcntls).
+// F_GETFL, no brief O_NONBLOCK (connectAllowed's path pays an F_GETFL
+// and two ioctls).
 // It is exact by construction: the kernel's own path runs on the caller's
 // socket, and a Unix connect's result does not depend on what the peer
 // does after (no handshake to finish, no error to collect).
@@ -154,7 +155,7 @@ func (s *Supervisor) convertLocked(r *receiver) (converted, handled bool) {
 	if e != 0 {
 		return false, false
 	}
-	if e := setFileFlags(d.sock, f|unix.O_NONBLOCK); e != 0 {
+	if e := setNonblock(d.sock, true); e != 0 {
 		return false, false
 	}
 	d.converted, d.flags, d.at = true, f, nanotime()

@@ -18,7 +18,8 @@ import (
 // (connect, the sends, TCP_INFO, most IP-level options). These do not:
 // SOL_SOCKET's SO_DOMAIN, SO_TYPE, SO_PROTOCOL, SO_COOKIE, SO_MARK,
 // SO_BINDTOIFINDEX and SO_ACCEPTCONN (sk_getsockopt reads them without the
-// lock), and F_GETFL/F_SETFL (the file's spinlock only).
+// lock), F_GETFL and FIONBIO (the file's spinlock only; FIONBIO is
+// do_vfs_ioctl's, and never reaches the socket).
 
 func rawGetsockoptInt(fd, level, opt int) (int, unix.Errno) {
 	var v int32
@@ -36,3 +37,17 @@ func rawFcntl(fd, cmd, arg int) (int, unix.Errno) {
 // rawClose closes a descriptor of the supervisor's own: a pidfd, a /proc
 // file, a Landlock ruleset (a duplicate of the program's file: closeDup).
 func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
+
+// setNonblock sets or clears O_NONBLOCK, and only it, on fd's open file
+// description: ioctl(FIONBIO), ioctl_fionbio. Unlike F_SETFL it writes no
+// other flag back, so it cannot undo a change the program makes to the
+// shared file meanwhile, and it never calls the socket's fasync.
+func setNonblock(fd int, on bool) unix.Errno {
+	const fionbio = 0x5421 // include/uapi/asm-generic/ioctls.h (x/sys has no name for it)
+	var v int32
+	if on {
+		v = 1
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), fionbio, uintptr(unsafe.Pointer(&v)))
+	return e
+}

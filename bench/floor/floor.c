@@ -38,11 +38,11 @@
  *   - SO_DOMAIN and SO_TYPE on every duplicate: the kernel reads the copied
  *     address by the socket's family and type, so the decision must too.
  *   - A blocking stream connect is made non-blocking for the attempt
- *     (F_GETFL, F_SETFL), so that a peer's reset is left for the
- *     program's next call: on EINPROGRESS, TCP_INFO shows whether the
- *     handshake completed, and only then is the socket connected again
- *     (SS_CONNECTED); then F_GETFL and F_SETFL clear O_NONBLOCK again,
- *     keeping any flag the program changed meanwhile. (A handshake still
+ *     (F_GETFL, then ioctl FIONBIO, which sets that flag alone), so that a
+ *     peer's reset is left for the program's next call: on EINPROGRESS,
+ *     TCP_INFO shows whether the handshake completed, and only then is the
+ *     socket connected again (SS_CONNECTED); then FIONBIO clears
+ *     O_NONBLOCK again, keeping any flag the program changed meanwhile. (A handshake still
  *     under way is waited for with poll, on this thread.)
  *   - A denied TCP connect reads TCP_INFO first: a connected or connecting
  *     socket fails with EISCONN or EALREADY before any decision.
@@ -240,8 +240,8 @@ static int sock_domain, sock_type; /* the duplicate's, under FLOOR_EXACT */
 static long exact_connect(int sock, const struct sockaddr *a, socklen_t len)
 {
 	int fl = fcntl(sock, F_GETFL);
-	int set = fl >= 0 && !(fl & O_NONBLOCK);
-	if (set && fcntl(sock, F_SETFL, fl | O_NONBLOCK) != 0)
+	int set = fl >= 0 && !(fl & O_NONBLOCK), on = 1, off = 0;
+	if (set && ioctl(sock, FIONBIO, &on) != 0)
 		return -errno;
 	long v = connect(sock, a, len) == 0 ? 0 : -errno;
 	while (v == -EINPROGRESS || v == -EALREADY) {
@@ -262,8 +262,8 @@ static long exact_connect(int sock, const struct sockaddr *a, socklen_t len)
 			v = connect(sock, a, len) == 0 ? 0 : -errno;
 		break;
 	}
-	if (set && (fl = fcntl(sock, F_GETFL)) >= 0)
-		fcntl(sock, F_SETFL, fl & ~O_NONBLOCK);
+	if (set)
+		ioctl(sock, FIONBIO, &off);
 	return v;
 }
 
