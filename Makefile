@@ -25,7 +25,7 @@ SANDBOX_FLAGS ?=
 BENCH_FLAGS ?=
 
 # Debian packages the project needs (build, tests, bench, demo).
-DEB_PACKAGES := libseccomp-dev pkg-config gcc iproute2 iptables nftables tmux strace curl python3 make git bind9-dnsutils
+DEB_PACKAGES := libseccomp-dev pkg-config gcc iproute2 iptables nftables tmux strace curl python3 make git bind9-dnsutils musl-tools python3-dnspython
 ifeq ($(shell dpkg --print-architecture 2>/dev/null),amd64)
 DEB_PACKAGES += gcc-multilib
 endif

@@ -75,9 +75,9 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		// is told of: the relay's own.
 		dest = onward
 		resolver := c.req.Addr
-		admit = func(p netip.AddrPort) { s.dns.Front(resolver, stream, p) }
+		admit = func(p netip.AddrPort) { s.dns.Front(resolver, stream, p, netip.AddrPort{}) }
 	}
-	front, err := s.relay.Front(dest, stream, f, peer, admit)
+	front, err := s.relay.Front(dest, stream, f, peer, s.replyAs(c), admit)
 	if err != nil {
 		s.cfg.Log.WithField("error", err).Warn("faults: cannot relay this connection; it is made without its faults")
 		return

@@ -61,6 +61,9 @@ type Supervisor struct {
 	dns         *dnsfwd.Forwarder
 	netns       unix.Stat_t
 	frontFailed sync.Once
+	// spoofUnavailable: said once, replies to unconnected sockets come
+	// from the fronts (replyAs).
+	spoofUnavailable sync.Once
 	// relay carries connections with faults (faults.go), made on first use.
 	relay             *relay.Relay
 	relayOnce         sync.Once

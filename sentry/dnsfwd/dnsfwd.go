@@ -95,8 +95,10 @@ func New(names *netstack.Names, judge Judge, denies bool, trust Trust, log *logr
 //
 // peer is where the front will see the program's socket (its bound port):
 // a front on loopback is reachable by every process of the namespace, and
-// answers only the sockets it was made for.
-func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrPort) (netip.AddrPort, error) {
+// answers only the sockets it was made for. replyAs, when valid (UDP), is
+// where that socket's answers are to come from: the resolver as the
+// program addressed it, for a socket that is not connected (front.Reply).
+func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer, replyAs netip.AddrPort) (netip.AddrPort, error) {
 	// The zone stays: a link-local resolver is reached through it.
 	resolver = netip.AddrPortFrom(resolver.Addr().Unmap(), resolver.Port())
 	f.mu.Lock()
@@ -129,7 +131,7 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrP
 		}
 		f.udp[resolver] = fr
 	}
-	if !fr.peers.Add(peer, time.Now().Add(front.UDPAdmission)) {
+	if !fr.peers.AddAs(peer, time.Now().Add(front.UDPAdmission), replyAs) {
 		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 	}
 	return fr.addr, nil
@@ -329,7 +331,7 @@ func (fr *udpFront) serve() {
 	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort) {
 		reply, forward := fr.f.query(b, fr.resolver, "udp")
 		if reply != nil {
-			fr.conn.WriteToUDPAddrPort(reply, src)
+			front.Reply(fr.conn, &fr.peers, reply, src)
 		}
 		if !forward {
 			return
@@ -400,7 +402,7 @@ func (fr *udpFront) relay(src netip.AddrPort, u *upstream) {
 			continue // ECONNREFUSED from an ICMP error: the program sees silence
 		}
 		out := fr.f.answer(buf[:n], fr.resolver, "udp")
-		fr.conn.WriteToUDPAddrPort(out, src)
+		front.Reply(fr.conn, &fr.peers, out, src)
 	}
 }
 

@@ -130,10 +130,19 @@ func (s *Conns) Range(fn func()) {
 // the front sees them at: a front on loopback is reachable by every process
 // of the namespace, and must not carry anyone else's connection to its
 // destination (another sandbox's, denied there).
+//
+// A UDP socket may also be answered as someone else (ReplyAs): an
+// unconnected socket gets each reply from the address it sent to, not
+// from the front (see Reply).
 type Admitted struct {
 	mu     sync.Mutex
-	m      map[netip.AddrPort]time.Time // until when
+	m      map[netip.AddrPort]admission
 	pruned time.Time
+}
+
+type admission struct {
+	until time.Time
+	as    netip.AddrPort // where its replies come from; invalid: the front
 }
 
 // UDPAdmission is how long a UDP socket stays admitted after its last
@@ -146,17 +155,24 @@ const maxAdmitted = 4096
 
 // Add admits p until the given time; false when the set is full.
 func (a *Admitted) Add(p netip.AddrPort, until time.Time) bool {
-	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+	return a.AddAs(p, until, netip.AddrPort{})
+}
+
+// AddAs admits p until the given time, its replies to come from as
+// (invalid: from the front itself); false when the set is full. The
+// latest call for p decides.
+func (a *Admitted) AddAs(p netip.AddrPort, until time.Time, as netip.AddrPort) bool {
+	p = unmap(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
-		a.m = map[netip.AddrPort]time.Time{}
+		a.m = map[netip.AddrPort]admission{}
 	}
 	now := time.Now()
 	if _, ok := a.m[p]; !ok && len(a.m) >= maxAdmitted && now.Sub(a.pruned) >= time.Second {
 		a.pruned = now // at most one walk a second
 		for k, t := range a.m {
-			if t.Before(now) {
+			if t.until.Before(now) {
 				delete(a.m, k)
 			}
 		}
@@ -164,7 +180,7 @@ func (a *Admitted) Add(p netip.AddrPort, until time.Time) bool {
 	if _, ok := a.m[p]; !ok && len(a.m) >= maxAdmitted {
 		return false
 	}
-	a.m[p] = until
+	a.m[p] = admission{until, as}
 	return true
 }
 
@@ -172,19 +188,41 @@ func (a *Admitted) Add(p netip.AddrPort, until time.Time) bool {
 // TCP connection); refresh, if not zero, extends a standing one (a UDP
 // socket, for as long as it keeps sending).
 func (a *Admitted) Take(p netip.AddrPort, once bool, refresh time.Duration) bool {
-	p = netip.AddrPortFrom(p.Addr().Unmap(), p.Port())
+	p = unmap(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t, ok := a.m[p]
 	now := time.Now()
-	ok = ok && now.Before(t)
+	ok = ok && now.Before(t.until)
 	switch {
 	case once:
 		delete(a.m, p)
 	case ok && refresh > 0:
-		a.m[p] = now.Add(refresh)
+		t.until = now.Add(refresh)
+		a.m[p] = t
 	}
 	return ok
+}
+
+// ReplyAs is where p's replies come from: invalid for the front itself.
+func (a *Admitted) ReplyAs(p netip.AddrPort) netip.AddrPort {
+	p = unmap(p)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m[p].as
+}
+
+func unmap(p netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(p.Addr().Unmap(), p.Port()) }
+
+// Reply sends b from the front c to the program socket at dst, from the
+// address dst's admission names when there is one (Spoof), else from c.
+func Reply(c *net.UDPConn, peers *Admitted, b []byte, dst netip.AddrPort) {
+	if as := peers.ReplyAs(dst); as.IsValid() {
+		if sp := spoofer(); sp != nil && sp.send(as, dst, b) == nil {
+			return
+		}
+	}
+	c.WriteToUDPAddrPort(b, dst)
 }
 
 // FreePort returns a loopback port of network ("tcp" or "udp") that

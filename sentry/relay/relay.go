@@ -83,10 +83,14 @@ func Spares(f *netstack.Faults) bool {
 // front will see at peer (its bound port, on loopback or its bound
 // address): only it is carried.
 //
+// replyAs, when valid (UDP), is where the datagrams to peer are to come
+// from: the destination as the program addressed it, for a socket that is
+// not connected (front.Reply).
+//
 // admit, if not nil, is told the address of each onward socket before it
 // is used: a destination that is itself a front (the DNS forwarder's)
 // admits it.
-func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort, admit func(netip.AddrPort)) (netip.AddrPort, error) {
+func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer, replyAs netip.AddrPort, admit func(netip.AddrPort)) (netip.AddrPort, error) {
 	// The zone stays: a link-local destination is reached through it.
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
@@ -117,7 +121,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		return fr.addr, nil
 	}
 	if fr := r.udp[k]; fr != nil {
-		if !fr.peers.Add(peer, time.Now().Add(front.UDPAdmission)) {
+		if !fr.peers.AddAs(peer, time.Now().Add(front.UDPAdmission), replyAs) {
 			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 		}
 		return fr.addr, nil
@@ -127,7 +131,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
 	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, admit: admit, ups: map[netip.AddrPort]*net.UDPConn{}}
-	if !fr.peers.Add(peer, time.Now().Add(front.UDPAdmission)) {
+	if !fr.peers.AddAs(peer, time.Now().Add(front.UDPAdmission), replyAs) {
 		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 	}
 	r.udp[k] = fr
@@ -603,7 +607,7 @@ func (fr *udpFront) upstream(src netip.AddrPort) *net.UDPConn {
 				continue
 			}
 			b := append([]byte(nil), buf[:n]...)
-			fr.send(netstack.Down, b, func(p []byte) { fr.conn.WriteToUDPAddrPort(p, src) })
+			fr.send(netstack.Down, b, func(p []byte) { front.Reply(fr.conn, &fr.peers, p, src) })
 		}
 	}()
 	return u

@@ -212,6 +212,34 @@ func TestLossMatchesItsTwin(t *testing.T) {
 	}
 }
 
+// unconnectedProbe sends from an unconnected socket and prints where each
+// echo came from, as a resolver that checks the source does.
+const unconnectedProbe = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+for i in range(3):
+    s.sendto(b"%d" % i, ("10.231.0.2", 9999))
+    b, a = s.recvfrom(2048)
+    print(b.decode(), a[0], a[1])
+`
+
+// TestUnconnectedUDPRepliesComeFromTheDestination: a datagram relayed for
+// its faults comes back from the address the program sent it to, not from
+// the relay's loopback front; natively and sandboxed print the same.
+func TestUnconnectedUDPRepliesComeFromTheDestination(t *testing.T) {
+	n := nettest.NewNetns(t)
+	sb := nettest.BuildSandbox(t)
+	n.StartPeer(t, "ready", "python3", "-c", echoUDP)
+	want := n.Run(30*time.Second, "python3", "-c", unconnectedProbe)
+	if want.ExitCode != 0 || want.Stdout != "0 10.231.0.2 9999\n1 10.231.0.2 9999\n2 10.231.0.2 9999\n" {
+		t.Fatalf("natively: %v\n%s", want, want.Stdout)
+	}
+	got := n.Run(30*time.Second, sb, "run", "--fault", "udp:10.231.0.2:9999=latency:20ms", "--allow-all", "--", "python3", "-c", unconnectedProbe)
+	if got.Stdout != want.Stdout {
+		t.Errorf("through the relay:\n%s%s\nnatively:\n%s", got.Stdout, got.Stderr, want.Stdout)
+	}
+}
+
 // unixServer serves a Unix stream socket at path in one of three ways:
 // "reply" reads a request and answers 100 bytes; "unread" waits for the
 // request and closes without reading it (a peer that dies: its twin of a

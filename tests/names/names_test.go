@@ -248,9 +248,21 @@ func TestLookupsSeeTheSameAnswers(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/dig"); err == nil {
 		probes = append(probes, []string{"dig", "+short", "+tries=1", "www.web.test"}, []string{"dig", "+short", "+tcp", "web.test", "AAAA"})
 	}
+	// musl's resolver sends from an unconnected socket and takes only
+	// answers whose source is the nameserver it asked.
+	musl := nettest.CompileMusl(t, filepath.Join("testdata", "resolve.c"))
+	probes = append(probes, []string{musl, "www.web.test", "web.test", "gone.web.test", "big.web.test"},
+		// dnspython does the same (dns.query.udp checks the source);
+		// Debian's python3-dnspython is for Debian's python3.
+		[]string{"/usr/bin/python3", "-c", "import dns.resolver as r; print(sorted(a.to_text() for a in r.resolve('www.web.test', 'A', lifetime=5)))"})
 	for _, argv := range probes {
 		native := e.run(argv...)
 		sb := e.sandboxed([]string{"--allow-all", "--observe-dns", "on"}, argv...)
+		if argv[0] == musl || argv[0] == "/usr/bin/python3" {
+			if !strings.Contains(native.Stdout, "10.231.0.2") {
+				t.Fatalf("%q natively: %v\n%s%s(the comparison proves nothing)", argv, native, native.Stdout, native.Stderr)
+			}
+		}
 		if native.Stdout != sb.Stdout || native.ExitCode != sb.ExitCode {
 			t.Errorf("%q: natively exit %d\n%s\nsandboxed exit %d\n%s%s", argv, native.ExitCode, native.Stdout, sb.ExitCode, sb.Stdout, sb.Stderr)
 		}

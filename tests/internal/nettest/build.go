@@ -129,6 +129,19 @@ var CFlags = []string{"-O1", "-Wall", "-pthread"}
 // Warnings are logged.
 func CompileC(t testing.TB, src string, static bool, extra ...string) string {
 	t.Helper()
+	return compileWith(t, "gcc", src, static, extra...)
+}
+
+// CompileMusl is CompileC with musl's libc (musl-gcc, Debian's musl-tools),
+// always static: programs whose resolver and socket calls are musl's, as
+// in Alpine images.
+func CompileMusl(t testing.TB, src string, extra ...string) string {
+	t.Helper()
+	return compileWith(t, "musl-gcc", src, true, extra...)
+}
+
+func compileWith(t testing.TB, cc, src string, static bool, extra ...string) string {
+	t.Helper()
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		t.Fatal(err)
@@ -142,9 +155,12 @@ func CompileC(t testing.TB, src string, static bool, extra ...string) string {
 	if static {
 		name += "-static"
 	}
+	if cc != "gcc" {
+		name += "-" + cc
+	}
 	var warnings string
-	path := cached(t, "cc:"+abs+"\x00"+strings.Join(args, "\x00"), name, func(out string) error {
-		gcc, err := exec.LookPath("gcc")
+	path := cached(t, cc+":"+abs+"\x00"+strings.Join(args, "\x00"), name, func(out string) error {
+		gcc, err := exec.LookPath(cc)
 		if err != nil {
 			return fmt.Errorf("compiling %s: %v", src, err)
 		}
