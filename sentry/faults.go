@@ -48,16 +48,8 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	if relay.Spares(f) || !s.sameNetns(c) {
 		return
 	}
-	// The identity a socket carries (its owner, fsuid; uid routing and
-	// owner matches) is the uids and gids; capabilities take no part in a
-	// connect.
-	if st, err := c.callerStatus(); err != nil || st.Uid != s.self.Uid || st.Gid != s.self.Gid {
-		// The relay's onward connection would be the supervisor's, with
-		// its uid (owner matches, uid routing), which must never stand in
-		// for the program's: made as it is, without its faults.
-		s.faultsOtherCreds.Do(func() {
-			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("faults: PROGRAM runs with other credentials than the sandbox, and the relay's onward connection would be the sandbox's: connected without its faults (run the sandbox as PROGRAM's user)")
-		})
+	adm, ok := s.admission(c)
+	if !ok {
 		return
 	}
 	peer, ok := frontPeer(c)
@@ -75,9 +67,11 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		// is told of: the relay's own.
 		dest = onward
 		resolver := c.req.Addr
-		admit = func(p netip.AddrPort) { s.dns.Front(resolver, stream, p, netip.AddrPort{}) }
+		// The relay's onward sockets are the program's too, and so are
+		// the forwarder's upstreams for them.
+		admit = func(p netip.AddrPort) { s.dns.Front(resolver, stream, p, front.Admission{Make: adm.Make}) }
 	}
-	front, err := s.relay.Front(dest, stream, f, peer, s.replyAs(c), admit)
+	front, err := s.relay.Front(dest, stream, f, peer, adm, admit)
 	if err != nil {
 		s.cfg.Log.WithField("error", err).Warn("faults: cannot relay this connection; it is made without its faults")
 		return
@@ -97,7 +91,15 @@ func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
 	if relay.Spares(f) || !s.sameNetns(c) {
 		return
 	}
-	up, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	adm, ok := s.admission(c)
+	if !ok {
+		return
+	}
+	mk := adm.Make
+	if mk == nil {
+		mk = plainSocket
+	}
+	up, err := mk(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
 	if err != nil {
 		return
 	}
@@ -124,53 +126,4 @@ func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
 		c.unix = nil
 	}
 	c.alen = copy(c.addr[:], sa)
-}
-
-// frontPeer is the address a front (the relay's, the DNS forwarder's) will see c's socket at: its bound
-// port, on its bound address or the front's loopback. An unbound socket is
-// bound first, once, to the wildcard and port 0, as connect and sendto
-// would autobind it, so that its port is known before the front sees it.
-// (Unlike autobind, the port then stays bound after a failed connect: a
-// documented difference of a socket pointed at a front.) A socket bound to
-// an address without a port (IP_BIND_ADDRESS_NO_PORT) gets no front: its
-// port is chosen only by the connect, and a bind now would undo its address.
-func frontPeer(c *call) (netip.AddrPort, bool) {
-	a, port, ok := boundAddr(c.sock)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	if port == 0 {
-		if !a.IsUnspecified() {
-			return netip.AddrPort{}, false // an address and no port yet
-		}
-		var any unix.Sockaddr = &unix.SockaddrInet4{}
-		if c.domain == unix.AF_INET6 {
-			any = &unix.SockaddrInet6{}
-		}
-		if unix.Bind(c.sock, any) != nil {
-			return netip.AddrPort{}, false
-		}
-		if a, port, ok = boundAddr(c.sock); !ok || port == 0 {
-			return netip.AddrPort{}, false
-		}
-	}
-	if a.IsUnspecified() {
-		a = front.Loopback(c.req.Addr.Addr())
-	}
-	return netip.AddrPortFrom(a, uint16(port)), true
-}
-
-// boundAddr is the socket's local address and port (getsockname), unmapped.
-func boundAddr(fd int) (netip.Addr, int, bool) {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return netip.Addr{}, 0, false
-	}
-	switch v := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(v.Addr), v.Port, true
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(v.Addr).Unmap(), v.Port, true
-	}
-	return netip.Addr{}, 0, false
 }

@@ -10,7 +10,6 @@ import (
 
 	"sandbox/netstack"
 	"sandbox/sentry/dnsfwd"
-	"sandbox/sentry/front"
 )
 
 // Names that follow the program's DNS (see docs/design.md, "Names that
@@ -149,11 +148,15 @@ func (s *Supervisor) toResolverFront(c *call) (front netip.AddrPort) {
 	if !s.sameNetns(c) || s.tree.owns(c) {
 		return
 	}
+	adm, ok := s.admission(c)
+	if !ok {
+		return
+	}
 	peer, ok := frontPeer(c)
 	if !ok {
 		return
 	}
-	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM, peer, s.replyAs(c))
+	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM, peer, adm)
 	if err != nil {
 		s.frontFailed.Do(func() {
 			s.cfg.Log.WithField("error", err).Warn("dns: cannot observe lookups (their names stay unknown; rules by name match load-time addresses only)")
@@ -165,27 +168,6 @@ func (s *Supervisor) toResolverFront(c *call) (front netip.AddrPort) {
 		return fr
 	}
 	return
-}
-
-// replyAs is where the replies to a datagram c sends through a front must
-// come from: the destination as the program addressed it when c's socket
-// is not connected (it may check each reply's source: front.Reply), and
-// the front itself otherwise (a connect, or a connected socket, which
-// takes datagrams from its peer only). Said once when raw sockets are out
-// of reach, as such programs then ignore the replies.
-func (s *Supervisor) replyAs(c *call) netip.AddrPort {
-	if c.typ != unix.SOCK_DGRAM || c.req.Op != netstack.OpSend {
-		return netip.AddrPort{}
-	}
-	if _, err := unix.Getpeername(c.sock); err != unix.ENOTCONN {
-		return netip.AddrPort{}
-	}
-	if !front.CanSpoof() {
-		s.spoofUnavailable.Do(func() {
-			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("replies to an unconnected UDP socket through a front (DNS, faults) come from the sandbox's loopback front, not from the address it sent to (no CAP_NET_RAW here): resolvers that check the source, such as musl's, ignore them")
-		})
-	}
-	return c.req.Addr
 }
 
 // sameNetns reports whether c's socket lives in the supervisor's network

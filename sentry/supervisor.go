@@ -68,7 +68,7 @@ type Supervisor struct {
 	relay             *relay.Relay
 	relayOnce         sync.Once
 	faultsUnsupported sync.Once
-	faultsOtherCreds  sync.Once
+	frontOtherOwner   sync.Once
 	dispatch          *dispatchTable
 	tracees           *tracees
 	creds             *credCache

@@ -18,6 +18,7 @@
 package dnsfwd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -95,10 +96,10 @@ func New(names *netstack.Names, judge Judge, denies bool, trust Trust, log *logr
 //
 // peer is where the front will see the program's socket (its bound port):
 // a front on loopback is reachable by every process of the namespace, and
-// answers only the sockets it was made for. replyAs, when valid (UDP), is
-// where that socket's answers are to come from: the resolver as the
-// program addressed it, for a socket that is not connected (front.Reply).
-func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer, replyAs netip.AddrPort) (netip.AddrPort, error) {
+// answers only the sockets it was made for, as adm says: where an
+// unconnected socket's answers come from, and who makes the upstream
+// socket (the program's identity, front.Maker).
+func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrPort, adm front.Admission) (netip.AddrPort, error) {
 	// The zone stays: a link-local resolver is reached through it.
 	resolver = netip.AddrPortFrom(resolver.Addr().Unmap(), resolver.Port())
 	f.mu.Lock()
@@ -118,7 +119,7 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer, replyAs ne
 			}
 			f.tcp[resolver] = fr
 		}
-		if !fr.peers.Add(peer, time.Now().Add(time.Minute)) {
+		if !fr.peers.Admit(peer, time.Now().Add(time.Minute), adm) {
 			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 		}
 		return fr.addr, nil
@@ -131,7 +132,7 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer, replyAs ne
 		}
 		f.udp[resolver] = fr
 	}
-	if !fr.peers.AddAs(peer, time.Now().Add(front.UDPAdmission), replyAs) {
+	if !fr.peers.Admit(peer, time.Now().Add(front.UDPAdmission), adm) {
 		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 	}
 	return fr.addr, nil
@@ -328,7 +329,7 @@ func (fr *udpFront) close() {
 // serve reads the program's queries and forwards each.
 func (fr *udpFront) serve() {
 	defer fr.f.wg.Done()
-	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort) {
+	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort, adm front.Admission) {
 		reply, forward := fr.f.query(b, fr.resolver, "udp")
 		if reply != nil {
 			front.Reply(fr.conn, &fr.peers, reply, src)
@@ -336,15 +337,15 @@ func (fr *udpFront) serve() {
 		if !forward {
 			return
 		}
-		if u := fr.upstreamFor(src); u != nil {
+		if u := fr.upstreamFor(src, adm.Make); u != nil {
 			u.conn.Write(b)
 		}
 	})
 }
 
 // upstreamFor returns the upstream socket of the program socket at src,
-// made on its first query.
-func (fr *udpFront) upstreamFor(src netip.AddrPort) *upstream {
+// made on its first query, by mk (with the program's identity).
+func (fr *udpFront) upstreamFor(src netip.AddrPort, mk front.Maker) *upstream {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	if fr.done {
@@ -358,8 +359,13 @@ func (fr *udpFront) upstreamFor(src netip.AddrPort) *upstream {
 	if len(fr.ups) >= maxUpstreams {
 		return nil
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.resolver)) // with its zone
+	nc, err := front.Dial(context.Background(), mk, "udp", netip.AddrPort{}, fr.resolver, 0) // with its zone
 	if err != nil {
+		return nil
+	}
+	c, ok := nc.(*net.UDPConn)
+	if !ok {
+		nc.Close()
 		return nil
 	}
 	u := &upstream{conn: c, last: now}
@@ -431,7 +437,8 @@ func (f *Forwarder) newTCPFront(resolver netip.AddrPort) (*tcpFront, error) {
 // the resolver, and the answers back, each a two-byte length and a message
 // (RFC 1035 4.2.2).
 func (fr *tcpFront) relay(c *net.TCPConn) {
-	if !fr.peers.Take(c.RemoteAddr().(*net.TCPAddr).AddrPort(), true, 0) {
+	adm, ok := fr.peers.Take(c.RemoteAddr().(*net.TCPAddr).AddrPort(), true, 0)
+	if !ok {
 		c.SetLinger(0) // not a connection of the program's
 		c.Close()
 		return
@@ -439,7 +446,7 @@ func (fr *tcpFront) relay(c *net.TCPConn) {
 	fr.conns.Add(c, func() { c.Close() })
 	defer fr.conns.Remove(c)
 	defer c.Close()
-	up, err := net.DialTimeout("tcp", net.TCPAddrFromAddrPort(fr.resolver).String(), 10*time.Second)
+	up, err := front.Dial(context.Background(), adm.Make, "tcp", netip.AddrPort{}, fr.resolver, 10*time.Second)
 	if err != nil {
 		c.SetLinger(0) // the resolver refused or never answered: so does this connection
 		return

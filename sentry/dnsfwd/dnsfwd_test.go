@@ -176,11 +176,11 @@ func TestAnswersPassUnchangedAndNameTheChain(t *testing.T) {
 		"edge.cdn.test. 60 IN A 10.0.0.7",
 		"unrelated.test. 60 IN A 10.0.0.99")
 	f, names := newForwarder(t, "rules: []\n")
-	front, err := f.Front(u.addr, false, peer, netip.AddrPort{})
+	front, err := f.Front(u.addr, false, peer, noAdm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := f.Front(u.addr, false, peer, netip.AddrPort{}); again != front {
+	if again, _ := f.Front(u.addr, false, peer, noAdm); again != front {
 		t.Errorf("a second Front for the same resolver is %v, not %v", again, front)
 	}
 	got := exchange(t, front, peer, query(t, "WWW.web.test", dns.TypeA), 2*time.Second)
@@ -212,7 +212,7 @@ func TestDeniedNamesAreAnsweredHere(t *testing.T) {
   - deny: quiet.test
     dns: refused
 `)
-	front, _ := f.Front(u.addr, false, peer, netip.AddrPort{})
+	front, _ := f.Front(u.addr, false, peer, noAdm)
 	for _, tt := range []struct {
 		name  string
 		rcode int
@@ -248,13 +248,13 @@ func TestTruncatedAnswersAndTheTCPFallback(t *testing.T) {
 	u.tc = true
 	u.mu.Unlock()
 	f, names := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false, peer, netip.AddrPort{})
+	front, _ := f.Front(u.addr, false, peer, noAdm)
 	m := unpack(t, exchange(t, front, peer, query(t, "big.test", dns.TypeA), 2*time.Second))
 	if !m.Truncated || len(m.Answer) != 0 {
 		t.Fatalf("the truncated answer did not pass as it was: %v", m)
 	}
 	tpeer := freePort(t, "tcp")
-	tfront, err := f.Front(u.addr, true, tpeer, netip.AddrPort{})
+	tfront, err := f.Front(u.addr, true, tpeer, noAdm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestASilentResolverStaysSilent(t *testing.T) {
 	u.silent = true
 	u.mu.Unlock()
 	f, _ := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false, peer, netip.AddrPort{})
+	front, _ := f.Front(u.addr, false, peer, noAdm)
 	if b := exchange(t, front, peer, query(t, "x.test", dns.TypeA), 300*time.Millisecond); b != nil {
 		t.Errorf("a silent resolver answered %x", b)
 	}
@@ -300,7 +300,7 @@ func TestASilentResolverStaysSilent(t *testing.T) {
 		t.Errorf("the query did not reach the resolver: %q", u.questions())
 	}
 	f.Close()
-	if _, err := f.Front(u.addr, false, peer, netip.AddrPort{}); err == nil {
+	if _, err := f.Front(u.addr, false, peer, noAdm); err == nil {
 		t.Error("Front after Close")
 	}
 }
@@ -335,13 +335,13 @@ func TestQueriesThatCannotBeJudged(t *testing.T) {
 	garbage := []byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff} // one question, cut off
 	// No denials: forwarded as it is.
 	f, _ := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(resolver, false, peer, netip.AddrPort{})
+	front, _ := f.Front(resolver, false, peer, noAdm)
 	if b := exchange(t, front, peer, garbage, 300*time.Millisecond); b != nil || arrived() != 1 || !bytes.Equal(<-got, garbage) {
 		t.Fatalf("without denials the unreadable query should reach the resolver unchanged")
 	}
 	// With denials: FORMERR, nothing forwarded.
 	f, _ = newForwarder(t, "rules:\n  - deny: bad.test\n")
-	front, _ = f.Front(resolver, false, peer, netip.AddrPort{})
+	front, _ = f.Front(resolver, false, peer, noAdm)
 	b := exchange(t, front, peer, garbage, time.Second)
 	if m := unpack(t, b); m.Rcode != dns.RcodeFormatError || m.Id != 0x1234 || arrived() != 0 {
 		t.Errorf("with denials: %v, %d forwarded", m, len(got))
@@ -373,7 +373,7 @@ func TestUntrustedResolversNameNothing(t *testing.T) {
 	untrusted.Store(true)
 	defer untrusted.Store(false)
 	f, names := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false, peer, netip.AddrPort{})
+	front, _ := f.Front(u.addr, false, peer, noAdm)
 	b := exchange(t, front, peer, query(t, "own.test", dns.TypeA), 2*time.Second)
 	if !bytes.Equal(b, u.lastAnswer()) || b == nil {
 		t.Errorf("the answer did not pass unchanged")
@@ -388,7 +388,7 @@ func TestUntrustedResolversNameNothing(t *testing.T) {
 func TestFrontsAnswerOnlyTheProgramsSockets(t *testing.T) {
 	u := startResolver(t, "a.test. 60 IN A 10.0.0.13")
 	f, _ := newForwarder(t, "rules: []\n")
-	front, _ := f.Front(u.addr, false, freePort(t, "udp"), netip.AddrPort{})
+	front, _ := f.Front(u.addr, false, freePort(t, "udp"), noAdm)
 	if b := exchange(t, front, freePort(t, "udp"), query(t, "a.test", dns.TypeA), 300*time.Millisecond); b != nil || len(u.questions()) != 0 {
 		t.Errorf("a foreign socket was answered (%d questions reached the resolver)", len(u.questions()))
 	}
@@ -403,3 +403,6 @@ func freePort(t testing.TB, network string) netip.AddrPort {
 	}
 	return p
 }
+
+// noAdm admits a socket as the supervisor's own, answered by the front.
+var noAdm front.Admission

@@ -62,8 +62,9 @@ func Serve(ln *net.TCPListener, wg *sync.WaitGroup, carry func(*net.TCPConn)) {
 }
 
 // ServeUDP reads datagrams on c until it is closed and hands those of
-// admitted sources to handle (b is reused by the next read).
-func ServeUDP(c *net.UDPConn, peers *Admitted, handle func(b []byte, src netip.AddrPort)) {
+// admitted sources to handle, with their admission (b is reused by the
+// next read).
+func ServeUDP(c *net.UDPConn, peers *Admitted, handle func(b []byte, src netip.AddrPort, a Admission)) {
 	buf := make([]byte, 65535)
 	for {
 		n, src, err := c.ReadFromUDPAddrPort(buf)
@@ -73,8 +74,8 @@ func ServeUDP(c *net.UDPConn, peers *Admitted, handle func(b []byte, src netip.A
 			}
 			continue
 		}
-		if peers.Take(src, false, UDPAdmission) { // else not a socket this front was made for
-			handle(buf[:n], src)
+		if a, ok := peers.Take(src, false, UDPAdmission); ok { // else not a socket this front was made for
+			handle(buf[:n], src, a)
 		}
 	}
 }
@@ -131,18 +132,29 @@ func (s *Conns) Range(fn func()) {
 // of the namespace, and must not carry anyone else's connection to its
 // destination (another sandbox's, denied there).
 //
-// A UDP socket may also be answered as someone else (ReplyAs): an
-// unconnected socket gets each reply from the address it sent to, not
-// from the front (see Reply).
+// An admission also says how the program's socket is to be carried
+// (Admission).
 type Admitted struct {
 	mu     sync.Mutex
 	m      map[netip.AddrPort]admission
 	pruned time.Time
 }
 
+// Admission is how a front carries one program socket.
+type Admission struct {
+	// As is where the replies to an unconnected UDP socket come from: the
+	// destination as the program addressed it (see Reply). Invalid: from
+	// the front itself (a connected socket takes datagrams from its peer
+	// only).
+	As netip.AddrPort
+	// Make makes the onward socket with the program's identity (nil: the
+	// supervisor's own, the same).
+	Make Maker
+}
+
 type admission struct {
 	until time.Time
-	as    netip.AddrPort // where its replies come from; invalid: the front
+	Admission
 }
 
 // UDPAdmission is how long a UDP socket stays admitted after its last
@@ -153,15 +165,15 @@ const UDPAdmission = 2 * time.Minute
 // are not admitted, and their calls are made without a front.
 const maxAdmitted = 4096
 
-// Add admits p until the given time; false when the set is full.
+// Add admits p until the given time, as the supervisor's own; false when
+// the set is full.
 func (a *Admitted) Add(p netip.AddrPort, until time.Time) bool {
-	return a.AddAs(p, until, netip.AddrPort{})
+	return a.Admit(p, until, Admission{})
 }
 
-// AddAs admits p until the given time, its replies to come from as
-// (invalid: from the front itself); false when the set is full. The
-// latest call for p decides.
-func (a *Admitted) AddAs(p netip.AddrPort, until time.Time, as netip.AddrPort) bool {
+// Admit admits p until the given time, carried as adm says; false when
+// the set is full. The latest call for p decides.
+func (a *Admitted) Admit(p netip.AddrPort, until time.Time, adm Admission) bool {
 	p = unmap(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -180,14 +192,14 @@ func (a *Admitted) AddAs(p netip.AddrPort, until time.Time, as netip.AddrPort) b
 	if _, ok := a.m[p]; !ok && len(a.m) >= maxAdmitted {
 		return false
 	}
-	a.m[p] = admission{until, as}
+	a.m[p] = admission{until, adm}
 	return true
 }
 
-// Take reports whether p is admitted. once ends a one-shot admission (a
-// TCP connection); refresh, if not zero, extends a standing one (a UDP
-// socket, for as long as it keeps sending).
-func (a *Admitted) Take(p netip.AddrPort, once bool, refresh time.Duration) bool {
+// Take reports whether p is admitted, and how. once ends a one-shot
+// admission (a TCP connection); refresh, if not zero, extends a standing
+// one (a UDP socket, for as long as it keeps sending).
+func (a *Admitted) Take(p netip.AddrPort, once bool, refresh time.Duration) (Admission, bool) {
 	p = unmap(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -201,7 +213,10 @@ func (a *Admitted) Take(p netip.AddrPort, once bool, refresh time.Duration) bool
 		t.until = now.Add(refresh)
 		a.m[p] = t
 	}
-	return ok
+	if !ok {
+		return Admission{}, false
+	}
+	return t.Admission, true
 }
 
 // ReplyAs is where p's replies come from: invalid for the front itself.
@@ -209,7 +224,7 @@ func (a *Admitted) ReplyAs(p netip.AddrPort) netip.AddrPort {
 	p = unmap(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.m[p].as
+	return a.m[p].As
 }
 
 func unmap(p netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(p.Addr().Unmap(), p.Port()) }

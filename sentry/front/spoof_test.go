@@ -41,7 +41,7 @@ func TestReplyComesFromTheAddressSentTo(t *testing.T) {
 			}
 			defer fr.Close()
 			var peers Admitted
-			peers.AddAs(at, time.Now().Add(time.Minute), netip.MustParseAddrPort(tc.as))
+			peers.Admit(at, time.Now().Add(time.Minute), Admission{As: netip.MustParseAddrPort(tc.as)})
 			// Odd length and every byte value: the checksum's edge cases.
 			payload := make([]byte, 1001)
 			for i := range payload {

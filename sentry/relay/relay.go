@@ -83,14 +83,14 @@ func Spares(f *netstack.Faults) bool {
 // front will see at peer (its bound port, on loopback or its bound
 // address): only it is carried.
 //
-// replyAs, when valid (UDP), is where the datagrams to peer are to come
-// from: the destination as the program addressed it, for a socket that is
-// not connected (front.Reply).
+// adm says how peer is carried: where the datagrams to an unconnected
+// socket come from (front.Reply), and who makes the onward socket (the
+// program's identity, front.Maker).
 //
 // admit, if not nil, is told the address of each onward socket before it
 // is used: a destination that is itself a front (the DNS forwarder's)
 // admits it.
-func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer, replyAs netip.AddrPort, admit func(netip.AddrPort)) (netip.AddrPort, error) {
+func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort, adm front.Admission, admit func(netip.AddrPort)) (netip.AddrPort, error) {
 	// The zone stays: a link-local destination is reached through it.
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
@@ -102,7 +102,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	}
 	if stream {
 		if fr := r.tcp[k]; fr != nil {
-			if !fr.peers.Add(peer, time.Now().Add(time.Minute)) {
+			if !fr.peers.Admit(peer, time.Now().Add(time.Minute), adm) {
 				return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 			}
 			return fr.addr, nil
@@ -112,7 +112,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 			return netip.AddrPort{}, fmt.Errorf("relay front for tcp:%s: %w", dest, err)
 		}
 		fr := &tcpFront{r: r, ln: ln, addr: addr, dest: dest, f: f, admit: admit}
-		if !fr.peers.Add(peer, time.Now().Add(time.Minute)) {
+		if !fr.peers.Admit(peer, time.Now().Add(time.Minute), adm) {
 			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 		}
 		r.tcp[k] = fr
@@ -121,7 +121,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		return fr.addr, nil
 	}
 	if fr := r.udp[k]; fr != nil {
-		if !fr.peers.AddAs(peer, time.Now().Add(front.UDPAdmission), replyAs) {
+		if !fr.peers.Admit(peer, time.Now().Add(front.UDPAdmission), adm) {
 			return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 		}
 		return fr.addr, nil
@@ -131,7 +131,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
 	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, admit: admit, ups: map[netip.AddrPort]*net.UDPConn{}}
-	if !fr.peers.AddAs(peer, time.Now().Add(front.UDPAdmission), replyAs) {
+	if !fr.peers.Admit(peer, time.Now().Add(front.UDPAdmission), adm) {
 		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 	}
 	r.udp[k] = fr
@@ -238,27 +238,27 @@ func (c *conn) end() {
 }
 
 func (fr *tcpFront) carry(prog *net.TCPConn) {
-	if !fr.peers.Take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true, 0) {
+	adm, ok := fr.peers.Take(prog.RemoteAddr().(*net.TCPAddr).AddrPort(), true, 0)
+	if !ok {
 		prog.SetLinger(0) // not a connection this front was made for
 		prog.Close()
 		return
 	}
 	fr.conns.Add(prog, func() { prog.Close() })
 	defer fr.conns.Remove(prog)
-	d := net.Dialer{Timeout: 2 * time.Minute}
+	var local netip.AddrPort
 	if fr.admit != nil {
 		// The destination admits only the ports it was told of: pick one.
-		local, err := front.FreePort("tcp")
-		if err != nil {
+		var err error
+		if local, err = front.FreePort("tcp"); err != nil {
 			prog.SetLinger(0)
 			prog.Close()
 			return
 		}
 		local = netip.AddrPortFrom(front.Loopback(fr.dest.Addr()), local.Port())
 		fr.admit(local)
-		d.LocalAddr = net.TCPAddrFromAddrPort(local)
 	}
-	up, err := d.DialContext(fr.r.ctx, "tcp", net.TCPAddrFromAddrPort(fr.dest).String())
+	up, err := front.Dial(fr.r.ctx, adm.Make, "tcp", local, fr.dest, 2*time.Minute)
 	if err != nil {
 		// The destination refused or never answered: so does the program's
 		// connection, as it would have had it been made directly.
@@ -525,8 +525,8 @@ const idle = 60 * time.Second
 
 func (fr *udpFront) serve() {
 	defer fr.r.wg.Done()
-	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort) {
-		if up := fr.upstream(src); up != nil {
+	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort, adm front.Admission) {
+		if up := fr.upstream(src, adm.Make); up != nil {
 			fr.send(netstack.Up, append([]byte(nil), b...), func(p []byte) { up.Write(p) })
 		}
 	})
@@ -564,7 +564,7 @@ func (fr *udpFront) send(dir int, b []byte, write func([]byte)) {
 	})
 }
 
-func (fr *udpFront) upstream(src netip.AddrPort) *net.UDPConn {
+func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *net.UDPConn {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	if fr.done {
@@ -576,8 +576,13 @@ func (fr *udpFront) upstream(src netip.AddrPort) *net.UDPConn {
 	if len(fr.ups) >= 4096 {
 		return nil
 	}
-	u, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(fr.dest))
+	nc, err := front.Dial(fr.r.ctx, mk, "udp", netip.AddrPort{}, fr.dest, 0)
 	if err != nil {
+		return nil
+	}
+	u, ok := nc.(*net.UDPConn)
+	if !ok {
+		nc.Close()
 		return nil
 	}
 	if fr.admit != nil {

@@ -60,7 +60,7 @@ func exchange(t *testing.T, r *Relay, dest netip.AddrPort, spec string, wait tim
 		t.Fatal(err)
 	}
 	local := freePort(t, "tcp")
-	front, err := r.Front(dest, true, f, local, netip.AddrPort{}, nil)
+	front, err := r.Front(dest, true, f, local, noAdm, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestCloseEndsEveryConnection(t *testing.T) {
 	for _, spec := range []string{"blackhole", "blackhole@up", "latency:1h", "connect-latency:1h"} {
 		f, _ := netstack.ParseFaults(spec)
 		local := freePort(t, "tcp")
-		front, err := r.Front(dest, true, f, local, netip.AddrPort{}, nil)
+		front, err := r.Front(dest, true, f, local, noAdm, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func datagrams(t *testing.T, r *Relay, dest netip.AddrPort, spec string, wait ti
 		t.Fatal(err)
 	}
 	local := freePort(t, "udp")
-	front, err := r.Front(dest, false, f, local, netip.AddrPort{}, nil)
+	front, err := r.Front(dest, false, f, local, noAdm, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func BenchmarkRelay(b *testing.B) {
 				to, d := c.to, &net.Dialer{}
 				if !to.IsValid() { // each connection admitted, as the sentry admits it
 					local := freePort(b, "tcp")
-					to, _ = r.Front(dest, true, f, local, netip.AddrPort{}, nil)
+					to, _ = r.Front(dest, true, f, local, noAdm, nil)
 					d.LocalAddr = net.TCPAddrFromAddrPort(local)
 				}
 				conn, err := d.Dial("tcp", to.String())
@@ -280,7 +280,7 @@ func TestFrontsCarryOnlyTheirOwnSockets(t *testing.T) {
 	dest := server(t, []byte("secret"))
 	r := newRelay(t)
 	f, _ := netstack.ParseFaults("latency:1ms")
-	front, err := r.Front(dest, true, f, freePort(t, "tcp"), netip.AddrPort{}, nil)
+	front, err := r.Front(dest, true, f, freePort(t, "tcp"), noAdm, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestFrontsCarryOnlyTheirOwnSockets(t *testing.T) {
 	}
 	u := udpEcho(t)
 	uf, _ := netstack.ParseFaults("latency:1ms")
-	ufront, _ := r.Front(u, false, uf, freePort(t, "udp"), netip.AddrPort{}, nil)
+	ufront, _ := r.Front(u, false, uf, freePort(t, "udp"), noAdm, nil)
 	uc, _ := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ufront))
 	defer uc.Close()
 	uc.Write([]byte("ping"))
@@ -313,7 +313,7 @@ func TestBlackholedConnectionsEndWithTheProgram(t *testing.T) {
 	r := newRelay(t)
 	f, _ := netstack.ParseFaults("blackhole")
 	local := freePort(t, "tcp")
-	front, _ := r.Front(dest, true, f, local, netip.AddrPort{}, nil)
+	front, _ := r.Front(dest, true, f, local, noAdm, nil)
 	c, err := (&net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}).Dial("tcp", front.String())
 	if err != nil {
 		t.Fatal(err)
@@ -347,3 +347,6 @@ func freePort(t testing.TB, network string) netip.AddrPort {
 	}
 	return p
 }
+
+// noAdm admits a socket as the supervisor's own, answered by the front.
+var noAdm front.Admission

@@ -370,24 +370,35 @@ func startLocal(t *testing.T, argv ...string) {
 	}
 }
 
-// TestFaultsNeverConnectAsTheSandbox: a program running as another user
-// than the sandbox would have its onward connection made as the sandbox:
-// it is connected as it is, without its faults, and the log says why.
-func TestFaultsNeverConnectAsTheSandbox(t *testing.T) {
-	e := setup(t)
-	r := e.n.Run(30*time.Second, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
-		e.sb, "run", "--fault", "tcp:10.231.0.2:8080=reset:0", "--allow-all", "--", "/usr/bin/python3", "-c", probe)
-	if r.ExitCode != 0 {
-		t.Fatalf("%v", r)
+// TestFaultsConnectOnAsTheProgram: the relay's onward connection carries
+// the program's identity, never the sandbox's (root's): an owner match
+// that stops nobody's connections to the server stops the relayed
+// connection of a program running as nobody (nothing arrives), as it stops
+// its direct one natively. Control: without the rule the same relayed
+// connection arrives, and shows its fault (300 ms of latency).
+func TestFaultsConnectOnAsTheProgram(t *testing.T) {
+	n := nettest.NewNetns(t)
+	web := dnstest.StartHTTP(t, n)
+	sb := nettest.BuildSandbox(t)
+	prog := []string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", probe}
+	relayed := func() nettest.Result {
+		return n.Run(30*time.Second, append([]string{sb, "run", "--fault", "tcp:10.231.0.2:8080=latency:300ms", "--allow-all", "--"}, prog...)...)
 	}
-	// The sandbox runs as nobody too here: the same credentials, relayed.
-	if got, _ := outcome(r); got != "ECONNRESET" {
-		t.Errorf("same credentials: %q", got)
+	before := len(web.Requests())
+	r := relayed()
+	if got, tenths := outcome(r); !strings.HasPrefix(got, "ok ") || tenths < 3 || len(web.Requests()) != before+1 {
+		t.Fatalf("control: relayed as nobody: %q after %d tenths, %d arrived\n%s", got, tenths, len(web.Requests())-before, r.Stderr)
 	}
-	r = e.n.Run(30*time.Second, e.sb, "run", "--fault", "tcp:10.231.0.2:8080=reset:0", "--allow-all", "--",
-		"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", probe)
-	if got, _ := outcome(r); !strings.HasPrefix(got, "ok ") || !strings.Contains(r.Stderr, "other credentials than the sandbox") {
-		t.Errorf("other credentials: %q\n%s", got, r.Stderr)
+	rule := []string{"OUTPUT", "-p", "tcp", "-d", "10.231.0.2", "--dport", "8080", "-m", "owner", "--uid-owner", "65534", "-j", "REJECT", "--reject-with", "tcp-reset"}
+	n.MustRun(t, append([]string{"iptables", "-A"}, rule...)...)
+	t.Cleanup(func() { n.Run(10*time.Second, append([]string{"iptables", "-D"}, rule...)...) })
+	before = len(web.Requests())
+	if r := n.Run(30*time.Second, prog...); !strings.Contains(r.Stderr, "ConnectionRefusedError") || len(web.Requests()) != before {
+		t.Fatalf("natively the owner match refuses nobody: %v\n%s%s", r, r.Stdout, r.Stderr)
+	}
+	r = relayed()
+	if got, _ := outcome(r); strings.HasPrefix(got, "ok ") || len(web.Requests()) != before {
+		t.Errorf("the relay connected on as the sandbox: %q, %d requests arrived\n%s", got, len(web.Requests())-before, r.Stderr)
 	}
 }
 

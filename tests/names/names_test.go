@@ -292,6 +292,41 @@ func TestSilentResolver(t *testing.T) {
 	}
 }
 
+// TestLookupsCarryTheProgramsIdentity: the forwarder's upstream query is
+// made with the program's identity, never the sandbox's (root's): an owner
+// match that drops nobody's DNS drops the observed lookups of a program
+// running as nobody (no query reaches the server), as natively. Control: as
+// root, whom the rule spares, the same lookup is answered.
+func TestLookupsCarryTheProgramsIdentity(t *testing.T) {
+	e := setup(t)
+	for _, proto := range []string{"udp", "tcp"} {
+		rule := []string{"OUTPUT", "-p", proto, "--dport", "53", "-m", "owner", "--uid-owner", "65534", "-j", "DROP"}
+		e.n.MustRun(t, append([]string{"iptables", "-A"}, rule...)...)
+		t.Cleanup(func() { e.n.Run(10*time.Second, append([]string{"iptables", "-D"}, rule...)...) })
+	}
+	for _, tcp := range []bool{false, true} {
+		dig := []string{"dig", "+short", "+tries=1", "+time=1", "web.test", "A"}
+		if tcp {
+			dig = append(dig, "+tcp")
+		}
+		nobody := append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"}, dig...)
+		flags := []string{"--allow-all", "--observe-dns", "on"}
+		e.dns.Reset()
+		native := e.run(nobody...)
+		sb := e.sandboxed(flags, nobody...)
+		// Over TCP the program's connect to the front succeeds and the
+		// front's onward one does not (the known difference of a TCP
+		// front): dig says "communications error" for "connection failed".
+		same := sb.Stdout == native.Stdout || tcp && strings.HasSuffix(sb.Stdout, "no servers could be reached\n")
+		if native.Stdout == "10.231.0.2\n" || !same || len(e.dns.Queries()) != 0 {
+			t.Errorf("tcp=%v as nobody: natively %q, sandboxed %q; %d queries reached the server\n%s", tcp, native.Stdout, sb.Stdout, len(e.dns.Queries()), sb.Stderr)
+		}
+		if r := e.sandboxed(flags, dig...); r.Stdout != "10.231.0.2\n" {
+			t.Errorf("tcp=%v control, as root: %q\n%s", tcp, r.Stdout, r.Stderr)
+		}
+	}
+}
+
 // TestOwnResolverNamesNothing: a program that answers its own lookups
 // cannot make an allowed name cover any address it likes. The principle: a
 // name is vouched for only by a resolver the tree does not control.

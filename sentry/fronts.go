@@ -1,0 +1,140 @@
+package sentry
+
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+
+	"sandbox/netstack"
+	"sandbox/sentry/front"
+)
+
+// Pointing a program's socket at a front (the DNS forwarder's, the
+// relay's): where the front will see it (frontPeer), and how the front is
+// to carry it (admission): the onward socket, which is where the program's
+// connection really leaves, must carry the program's identity, and a
+// datagram socket that is not connected must get its replies from where it
+// sent.
+
+// admission is how a front carries c's socket. The principle: the
+// supervisor's own identity never stands in for the program's. A socket
+// carries its creator's uids, gids and groups for good (the file's
+// credentials, sk_uid), and owner matches, uid routing, LSMs and audit see
+// them; so the onward socket is made on a credential thread with the
+// caller's, unless they are the supervisor's. The caller's stand for the
+// program socket's own only when that socket is owned by the caller's
+// fsuid and fsgid (sock_alloc records them); a socket made under other
+// credentials (before a setuid) is not pointed at a front: false, said
+// once, and the call is made as it is.
+func (s *Supervisor) admission(c *call) (front.Admission, bool) {
+	adm := front.Admission{As: s.replyAs(c)}
+	st, err := c.callerStatus()
+	var own unix.Stat_t
+	if err != nil || unix.Fstat(c.sock, &own) != nil || own.Uid != st.Uid[3] || own.Gid != st.Gid[3] {
+		s.frontOtherOwner.Do(func() {
+			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("a socket made with other credentials than its caller's is connected as it is: its lookups are not observed and its faults do not apply")
+		})
+		return adm, false
+	}
+	if st.Uid == s.self.Uid && st.Gid == s.self.Gid && sameGroups(st.Groups, s.self.Groups) {
+		return adm, true
+	}
+	adm.Make = func(domain, typ int) (int, error) {
+		t, err := s.credThreads.get(st)
+		if err != nil {
+			return -1, err
+		}
+		defer s.credThreads.put(t)
+		fd, e := t.sys(unix.SYS_SOCKET, uintptr(domain), uintptr(typ), 0, 0, 0, 0)
+		if e != 0 {
+			return -1, e
+		}
+		return int(fd), nil
+	}
+	return adm, true
+}
+
+// plainSocket is a front.Maker on the calling thread.
+func plainSocket(domain, typ int) (int, error) { return unix.Socket(domain, typ, 0) }
+
+func sameGroups(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// replyAs is where the replies to a datagram c sends through a front must
+// come from: the destination as the program addressed it when c's socket
+// is not connected (it may check each reply's source: front.Reply), and
+// the front itself otherwise (a connect, or a connected socket, which
+// takes datagrams from its peer only). Said once when raw sockets are out
+// of reach, as such programs then ignore the replies.
+func (s *Supervisor) replyAs(c *call) netip.AddrPort {
+	if c.typ != unix.SOCK_DGRAM || c.req.Op != netstack.OpSend {
+		return netip.AddrPort{}
+	}
+	if _, err := unix.Getpeername(c.sock); err != unix.ENOTCONN {
+		return netip.AddrPort{}
+	}
+	if !front.CanSpoof() {
+		s.spoofUnavailable.Do(func() {
+			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("replies to an unconnected UDP socket through a front (DNS, faults) come from the sandbox's loopback front, not from the address it sent to (no CAP_NET_RAW here): resolvers that check the source, such as musl's, ignore them")
+		})
+	}
+	return c.req.Addr
+}
+
+// frontPeer is the address a front (the relay's, the DNS forwarder's) will see c's socket at: its bound
+// port, on its bound address or the front's loopback. An unbound socket is
+// bound first, once, to the wildcard and port 0, as connect and sendto
+// would autobind it, so that its port is known before the front sees it.
+// (Unlike autobind, the port then stays bound after a failed connect: a
+// documented difference of a socket pointed at a front.) A socket bound to
+// an address without a port (IP_BIND_ADDRESS_NO_PORT) gets no front: its
+// port is chosen only by the connect, and a bind now would undo its address.
+func frontPeer(c *call) (netip.AddrPort, bool) {
+	a, port, ok := boundAddr(c.sock)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	if port == 0 {
+		if !a.IsUnspecified() {
+			return netip.AddrPort{}, false // an address and no port yet
+		}
+		var any unix.Sockaddr = &unix.SockaddrInet4{}
+		if c.domain == unix.AF_INET6 {
+			any = &unix.SockaddrInet6{}
+		}
+		if unix.Bind(c.sock, any) != nil {
+			return netip.AddrPort{}, false
+		}
+		if a, port, ok = boundAddr(c.sock); !ok || port == 0 {
+			return netip.AddrPort{}, false
+		}
+	}
+	if a.IsUnspecified() {
+		a = front.Loopback(c.req.Addr.Addr())
+	}
+	return netip.AddrPortFrom(a, uint16(port)), true
+}
+
+// boundAddr is the socket's local address and port (getsockname), unmapped.
+func boundAddr(fd int) (netip.Addr, int, bool) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	switch v := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(v.Addr), v.Port, true
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(v.Addr).Unmap(), v.Port, true
+	}
+	return netip.Addr{}, 0, false
+}
