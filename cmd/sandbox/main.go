@@ -69,7 +69,11 @@ the supervisor: it decides each call against its netstack and answers
 exactly as Linux would. Allowed calls are performed by the supervisor on
 the program's own socket, so the program sees a real, working connection.
 
-Start with: sandbox run --help`,
+Start with: sandbox run --help. To find out what a program needs and how
+it copes when the network fails:
+   sandbox learn -- PROGRAM    writes sandbox.learned.yaml, the policy it needs
+   sandbox run --policy sandbox.learned.yaml --fault DEST=reset:0 -- PROGRAM
+   sandbox matrix -- PROGRAM   every destination it uses under every fault`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
