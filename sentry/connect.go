@@ -76,10 +76,12 @@ func (s *Supervisor) decideConnect(c *call) outcome {
 	}
 	s.decide(c)
 	if c.dec.Action == netstack.Allow {
-		s.toFaultRelay(c, s.toResolverFront(c))
-		return s.connectAllowed(c)
+		if fr, ok := s.toResolverFront(c); ok {
+			s.toFaultRelay(c, fr)
+			return s.connectAllowed(c)
+		}
 	}
-	return s.act(c)
+	return s.act(c) // also a lookup denied by toResolverFront
 }
 
 // takeFD duplicates the caller's fd into the supervisor (pidfd_getfd) and

@@ -54,6 +54,10 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	}
 	peer, ok := frontPeer(c)
 	if !ok {
+		s.faultsNoPort.Do(func() {
+			s.cfg.Log.WithFields(logrus.Fields{"dst": c.req.Dest(), "rule": c.dec.Rule}).
+				Warn("faults: a socket bound without a port (IP_BIND_ADDRESS_NO_PORT, as curl --interface does) is connected as it is, without its faults")
+		})
 		return
 	}
 	s.relayOnce.Do(func() { s.relay = relay.New(s.cfg.Log) })

@@ -28,11 +28,14 @@ import (
 // once, and the call is made as it is.
 func (s *Supervisor) admission(c *call) (front.Admission, bool) {
 	adm := front.Admission{As: s.replyAs(c)}
+	if adm.As.IsValid() {
+		adm.Cookie, _ = c.socketCookie() // 0: its replies go nowhere (Reply)
+	}
 	st, err := c.callerStatus()
 	var own unix.Stat_t
 	if err != nil || unix.Fstat(c.sock, &own) != nil || own.Uid != st.Uid[3] || own.Gid != st.Gid[3] {
 		s.frontOtherOwner.Do(func() {
-			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("a socket made with other credentials than its caller's is connected as it is: its lookups are not observed and its faults do not apply")
+			s.cfg.Log.WithField("dst", c.req.Dest()).Warn("a socket made with other credentials than its caller's is not carried by a front: its faults do not apply, and its lookups are not observed (denied when the policy denies names)")
 		})
 		return adm, false
 	}

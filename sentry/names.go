@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
@@ -132,42 +133,80 @@ func (s *Supervisor) nameRequest(c *call) {
 // TCP) at the forwarder's front for it, and returns that front (invalid if
 // none). c.req keeps the resolver: logs, the summary and learn show where
 // the program sent its lookup.
-func (s *Supervisor) toResolverFront(c *call) (front netip.AddrPort) {
+//
+// It reports false when the call must not be made at all: the policy
+// denies some lookups, and this one cannot go through a front (a socket
+// bound without a port, UDP-Lite or SCTP, another network namespace, a
+// socket made with other credentials, a front that is full), so it would
+// reach the resolver unjudged. c.dec is then a denial (unobservedRule).
+// When no lookup is denied, such a call is made as it is: its answers name
+// nothing, which fails closed for rules by name.
+func (s *Supervisor) toResolverFront(c *call) (netip.AddrPort, bool) {
 	if s.dns == nil || c.req.Addr.Port() != 53 || c.dec.Self || c.dec.Rule == selfRule {
-		return
+		return netip.AddrPort{}, true
 	}
-	if (c.domain != unix.AF_INET && c.domain != unix.AF_INET6) || (c.typ != unix.SOCK_DGRAM && c.typ != unix.SOCK_STREAM) {
-		return
+	if c.domain != unix.AF_INET && c.domain != unix.AF_INET6 {
+		return netip.AddrPort{}, true
 	}
-	// UDP and TCP only (not UDP-Lite, SCTP or MPTCP, which the fronts do
-	// not speak).
+	fr, why := s.resolverFront(c)
+	if fr.IsValid() || why == "" {
+		return fr, true
+	}
+	if !s.dns.Denies() {
+		s.frontFailed.Do(func() {
+			s.cfg.Log.WithFields(logrus.Fields{"dst": c.req.Dest(), "why": why}).Warn("dns: a lookup the forwarder cannot see: its answers name nothing (rules by name match load-time addresses only)")
+		})
+		return netip.AddrPort{}, true
+	}
+	s.unobservedDenied.Do(func() {
+		s.cfg.Log.WithFields(logrus.Fields{"dst": c.req.Dest(), "why": why}).Warn("dns: lookups the forwarder cannot see are denied, since the policy denies some names and they would reach the resolver unjudged")
+	})
+	c.dec = netstack.Decision{Action: netstack.Deny, Reason: netstack.ReasonAccess, Rule: unobservedRule}
+	return netip.AddrPort{}, false
+}
+
+// unobservedRule is the rule a lookup that cannot be observed is denied by
+// (toResolverFront).
+const unobservedRule = "(a lookup the DNS forwarder cannot see, while the policy denies names)"
+
+// resolverFront is toResolverFront's search for a front: the front, or why
+// there is none ("" when the call is not a lookup to observe: the tree's
+// own resolver).
+func (s *Supervisor) resolverFront(c *call) (netip.AddrPort, string) {
+	if c.typ != unix.SOCK_DGRAM && c.typ != unix.SOCK_STREAM {
+		return netip.AddrPort{}, "not a datagram or stream socket"
+	}
+	// UDP and TCP; MPTCP falls back to TCP against the front's listener.
+	// Not UDP-Lite or SCTP, which the fronts do not speak.
 	proto, err := unix.GetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_PROTOCOL)
-	if err != nil || !(c.typ == unix.SOCK_DGRAM && proto == unix.IPPROTO_UDP || c.typ == unix.SOCK_STREAM && proto == unix.IPPROTO_TCP) {
-		return
+	if err != nil || !(c.typ == unix.SOCK_DGRAM && proto == unix.IPPROTO_UDP ||
+		c.typ == unix.SOCK_STREAM && (proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_MPTCP)) {
+		return netip.AddrPort{}, "a protocol the forwarder does not speak"
 	}
-	if !s.sameNetns(c) || s.tree.owns(c) {
-		return
+	if s.tree.owns(c) {
+		return netip.AddrPort{}, "" // the tree's own resolver: nothing to observe
+	}
+	if !s.sameNetns(c) {
+		return netip.AddrPort{}, "a socket in another network namespace"
 	}
 	adm, ok := s.admission(c)
 	if !ok {
-		return
+		return netip.AddrPort{}, "a socket made with other credentials than its caller's"
 	}
 	peer, ok := frontPeer(c)
 	if !ok {
-		return
+		return netip.AddrPort{}, "a socket bound without a port (IP_BIND_ADDRESS_NO_PORT)"
 	}
 	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM, peer, adm)
 	if err != nil {
-		s.frontFailed.Do(func() {
-			s.cfg.Log.WithField("error", err).Warn("dns: cannot observe lookups (their names stay unknown; rules by name match load-time addresses only)")
-		})
-		return
+		return netip.AddrPort{}, err.Error()
 	}
-	if b, ok := redirectSockaddr(c.domain, fr); ok {
-		c.alen = copy(c.addr[:], b)
-		return fr
+	b, ok := redirectSockaddr(c.domain, fr)
+	if !ok {
+		return netip.AddrPort{}, "no address for the front"
 	}
-	return
+	c.alen = copy(c.addr[:], b)
+	return fr, ""
 }
 
 // sameNetns reports whether c's socket lives in the supervisor's network

@@ -201,8 +201,11 @@ func (s *Supervisor) decideSend(c *call) outcome {
 	s.decide(c)
 	switch c.dec.Action {
 	case netstack.Allow:
-		s.toFaultRelay(c, s.toResolverFront(c))
-		return s.send(c)
+		if fr, ok := s.toResolverFront(c); ok {
+			s.toFaultRelay(c, fr)
+			return s.send(c)
+		}
+		// A lookup denied by toResolverFront: c.dec is its denial.
 	case netstack.Redirect:
 		b, ok := redirectSockaddr(c.domain, c.dec.Redirect)
 		if !ok {

@@ -64,11 +64,14 @@ type Supervisor struct {
 	// spoofUnavailable: said once, replies to unconnected sockets come
 	// from the fronts (replyAs).
 	spoofUnavailable sync.Once
+	// unobservedDenied: said once, why lookups are denied (toResolverFront).
+	unobservedDenied sync.Once
 	// relay carries connections with faults (faults.go), made on first use.
 	relay             *relay.Relay
 	relayOnce         sync.Once
 	faultsUnsupported sync.Once
 	frontOtherOwner   sync.Once
+	faultsNoPort      sync.Once
 	dispatch          *dispatchTable
 	tracees           *tracees
 	creds             *credCache

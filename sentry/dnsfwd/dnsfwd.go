@@ -138,6 +138,10 @@ func (f *Forwarder) Front(resolver netip.AddrPort, stream bool, peer netip.AddrP
 	return fr.addr, nil
 }
 
+// Denies reports whether the policy denies some lookups (New's denies): a
+// lookup that cannot go through a front must then not be made.
+func (f *Forwarder) Denies() bool { return f.denies }
+
 // Close stops every front and upstream and waits for their goroutines.
 func (f *Forwarder) Close() {
 	f.mu.Lock()

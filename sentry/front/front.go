@@ -150,6 +150,9 @@ type Admission struct {
 	// Make makes the onward socket with the program's identity (nil: the
 	// supervisor's own, the same).
 	Make Maker
+	// Cookie is the program socket's SO_COOKIE: a reply written as As goes
+	// only to the socket that still has it (see Reply).
+	Cookie uint64
 }
 
 type admission struct {
@@ -219,21 +222,28 @@ func (a *Admitted) Take(p netip.AddrPort, once bool, refresh time.Duration) (Adm
 	return t.Admission, true
 }
 
-// ReplyAs is where p's replies come from: invalid for the front itself.
-func (a *Admitted) ReplyAs(p netip.AddrPort) netip.AddrPort {
+// admissionOf is p's admission (zero if none).
+func (a *Admitted) admissionOf(p netip.AddrPort) Admission {
 	p = unmap(p)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.m[p].As
+	return a.m[p].Admission
 }
 
 func unmap(p netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(p.Addr().Unmap(), p.Port()) }
 
 // Reply sends b from the front c to the program socket at dst, from the
-// address dst's admission names when there is one (Spoof), else from c.
+// address dst's admission names when there is one (see spoof.go), else
+// from c. A reply as another address is written only if the socket that
+// would receive it is still the admitted one (its cookie): a port the
+// program closed and another process bound since gets nothing. (Without
+// raw sockets it comes from the front, which such programs ignore.)
 func Reply(c *net.UDPConn, peers *Admitted, b []byte, dst netip.AddrPort) {
-	if as := peers.ReplyAs(dst); as.IsValid() {
-		if sp := spoofer(); sp != nil && sp.send(as, dst, b) == nil {
+	if adm := peers.admissionOf(dst); adm.As.IsValid() {
+		if sp := spoofer(); sp != nil {
+			if sp.receives(adm.As, dst, adm.Cookie) {
+				sp.send(adm.As, dst, b)
+			}
 			return
 		}
 	}

@@ -26,6 +26,10 @@ import (
 
 type spoofSocks struct {
 	v4, v6 int
+
+	mu   sync.Mutex // diag, seq
+	diag int        // NETLINK_SOCK_DIAG, for receives
+	seq  uint32
 }
 
 // spoofer opens the raw sockets once, in the supervisor's network
@@ -40,7 +44,25 @@ var spoofer = sync.OnceValue(func() *spoofSocks {
 	if err != nil {
 		v6 = -1
 	}
-	return &spoofSocks{v4, v6}
+	// Loopback only: a program socket bound to an address that is not
+	// local (IP_FREEBIND) is never written to out of the namespace.
+	for _, fd := range []int{v4, v6} {
+		if fd >= 0 && unix.BindToDevice(fd, "lo") != nil {
+			unix.Close(fd)
+			if fd == v4 {
+				unix.Close(v6)
+				return nil
+			}
+			v6 = -1
+		}
+	}
+	diag, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		unix.Close(v4)
+		unix.Close(v6)
+		return nil // no check, no spoofing
+	}
+	return &spoofSocks{v4: v4, v6: v6, diag: diag}
 })
 
 // CanSpoof reports whether replies to unconnected sockets can come from
@@ -64,6 +86,67 @@ func (sp *spoofSocks) send(src, dst netip.AddrPort, b []byte) error {
 	}
 	pkt := packet6(src, dst, b)
 	return unix.Sendto(sp.v6, pkt, 0, &unix.SockaddrInet6{Addr: d.As16()})
+}
+
+// receives reports whether the UDP socket that a datagram from src to dst
+// would be delivered to is the one with cookie: udp_dump_one runs the
+// receive path's own lookup (__udp4_lib_lookup, __udp6_lib_lookup) for
+// that tuple, and sock_diag_check_cookie compares (ESTALE if another
+// socket, ENOENT if none).
+func (sp *spoofSocks) receives(src, dst netip.AddrPort, cookie uint64) bool {
+	src, dst = unmap(src), unmap(dst)
+	s, d := src.Addr().WithZone(""), dst.Addr().WithZone("")
+	if cookie == 0 || s.Is4() != d.Is4() {
+		return false
+	}
+	// struct nlmsghdr, then struct inet_diag_req_v2 (linux/inet_diag.h):
+	// family, protocol, ext, pad, states, and the sockid: sport, dport,
+	// src[16], dst[16], if, cookie[2].
+	req := make([]byte, unix.SizeofNlMsghdr+56)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	r := req[unix.SizeofNlMsghdr:]
+	r[0], r[1] = unix.AF_INET6, unix.IPPROTO_UDP
+	if s.Is4() {
+		r[0] = unix.AF_INET
+	}
+	binary.NativeEndian.PutUint32(r[4:], ^uint32(0))
+	binary.BigEndian.PutUint16(r[8:], src.Port())
+	binary.BigEndian.PutUint16(r[10:], dst.Port())
+	if s.Is4() {
+		a, b := s.As4(), d.As4()
+		copy(r[12:], a[:])
+		copy(r[28:], b[:])
+	} else {
+		a, b := s.As16(), d.As16()
+		copy(r[12:], a[:])
+		copy(r[28:], b[:])
+	}
+	binary.NativeEndian.PutUint32(r[48:], uint32(cookie))
+	binary.NativeEndian.PutUint32(r[52:], uint32(cookie>>32))
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.seq++
+	binary.NativeEndian.PutUint32(req[8:], sp.seq)
+	if err := unix.Sendto(sp.diag, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return false
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := unix.Recvfrom(sp.diag, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n < unix.SizeofNlMsghdr {
+			return false
+		}
+		if binary.NativeEndian.Uint32(buf[8:]) != sp.seq {
+			continue // the answer to an earlier question that gave up
+		}
+		// The socket (SOCK_DIAG_BY_FAMILY), or an error.
+		return binary.NativeEndian.Uint16(buf[4:]) == unix.SOCK_DIAG_BY_FAMILY
+	}
 }
 
 // packet4 is an IPv4 packet carrying one UDP datagram (RFC 791, RFC 768). The

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestReplyComesFromTheAddressSentTo: a reply to an unconnected socket
@@ -40,8 +42,23 @@ func TestReplyComesFromTheAddressSentTo(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fr.Close()
+			raw, _ := prog.SyscallConn()
+			var cookie uint64
+			raw.Control(func(fd uintptr) {
+				v, _ := unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE)
+				cookie = v
+			})
 			var peers Admitted
-			peers.Admit(at, time.Now().Add(time.Minute), Admission{As: netip.MustParseAddrPort(tc.as)})
+			// Attack first: admitted with another socket's cookie (the
+			// program's closed, another bound the port since), nothing
+			// arrives.
+			peers.Admit(at, time.Now().Add(time.Minute), Admission{As: netip.MustParseAddrPort(tc.as), Cookie: cookie + 1})
+			Reply(fr, &peers, []byte("stale"), at)
+			prog.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if n, from, err := prog.ReadFromUDPAddrPort(make([]byte, 100)); err == nil {
+				t.Fatalf("a reply for another socket arrived: %d bytes from %v", n, from)
+			}
+			peers.Admit(at, time.Now().Add(time.Minute), Admission{As: netip.MustParseAddrPort(tc.as), Cookie: cookie})
 			// Odd length and every byte value: the checksum's edge cases.
 			payload := make([]byte, 1001)
 			for i := range payload {

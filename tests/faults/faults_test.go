@@ -405,7 +405,8 @@ func TestFaultsConnectOnAsTheProgram(t *testing.T) {
 // TestSocketsBoundWithoutAPort: a socket bound to an address with
 // IP_BIND_ADDRESS_NO_PORT has no port until its connect: it is connected
 // as it is (its address kept), neither relayed nor bound again, for a
-// fault and for a lookup alike; the supervisor goes on.
+// fault and for a lookup alike (no name is denied here); the supervisor
+// goes on, and says that the fault did not apply.
 func TestSocketsBoundWithoutAPort(t *testing.T) {
 	e := setup(t)
 	prog := `
@@ -424,5 +425,9 @@ for port in (8080, 53):
 	r := e.n.Run(30*time.Second, e.sb, "run", "--fault", "tcp:10.231.0.2:8080=latency:1ms", "--observe-dns", "on", "--allow-all", "--", "python3", "-c", prog)
 	if r.ExitCode != 0 || r.Stdout != native.Stdout || !strings.Contains(r.Stdout, "8080 connected from 10.231.0.1") {
 		t.Errorf("natively %q, sandboxed %v\n%q", native.Stdout, r, r.Stdout)
+	}
+	// The fault that did not apply is said, once.
+	if strings.Count(r.Stderr, "without its faults") != 1 {
+		t.Errorf("the fault that did not apply is not said once:\n%s", r.Stderr)
 	}
 }
