@@ -52,11 +52,11 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	if !ok {
 		return
 	}
-	peer, ok := frontPeer(c)
-	if !ok {
-		s.faultsNoPort.Do(func() {
-			s.cfg.Log.WithFields(logrus.Fields{"dst": c.req.Dest(), "rule": c.dec.Rule}).
-				Warn("faults: a socket bound without a port (IP_BIND_ADDRESS_NO_PORT, as curl --interface does) is connected as it is, without its faults")
+	peer, why := frontPeer(c)
+	if why != "" {
+		s.faultsNoFront.Do(func() {
+			s.cfg.Log.WithFields(logrus.Fields{"dst": c.req.Dest(), "rule": c.dec.Rule, "why": why}).
+				Warn("faults: a socket the relay cannot carry (curl --interface binds this way) is connected as it is, without its faults")
 		})
 		return
 	}

@@ -1,7 +1,9 @@
 package sentry
 
 import (
+	"net"
 	"net/netip"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -101,31 +103,48 @@ func (s *Supervisor) replyAs(c *call) netip.AddrPort {
 // documented difference of a socket pointed at a front.) A socket bound to
 // an address without a port (IP_BIND_ADDRESS_NO_PORT) gets no front: its
 // port is chosen only by the connect, and a bind now would undo its address.
-func frontPeer(c *call) (netip.AddrPort, bool) {
+//
+// A socket bound to a device other than loopback (SO_BINDTODEVICE, as curl
+// --interface NAME does) cannot reach a front on loopback at all: no front
+// either. why says, when there is none, why not.
+func frontPeer(c *call) (peer netip.AddrPort, why string) {
+	if ifi, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX); e == 0 && ifi != 0 && ifi != loopbackIndex() {
+		return netip.AddrPort{}, "a socket bound to a device (SO_BINDTODEVICE)"
+	}
+	const noPort = "a socket bound without a port (IP_BIND_ADDRESS_NO_PORT)"
 	a, port, ok := boundAddr(c.sock)
 	if !ok {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, "a socket without an address"
 	}
 	if port == 0 {
 		if !a.IsUnspecified() {
-			return netip.AddrPort{}, false // an address and no port yet
+			return netip.AddrPort{}, noPort // an address and no port yet
 		}
 		var any unix.Sockaddr = &unix.SockaddrInet4{}
 		if c.domain == unix.AF_INET6 {
 			any = &unix.SockaddrInet6{}
 		}
 		if unix.Bind(c.sock, any) != nil {
-			return netip.AddrPort{}, false
+			return netip.AddrPort{}, "a socket that cannot be bound"
 		}
 		if a, port, ok = boundAddr(c.sock); !ok || port == 0 {
-			return netip.AddrPort{}, false
+			return netip.AddrPort{}, "a socket that cannot be bound"
 		}
 	}
 	if a.IsUnspecified() {
 		a = front.Loopback(c.req.Addr.Addr())
 	}
-	return netip.AddrPortFrom(a, uint16(port)), true
+	return netip.AddrPortFrom(a, uint16(port)), ""
 }
+
+// loopbackIndex is the interface index of lo in the supervisor's network
+// namespace (the fronts'), 1 unless it cannot be read.
+var loopbackIndex = sync.OnceValue(func() int {
+	if ifi, err := net.InterfaceByName("lo"); err == nil {
+		return ifi.Index
+	}
+	return 1
+})
 
 // boundAddr is the socket's local address and port (getsockname), unmapped.
 func boundAddr(fd int) (netip.Addr, int, bool) {

@@ -193,9 +193,9 @@ func (s *Supervisor) resolverFront(c *call) (netip.AddrPort, string) {
 	if !ok {
 		return netip.AddrPort{}, "a socket made with other credentials than its caller's"
 	}
-	peer, ok := frontPeer(c)
-	if !ok {
-		return netip.AddrPort{}, "a socket bound without a port (IP_BIND_ADDRESS_NO_PORT)"
+	peer, why := frontPeer(c)
+	if why != "" {
+		return netip.AddrPort{}, why
 	}
 	fr, err := s.dns.Front(c.req.Addr, c.typ == unix.SOCK_STREAM, peer, adm)
 	if err != nil {

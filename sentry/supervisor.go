@@ -71,7 +71,7 @@ type Supervisor struct {
 	relayOnce         sync.Once
 	faultsUnsupported sync.Once
 	frontOtherOwner   sync.Once
-	faultsNoPort      sync.Once
+	faultsNoFront     sync.Once
 	dispatch          *dispatchTable
 	tracees           *tracees
 	creds             *credCache

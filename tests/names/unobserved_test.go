@@ -8,7 +8,8 @@ import (
 
 // TestUnobservableLookupsOfDeniedNames: when the policy denies a name, a
 // lookup the forwarder cannot carry (a socket bound without a port, one
-// made before a setuid, a front whose admissions are full) is denied
+// made before a setuid, one bound to a device, a front whose admissions
+// are full) is denied
 // rather than sent to the resolver unjudged; MPTCP goes through the TCP
 // front and gets the sandbox's NXDOMAIN. The principle: a denied name
 // never reaches the resolver. What is counted is the server's own log of
@@ -30,7 +31,7 @@ func TestUnobservableLookupsOfDeniedNames(t *testing.T) {
 		}
 		return n
 	}
-	for _, mode := range []string{"udp-noport", "tcp-noport", "mptcp", "setuid", "exhaust", "udp"} {
+	for _, mode := range []string{"udp-noport", "tcp-noport", "mptcp", "setuid", "device", "exhaust", "udp"} {
 		t.Run(mode, func(t *testing.T) {
 			e.dns.Reset()
 			native := e.run("python3", abs, mode, "x.ads.test")
@@ -62,7 +63,7 @@ func TestUnobservableLookupsOfDeniedNames(t *testing.T) {
 	}
 	// Control: with no name denied, the unobservable lookups are made.
 	open := e.policy("default: deny\nrules:\n" + resolvers)
-	for _, mode := range []string{"udp-noport", "setuid"} {
+	for _, mode := range []string{"udp-noport", "setuid", "device"} {
 		e.dns.Reset()
 		r := e.sandboxed([]string{"--policy", open}, "python3", abs, mode, "x.ads.test")
 		if arrived() != 1 || !strings.Contains(r.Stdout, "rcode 0 answers 1") {

@@ -5,6 +5,7 @@
 #   tcp-noport  TCP likewise
 #   mptcp       MPTCP (falls back to TCP against a plain server)
 #   setuid      UDP made as root, sent from after setuid(65534)
+#   device      UDP bound to veth0 with SO_BINDTODEVICE
 #   exhaust     6000 UDP sockets send a lookup of good.web.test first
 #   udp         a plain unconnected UDP socket (the control)
 import os, socket, struct, sys, time
@@ -57,6 +58,10 @@ try:
         s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         s.bind(("10.231.0.1", 0))
         udp(s) if mode == "udp-noport" else tcp(s)
+    elif mode == "device":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"veth0")
+        udp(s)
     elif mode == "mptcp":
         tcp(socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP))
     elif mode == "setuid":
