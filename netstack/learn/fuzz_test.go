@@ -45,6 +45,10 @@ func FuzzMerge(f *testing.F) {
 		if !bytes.Equal(existing, orig) {
 			t.Fatal("Merge changed its input")
 		}
+		// Mergeable, checked before PROGRAM runs, foresees Merge.
+		if merr := Mergeable(existing, "p.yaml"); (err != nil || len(added) > 0) && (merr == nil) != (err == nil) {
+			t.Fatalf("Merge: %v, but Mergeable: %v", err, merr)
+		}
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "p.yaml:") {
 				t.Fatalf("error %q does not start with the path", err)

@@ -93,8 +93,29 @@ var groupHeaders = [...]string{
 // Options says how uses are rendered.
 type Options struct {
 	Ephemeral [2]uint16 // the local port range (ip_local_port_range); zero means {32768, 60999}
-	Command   []string  // PROGRAM and its args, for the header comment
-	Now       time.Time // when the policy was learned; zero means time.Now()
+	// Local reports whether an address is one of this machine's own (an
+	// address of an interface of the network namespace PROGRAM ran in).
+	// Loopback and unspecified addresses are local whatever it says; nil
+	// means no other address is. It only changes the comment of a widened
+	// port: see widen.
+	Local   func(netip.Addr) bool
+	Command []string  // PROGRAM and its args, for the header comment
+	Now     time.Time // when the policy was learned; zero means time.Now()
+}
+
+// widen reports whether a port is written as the whole ephemeral range
+// lo-hi: a port in the range was most likely taken from it by a server
+// that bound port 0 (a test harness's server, a peer a test starts each
+// run, on this machine or in a namespace beside it), and the next run gets
+// another; ephemeral ports never appear in a learned policy. The rule's
+// comment names the ports seen, and for a host that is not local asks for
+// the port to be written if its service is fixed (a service at 40000 is
+// indistinguishable from a port of the range).
+func (o Options) widen(port, lo, hi uint16) bool { return lo <= port && port <= hi }
+
+// local reports whether a is this machine's (Options.Local).
+func (o Options) local(a netip.Addr) bool {
+	return a.IsLoopback() || a.IsUnspecified() || o.Local != nil && o.Local(a)
 }
 
 func (o Options) ephemeral() (lo, hi uint16) {
@@ -126,6 +147,10 @@ type Rule struct {
 	Sends    bool
 	Family   string // the family: filter, "other" for OtherFamilies, else ""
 	Families string // OtherFamilies: the families seen, e.g. "netlink, packet" (for the comment)
+	// Ports, for a port widened to the ephemeral range: the ports seen,
+	// e.g. "40000, 40211" (for the comment); Remote: the host is not local.
+	Ports  string
+	Remote bool
 }
 
 // item is a Rule being built, with what it sorts by.
@@ -133,6 +158,7 @@ type item struct {
 	Rule
 	key      sortKey
 	families map[string]bool
+	ports    map[uint16]bool // widened: the ports seen
 }
 
 type sortKey struct {
@@ -146,14 +172,13 @@ type sortKey struct {
 // Rules renders uses to rules: deduplicated, grouped, sorted. Self uses,
 // unnamed Unix uses and uses no rule can express give no rule.
 func Rules(uses []Use, o Options) []Rule {
-	lo, hi := o.ephemeral()
 	byDest := map[string]*item{}
 	var items []*item
 	for _, u := range uses {
 		if u.Self {
 			continue
 		}
-		it, ok := render(u, lo, hi)
+		it, ok := render(u, o)
 		if !ok {
 			continue
 		}
@@ -172,6 +197,13 @@ func Rules(uses []Use, o Options) []Rule {
 		if it.families != nil {
 			rules[i].Families = strings.Join(slices.Sorted(maps.Keys(it.families)), ", ")
 		}
+		if it.ports != nil {
+			var ps []string
+			for _, p := range slices.Sorted(maps.Keys(it.ports)) {
+				ps = append(ps, strconv.Itoa(int(p)))
+			}
+			rules[i].Ports = strings.Join(ps, ", ")
+		}
 	}
 	return rules
 }
@@ -187,6 +219,9 @@ func (it *item) add(u Use) {
 	if it.families != nil && u.Family != "" {
 		it.families[u.Family] = true
 	}
+	if it.ports != nil {
+		it.ports[u.Addr.Port()] = true
+	}
 }
 
 // earlier reports whether a is before b, an unknown (zero) time being the
@@ -198,11 +233,11 @@ func earlier(a, b time.Time) bool {
 	return b.IsZero() || a.Before(b)
 }
 
-func render(u Use, lo, hi uint16) (*item, bool) {
+func render(u Use, o Options) (*item, bool) {
 	it := &item{Rule: Rule{Count: count(u), First: u.First, Comm: u.Comm, PID: u.PID, Sends: u.Sends}}
 	switch u.Kind {
 	case Inet:
-		return it, it.inet(u, lo, hi)
+		return it, it.inet(u, o)
 	case Unix:
 		return it, it.unix(u)
 	case Other:
@@ -216,7 +251,7 @@ func render(u Use, lo, hi uint16) (*item, bool) {
 	return nil, false
 }
 
-func (it *item) inet(u Use, lo, hi uint16) bool {
+func (it *item) inet(u Use, o Options) bool {
 	a := u.Addr.Addr().Unmap().WithZone("") // the policy takes no zones
 	if !a.IsValid() {
 		return false
@@ -242,9 +277,11 @@ func (it *item) inet(u Use, lo, hi uint16) bool {
 		b.WriteString("[" + a.String() + "]")
 	}
 	port := u.Addr.Port()
-	if lo <= port && port <= hi {
-		// The kernel picked this port at random: another run picks another.
+	if lo, hi := o.ephemeral(); o.widen(port, lo, hi) {
+		// Picked at random from the range: another run picks another.
 		fmt.Fprintf(&b, ":%d-%d", lo, hi)
+		it.ports = map[uint16]bool{port: true}
+		it.Remote = !o.local(a)
 		port = lo
 	} else {
 		fmt.Fprintf(&b, ":%d", port)
@@ -413,6 +450,12 @@ func comment(r Rule, loc *time.Location) string {
 		s += " by " + printable(r.Comm)
 	case r.PID != 0:
 		s += " by pid " + strconv.Itoa(r.PID)
+	}
+	if r.Ports != "" {
+		s += "; seen at " + r.Ports + ", of the ephemeral range"
+		if r.Remote {
+			s += " (a fixed port? write it instead)"
+		}
 	}
 	return s
 }

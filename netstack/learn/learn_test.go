@@ -187,7 +187,7 @@ func TestDedupe(t *testing.T) {
 	got := Rules(uses, Options{})
 	want := []Rule{
 		{Dest: "tcp:a.test:443", Group: Names, Count: 7, First: t0.Add(time.Second), Comm: "early", PID: 2, Sends: true},
-		{Dest: "udp:10.0.0.1:32768-60999", Group: Addresses, Count: 2},
+		{Dest: "udp:10.0.0.1:32768-60999", Group: Addresses, Count: 2, Ports: "40000, 50000", Remote: true},
 		{Dest: "*", Group: OtherFamilies, Count: 4, First: t0, Family: "other", Families: "netlink, packet"},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -385,7 +385,7 @@ rules:
   # DNS resolvers
   - allow: udp:10.0.0.2:53  # 3 sends, first 21:50:00.000 by app[6]
   # Addresses
-  - allow: tcp:[fd00::1]:32768-60999  # 2 connects, first 21:50:00.000 by app[6]
+  - allow: tcp:[fd00::1]:32768-60999  # 2 connects, first 21:50:00.000 by app[6]; seen at 40000, of the ephemeral range (a fixed port? write it instead)
   # Unix sockets
   - allow: unix:/run/a\*b  # 1 connect, first 21:50:00.000 by app[6]
   # Other socket families
@@ -448,4 +448,31 @@ func TestWriteParsesOddNames(t *testing.T) {
 	o := Options{Now: t0, Command: []string{"a\nb", "#c"}}
 	out := Write(uses, o)
 	checkParses(t, out, Rules(uses, o))
+}
+
+// TestWidenedPortsAreNamed: a port of the ephemeral range is written as
+// the range, wherever the host is (ephemeral ports never appear), and the
+// rule's comment names the ports seen; for a host that is not this
+// machine's it asks for a fixed port to be written instead.
+func TestWidenedPortsAreNamed(t *testing.T) {
+	local := func(a netip.Addr) bool { return a == netip.MustParseAddr("10.0.0.7") }
+	for _, tt := range []struct {
+		use    Use
+		remote bool
+	}{
+		{tcp("127.0.0.1:40000", ""), false},
+		{tcp("[::1]:40000", ""), false},
+		{tcp("10.0.0.7:40000", ""), false},
+		{tcp("10.0.0.1:40000", ""), true},
+		{tcp("10.0.0.1:40000", "peer.test"), true},
+	} {
+		rules := Rules([]Use{tt.use}, Options{Local: local})
+		if len(rules) != 1 || !strings.HasSuffix(rules[0].Dest, ":32768-60999") || rules[0].Ports != "40000" || rules[0].Remote != tt.remote {
+			t.Errorf("%v: %+v, want the range, port 40000 named, remote %v", tt.use.Addr, rules, tt.remote)
+		}
+		c := comment(rules[0], time.UTC)
+		if !strings.Contains(c, "seen at 40000") || strings.Contains(c, "a fixed port?") != tt.remote {
+			t.Errorf("%v: comment %q", tt.use.Addr, c)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,9 +17,11 @@ import (
 
 // Merge adds to an existing policy file the rules of uses that are new,
 // keeping the file's bytes, comments and order otherwise exactly as they
-// were. covered(u) reports whether the existing policy already allows u;
-// uses it covers (and Self uses) give no rule, and the default is never
-// changed. It returns the new file and the rules it added, in the order
+// were. covered(u) reports whether u needs no rule added: the existing
+// policy allows it, or one of its rules decides it otherwise, which a rule
+// added after it could never change (the first matching rule wins: the
+// caller says so, rather than append a rule that can never match). Uses it
+// covers (and Self uses) give no rule, and the default is never changed. It returns the new file and the rules it added, in the order
 // written; with nothing to add, existing itself. Errors read
 // PATH:LINE:COL: message (PATH:LINE: for YAML syntax errors, whose column
 // yaml.v3 does not report).
@@ -70,6 +73,38 @@ func Merge(existing []byte, path string, uses []Use, covered func(Use) bool, o O
 			path, ins.line, ins.col, why)
 	}
 	return out, added, nil
+}
+
+// Mergeable returns the error Merge would return for existing whatever
+// was learned, or nil: check it before PROGRAM runs, so that nothing
+// learned is lost to a file that cannot take it. It adds, on a copy, a
+// rule of each shape Merge writes (one line, and one with a family: line).
+func Mergeable(existing []byte, path string) error {
+	probe := []Use{
+		{Kind: Inet, Proto: "tcp", Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), 1)},
+		{Kind: Other, Family: "netlink"},
+	}
+	_, _, err := Merge(existing, path, probe, nil, Options{Now: time.Unix(0, 0).UTC()})
+	return err
+}
+
+// KeyLine is the line of the top-level key of the policy in data, 0 if it
+// has none (or data is no policy Merge could read).
+func KeyLine(data []byte, key string) int {
+	doc, err := parseOne(data, "")
+	if err != nil {
+		return 0
+	}
+	top, err := topMapping(doc, "")
+	if err != nil || top == nil {
+		return 0
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if k := top.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return k.Line
+		}
+	}
+	return 0
 }
 
 // parseOne parses the single YAML document of data; nil if there is none.

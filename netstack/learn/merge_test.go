@@ -393,3 +393,58 @@ func TestMergeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeable: what Merge would refuse once PROGRAM ran is found before,
+// with the same error, even when nothing was learned (Merge with nothing
+// new returns any file unchanged, a flow list too).
+func TestMergeable(t *testing.T) {
+	for _, tt := range mergeCases {
+		if err := Mergeable([]byte(tt.existing), "p.yaml"); err != nil {
+			t.Errorf("%s: %v, want nil", tt.name, err)
+		}
+	}
+	for _, f := range []string{"", "# no rules at all", "version: 1\n", "rules:\n", "rules: []\n", "rules: ~\n"} {
+		if err := Mergeable([]byte(f), "p.yaml"); err != nil {
+			t.Errorf("%q: %v, want nil", f, err)
+		}
+	}
+	for _, tt := range mergeErrorCases {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Mergeable([]byte(tt.existing), "p.yaml")
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q...", err, tt.want)
+			}
+			_, _, merr := Merge([]byte(tt.existing), "p.yaml", []Use{newUse}, nil, mergeOpts)
+			if merr == nil || merr.Error() != err.Error() {
+				t.Errorf("Mergeable said %q, Merge %q", err, merr)
+			}
+		})
+	}
+	// The case of the flow list: with nothing new Merge has nothing to
+	// refuse, but Mergeable refuses it all the same.
+	flow := []byte("version: 1\nrules: [{allow: tcp:a.test:443}]\n")
+	if out, _, err := Merge(flow, "p.yaml", nil, nil, mergeOpts); err != nil || !bytes.Equal(out, flow) {
+		t.Fatalf("Merge with nothing: %q, %v", out, err)
+	}
+	if err := Mergeable(flow, "p.yaml"); err == nil || !strings.Contains(err.Error(), "p.yaml:2:8: rules: is a flow list") {
+		t.Errorf("Mergeable: %v", err)
+	}
+}
+
+func TestKeyLine(t *testing.T) {
+	for _, tt := range []struct {
+		data, key string
+		want      int
+	}{
+		{"# c\nversion: 1\ndefault: deny\nrules: []\n", "default", 3},
+		{"version: 1\nrules:\n  - default: x\n", "default", 0},
+		{"version: 1\n", "version", 1},
+		{"", "default", 0},
+		{"- a\n", "default", 0},
+		{"a: b: c\n", "a", 0},
+	} {
+		if got := KeyLine([]byte(tt.data), tt.key); got != tt.want {
+			t.Errorf("KeyLine(%q, %q) = %d, want %d", tt.data, tt.key, got, tt.want)
+		}
+	}
+}

@@ -121,13 +121,25 @@ func (n *Netns) MustRunPeer(t testing.TB, argv ...string) Result {
 // ends.
 func (n *Netns) StartPeer(t testing.TB, ready string, argv ...string) {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Peer}, argv...)...)
+	startIn(t, n.Peer, ready, argv...)
+}
+
+// Start is StartPeer in the test namespace itself (a server outside the
+// sandboxed tree, beside it).
+func (n *Netns) Start(t testing.TB, ready string, argv ...string) {
+	t.Helper()
+	startIn(t, n.Name, ready, argv...)
+}
+
+func startIn(t testing.TB, ns, ready string, argv ...string) {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w := &readyWriter{ready: ready, seen: make(chan struct{})}
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %q in %s: %v", argv, n.Peer, err)
+		t.Fatalf("starting %q in %s: %v", argv, ns, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -139,9 +151,9 @@ func (n *Netns) StartPeer(t testing.TB, ready string, argv ...string) {
 	case <-w.seen:
 	case err := <-exited:
 		exited <- err // for the cleanup
-		t.Fatalf("%q in %s exited before it was ready: %v\n%s", argv, n.Peer, err, stderr.String())
+		t.Fatalf("%q in %s exited before it was ready: %v\n%s", argv, ns, err, stderr.String())
 	case <-time.After(10 * time.Second):
-		t.Fatalf("%q in %s: not ready after 10s\n%s", argv, n.Peer, stderr.String())
+		t.Fatalf("%q in %s: not ready after 10s\n%s", argv, ns, stderr.String())
 	}
 }
 
