@@ -14,6 +14,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"sandbox/netstack"
 	"sandbox/netstack/learn"
@@ -202,7 +203,23 @@ func (l *learner) finish(c *cli.Context, argv []string, code int) error {
 		if dst == "-" {
 			name = "(stdout)"
 		}
-		m, err := mergeUses(l.merge, name, l.mergeData, memoResolve(resolve), uses, o)
+		data := l.mergeData
+		if dst == l.merge {
+			// Learns across a test suite may run at once, each merging into
+			// the same file: the merge is made into the file as it is now,
+			// under a lock on its directory (the file itself is replaced by
+			// a rename, which a lock on it would not survive), so that no
+			// run's rules overwrite another's.
+			unlock, err := lockDir(filepath.Dir(l.merge))
+			if err != nil {
+				return fail(fmt.Errorf("--merge: locking %s: %w", filepath.Dir(l.merge), err))
+			}
+			defer unlock()
+			if data, err = os.ReadFile(l.merge); err != nil {
+				return fail(fmt.Errorf("--merge: %w", err))
+			}
+		}
+		m, err := mergeUses(l.merge, name, data, memoResolve(resolve), uses, o)
 		if err != nil {
 			return fail(fmt.Errorf("--merge: %w", err))
 		}
@@ -432,6 +449,26 @@ func shellWords(argv []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// lockDir takes an exclusive flock(2) on directory dir, waiting for it,
+// and returns its release.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil // closing releases the lock
 }
 
 func writePolicy(stderr interface{ Write([]byte) (int, error) }, path string, data []byte, what string, argv []string) error {

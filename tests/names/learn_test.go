@@ -133,3 +133,26 @@ func TestLearnRefusesAMergeFileItCannotAddTo(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnMergesInParallel: learns of a test suite run at once, each
+// merging into the same file: every run's rules end up in it (the merge is
+// made into the file as it is when the run ends, under a lock), none
+// overwritten by another's.
+func TestLearnMergesInParallel(t *testing.T) {
+	e := setup(t)
+	pol := filepath.Join(e.dir, "suite.yaml")
+	os.WriteFile(pol, []byte("version: 1\ndefault: deny\nrules:\n  - allow: tcp:10.231.0.2:9\n"), 0o644)
+	// The second run reads the file before the first writes it, and writes
+	// after.
+	first := []string{"sh", "-c", "curl -sS --max-time 5 http://10.231.0.2:8080/ >/dev/null"}
+	second := []string{"sh", "-c", "sleep 1; dig +short +tries=1 @10.231.0.2 web.test >/dev/null"}
+	done := make(chan nettest.Result)
+	go func() { done <- e.run(append([]string{e.sb, "learn", "--merge", pol, "--"}, second...)...) }()
+	r1 := e.run(append([]string{e.sb, "learn", "--merge", pol, "--"}, first...)...)
+	r2 := <-done
+	b, _ := os.ReadFile(pol)
+	if r1.ExitCode != 0 || r2.ExitCode != 0 || !strings.Contains(string(b), "- allow: tcp:10.231.0.2:8080 ") ||
+		!strings.Contains(string(b), "- allow: udp:10.231.0.2:53 ") {
+		t.Errorf("a parallel merge lost a run's rules: %v / %v\n%s", r1, r2, b)
+	}
+}
