@@ -7,7 +7,10 @@ package matrix
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"sandbox/netstack"
 )
 
 // DefaultFaults is the fault list without --faults.
@@ -58,8 +61,8 @@ func (f Fault) Flag(dest string) []string {
 func (f Fault) IsLive() bool { return f.Kind == Live }
 
 // ParseFaults parses a comma-separated fault list. Connect verdicts are
-// checked here; live-connection faults only have their aliases rewritten:
-// `sandbox run` is the judge of what they mean.
+// checked here; live-connection faults have their aliases rewritten and
+// their names checked: `sandbox run` is the judge of their values.
 func ParseFaults(list string) ([]Fault, error) {
 	var out []Fault
 	seen := map[string]bool{}
@@ -131,8 +134,13 @@ func cutValue(s string) (name, value string, ok bool) {
 	return s[:i], s[i+1:], true
 }
 
+// connectNames are the cells that are connect verdicts, each a cell of
+// its own.
+var connectNames = []string{"refuse", "timeout", "unreachable", "deny"}
+
 // normalizeLive rewrites the aliases of a live-connection fault, part by
-// part: reset-after-N is reset:N, NAME=VALUE is NAME:VALUE.
+// part: reset-after-N is reset:N, NAME=VALUE is NAME:VALUE. Each part must
+// name a fault of netstack.FaultKinds.
 func normalizeLive(s string) (string, error) {
 	parts := strings.Split(s, "+")
 	for i, p := range parts {
@@ -149,6 +157,14 @@ func normalizeLive(s string) (string, error) {
 			body = body[:j] + ":" + body[j+1:]
 		}
 		parts[i] = body + dir
+		name, _, _ := strings.Cut(body, ":")
+		switch {
+		case slices.Contains(netstack.FaultKinds, name):
+		case slices.Contains(connectNames, name) && len(parts) > 1:
+			return "", fmt.Errorf("--faults %s: %s is a connect verdict, not a fault on a live connection: give it as a cell of its own (--faults %s,...)", s, name, name)
+		default:
+			return "", fmt.Errorf("--faults %s: unknown fault %s (known: %s, %s)", s, name, strings.Join(connectNames, ", "), strings.Join(netstack.FaultKinds, ", "))
+		}
 	}
 	return strings.Join(parts, "+"), nil
 }

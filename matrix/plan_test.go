@@ -28,10 +28,8 @@ func TestParseFault(t *testing.T) {
 		{"latency=2s", "latency:2s", []string{"--fault", d + "=latency:2s"}},
 		{"latency:2s@up+loss=0.1", "latency:2s@up+loss:0.1", []string{"--fault", d + "=latency:2s@up+loss:0.1"}},
 		{"reset-after-100@down+toxicity=0.5", "reset:100@down+toxicity:0.5", []string{"--fault", d + "=reset:100@down+toxicity:0.5"}},
-		// Names matrix does not know are passed on: sandbox run judges them.
-		{"frobnicate:7", "frobnicate:7", []string{"--fault", d + "=frobnicate:7"}},
-		// A connect verdict joined to a live fault is a live fault.
-		{"refuse+latency:1s", "refuse+latency:1s", []string{"--fault", d + "=refuse+latency:1s"}},
+		// Values are passed on: sandbox run judges them.
+		{"latency:soon", "latency:soon", []string{"--fault", d + "=latency:soon"}},
 	} {
 		f, err := ParseFault(c.spec)
 		if err != nil {
@@ -51,6 +49,11 @@ func TestParseFault(t *testing.T) {
 		"deny:EBADF":    "want deny, deny:EACCES or deny:EPERM",
 		"timeout:":      "want timeout:DURATION",
 		"latency:1s++x": "an empty part between +",
+		// Names are matrix's to know: its own cells, and the live faults.
+		"bogus":             "unknown fault bogus (known: refuse, timeout, unreachable, deny, reset, blackhole, latency, connect-latency, bandwidth, limit, slice, slow-close, loss, duplicate, toxicity)",
+		"frobnicate:7":      "unknown fault frobnicate (known: refuse,",
+		"latency:1s+jam@up": "unknown fault jam (known:",
+		"refuse+latency:1s": "refuse is a connect verdict, not a fault on a live connection: give it as a cell of its own (--faults refuse,...)",
 	} {
 		if _, err := ParseFault(spec); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "--faults "+spec+": ") {
 			t.Errorf("%s: error %v, want --faults %s: ...%s", spec, err, spec, want)
@@ -192,7 +195,7 @@ func TestPlan(t *testing.T) {
 		t.Errorf("--dns --policy: %v %q", p.Runs, p.SkippedDNS)
 	}
 	b := BaselineRun(o, "/d/baseline.yaml", "/d/baseline.json")
-	if !b.IsBaseline() || b.Label() != "baseline" || strings.Join(b.Args, " ") != "run --grace 2s --policy app.yaml -- ./client -v" {
+	if !b.IsBaseline() || b.Label() != "baseline" || strings.Join(b.Args, " ") != "run --grace 2s --policy app.yaml --summary-json /d/baseline.json -- ./client -v" {
 		t.Errorf("baseline with a policy: %q", b.Args)
 	}
 	o.Policy = ""
@@ -202,5 +205,56 @@ func TestPlan(t *testing.T) {
 	}
 	if ProgramName([]string{"/usr/bin/curl", "-s"}) != "curl" {
 		t.Error("ProgramName")
+	}
+}
+
+// TestInapplicableFaults: a fault with no meaning on a destination's
+// protocol is planned skipped, with the sandbox's reason; on a DEST of both
+// protocols, when the baseline reached it by one only.
+func TestInapplicableFaults(t *testing.T) {
+	faults, err := ParseFaults("refuse,reset:0,loss:0.5,blackhole,latency:1s+slice:10,duplicate:1+latency:1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses, err := ReadUses([]byte(`{"connects": [
+		{"dst": "udp:10.231.0.2:9001", "count": 3, "verdict": "allow", "errno": ""},
+		{"dst": "tcp:10.231.0.2:8080", "name": "web.test", "count": 1, "verdict": "allow", "errno": ""},
+		{"dst": "tcp:10.231.0.2:7000", "count": 1, "verdict": "allow", "errno": ""},
+		{"dst": "udp:10.231.0.2:7000", "count": 1, "verdict": "allow", "errno": ""},
+		{"dst": "unix:/run/app.sock", "count": 1, "verdict": "allow", "errno": ""}],
+		"native": 0}`))
+	if err != nil || len(uses) != 5 || uses[1] != (Use{Dst: "tcp:10.231.0.2:8080", Name: "web.test"}) {
+		t.Fatalf("uses %v %v", uses, err)
+	}
+	dests := []string{"udp:10.231.0.2:9001", "tcp:web.test:8080", "unix:/run/app.sock", "10.231.0.2:9001", "web.test:8080", "10.231.0.2:7000", "10.231.0.9:1"}
+	p := NewPlan(dests, Options{Program: []string{"./client"}, Faults: faults, DNS: true, Uses: uses})
+	skipped := map[string]string{}
+	for _, r := range p.Runs {
+		if r.Skip != "" {
+			skipped[r.Label()] = r.Skip
+		}
+	}
+	want := map[string]string{
+		"udp:10.231.0.2:9001 × reset:0":               "reset:0 has no meaning on UDP, only on TCP and Unix streams: a datagram socket has no connection to reset; for UDP use blackhole (every datagram dropped) or loss:P",
+		"udp:10.231.0.2:9001 × latency:1s+slice:10":   "slice:10 has no meaning on UDP",
+		"tcp:web.test:8080 × loss:0.5":                "loss:0.5 has no meaning on TCP",
+		"tcp:web.test:8080 × duplicate:1+latency:1s":  "duplicate:1 has no meaning on TCP",
+		"unix:/run/app.sock × loss:0.5":               "loss:0.5 has no meaning on Unix streams",
+		"unix:/run/app.sock × duplicate:1+latency:1s": "duplicate:1 has no meaning on Unix streams",
+		// Of both protocols, reached by one only.
+		"10.231.0.2:9001 × reset:0":              "reset:0 has no meaning on UDP, only on TCP and Unix streams: a datagram socket has no connection to reset; for UDP use blackhole (every datagram dropped) or loss:P (the baseline reached 10.231.0.2:9001 over UDP only)",
+		"10.231.0.2:9001 × latency:1s+slice:10":  "(the baseline reached 10.231.0.2:9001 over UDP only)",
+		"web.test:8080 × loss:0.5":               "loss:0.5 has no meaning on TCP, only on UDP: a stream loses no byte",
+		"web.test:8080 × duplicate:1+latency:1s": "(the baseline reached web.test:8080 over TCP only)",
+	}
+	for label, reason := range want {
+		if !strings.Contains(skipped[label], reason) {
+			t.Errorf("%s: skipped %q, want %q", label, skipped[label], reason)
+		}
+		delete(skipped, label)
+	}
+	// Reached by both (7000), or by neither (10.231.0.9:1): every cell runs.
+	for label, reason := range skipped {
+		t.Errorf("%s: skipped (%s)", label, reason)
 	}
 }

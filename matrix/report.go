@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"sandbox/internal/shell"
 )
 
 // Report is a whole matrix: the baseline, then the fault runs in plan
@@ -123,9 +125,9 @@ func printable(c rune) rune {
 // baseline first.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# sandbox matrix: %s\n\n", mdEscape(strings.Join(r.Program, " ")))
+	fmt.Fprintf(&b, "# sandbox matrix: %s\n\n", codeSpan(shell.Join(r.Program)))
 	if r.Policy != "" {
-		fmt.Fprintf(&b, "Baseline: `sandbox run --policy %s`.", mdEscape(r.Policy))
+		fmt.Fprintf(&b, "Baseline: %s.", codeSpan("sandbox run --policy "+shell.Quote(r.Policy)))
 	} else {
 		b.WriteString("Baseline: `sandbox learn`; the destinations are the learned policy's.")
 	}
@@ -169,6 +171,25 @@ func readingList(rs []Reading) string {
 		s[i] = string(r)
 	}
 	return strings.Join(s, ", ")
+}
+
+// codeSpan is s as Markdown code, verbatim: between runs of backquotes
+// longer than any in s (and spaces, when s starts or ends with one).
+func codeSpan(s string) string {
+	longest, run := 0, 0
+	for _, c := range s {
+		if c == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + strings.Map(printable, s) + fence
 }
 
 // mdEscape keeps a cell one cell: | and backquotes escaped.
@@ -298,7 +319,7 @@ func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), '
 // for a reading of FailOn, skipped for a skipped run, and stderr's last
 // lines as system-err.
 func (r *Report) WriteJUnit(w io.Writer) error {
-	name := "sandbox matrix: " + strings.Join(r.Program, " ")
+	name := "sandbox matrix: " + shell.Join(r.Program)
 	suite := JUnitSuite{Name: name}
 	if !r.Started.IsZero() {
 		suite.Timestamp = r.Started.UTC().Format("2006-01-02T15:04:05")

@@ -181,7 +181,7 @@ func TestMarkdown(t *testing.T) {
 	if len(rows) != 2+7 {
 		t.Fatalf("want header, rule and 7 rows:\n%s", b.String())
 	}
-	if !strings.HasPrefix(b.String(), "# sandbox matrix: /opt/bin/client --once\n") ||
+	if !strings.HasPrefix(b.String(), "# sandbox matrix: `/opt/bin/client --once`\n") ||
 		!strings.Contains(b.String(), "7 runs, 3 with a reading of hung, crashed, error.") ||
 		!strings.Contains(b.String(), "\n- udp:10.0.0.2:53: not faulted\n") {
 		t.Errorf("markdown:\n%s", b.String())
@@ -311,6 +311,36 @@ func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "0ms", 999 * time.Millisecond: "999ms", time.Second: "1.00s", 3016 * time.Millisecond: "3.02s"} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("%v: %s, want %s", d, got, want)
+		}
+	}
+}
+
+// TestTitleQuotesArgv: the report's title is PROGRAM as a shell would run
+// it, quoted where its words need it, and verbatim in Markdown.
+func TestTitleQuotesArgv(t *testing.T) {
+	argv := []string{"sh", "-c", `curl -sS http://web.test:8080/ || kill -SEGV $$`}
+	rep := sample()
+	rep.Program = argv
+	var md, x bytes.Buffer
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if title, _, _ := strings.Cut(md.String(), "\n"); title != "# sandbox matrix: `sh -c 'curl -sS http://web.test:8080/ || kill -SEGV $$'`" {
+		t.Errorf("markdown title %q", title)
+	}
+	if err := rep.WriteJUnit(&x); err != nil {
+		t.Fatal(err)
+	}
+	var doc JUnitSuites
+	if err := xml.Unmarshal(x.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if want := "sandbox matrix: sh -c 'curl -sS http://web.test:8080/ || kill -SEGV $$'"; doc.Name != want || doc.Suites[0].Name != want {
+		t.Errorf("junit name %q, want %q", doc.Name, want)
+	}
+	for in, want := range map[string]string{"a": "`a`", "a`b": "``a`b``", "`a": "`` `a ``", "a``b`": "``` a``b` ```"} {
+		if got := codeSpan(in); got != want {
+			t.Errorf("codeSpan(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -23,7 +23,8 @@ type Faults struct {
 	ConnectLatency time.Duration
 	// Latency and Jitter delay each chunk, per direction (Up, Down).
 	Latency, Jitter [2]time.Duration
-	// Bandwidth limits each direction to bytes per second (0: none).
+	// Bandwidth limits each direction to bytes per second (0: none); on
+	// UDP the datagrams are paced.
 	Bandwidth [2]int64
 	// ResetAfter resets the connection (the program gets ECONNRESET, as
 	// from an RST) once ResetBytes bytes have passed, counted both ways
@@ -31,7 +32,9 @@ type Faults struct {
 	ResetBytes int64
 	ResetTime  time.Duration
 	// Blackhole stops delivering in a direction: the bytes are not read
-	// any more, as if the network dropped them.
+	// any more, as if the network dropped them; down, the peer's end (its
+	// FIN, its RST) does not reach the program either. On UDP each
+	// datagram that way is dropped.
 	Blackhole [2]bool
 	// SlowClose delays the close of the program's side after the peer
 	// closed.
@@ -43,10 +46,15 @@ type Faults struct {
 	// SliceDelay apart (0: no slicing).
 	Slice      int
 	SliceDelay time.Duration
-	// Loss and Duplicate are per datagram, both ways (UDP).
+	// Loss and Duplicate are per datagram, both ways (UDP only).
 	Loss, Duplicate float64
 	// Text is the fault as written, for logs.
 	Text string
+
+	// parts are the faults as parsed, and views what of them applies to
+	// streams and to UDP (For); empty for a Faults built by hand.
+	parts []faultPart
+	views [2]*Faults
 }
 
 // Directions of a connection.
@@ -55,14 +63,79 @@ const (
 	Down = 1
 )
 
+// faultKind is one fault: the sockets it has a meaning on, and on the
+// others why it has none and what to write instead.
+type faultKind struct {
+	name          string
+	stream, dgram bool // TCP and Unix streams; UDP
+	directional   bool // takes @up, @down or @both
+	value         bool // takes :VALUE
+	// Where it has no meaning: why, and what to use there instead.
+	why, instead string
+}
+
+var faultKinds = []faultKind{
+	{name: "reset", stream: true, value: true,
+		why: "a datagram socket has no connection to reset", instead: "blackhole (every datagram dropped) or loss:P"},
+	{name: "blackhole", stream: true, dgram: true, directional: true},
+	{name: "latency", stream: true, dgram: true, directional: true, value: true},
+	{name: "connect-latency", stream: true, value: true,
+		why: "UDP has no handshake to delay", instead: "latency"},
+	{name: "bandwidth", stream: true, dgram: true, directional: true, value: true},
+	{name: "limit", stream: true, value: true,
+		why: "UDP has no FIN to send after N bytes", instead: "blackhole@down or loss:P"},
+	{name: "slice", stream: true, value: true,
+		why: "a datagram is delivered whole or not at all", instead: "latency or bandwidth"},
+	{name: "slow-close", stream: true, value: true,
+		why: "UDP has no close to delay", instead: "latency"},
+	{name: "loss", dgram: true, value: true,
+		why: "a stream loses no byte (TCP resends what the network drops: its program sees a delay)", instead: "latency, blackhole or reset"},
+	{name: "duplicate", dgram: true, value: true,
+		why: "a stream delivers no byte twice (TCP discards a duplicate segment)", instead: "latency or slice"},
+	{name: "toxicity", stream: true, dgram: true, value: true},
+}
+
+// FaultKinds are the names of the faults, in the order of the help.
+var FaultKinds = func() []string {
+	names := make([]string, len(faultKinds))
+	for i, k := range faultKinds {
+		names[i] = k.name
+	}
+	return names
+}()
+
+func kindOf(name string) *faultKind {
+	for i := range faultKinds {
+		if faultKinds[i].name == name {
+			return &faultKinds[i]
+		}
+	}
+	return nil
+}
+
+// connectVerdicts are the verdicts of a connect, which a --fault cannot
+// give: each has its own rule flag.
+var connectVerdicts = map[string]string{
+	"allow":       "--allow DEST (a --fault allows its DEST already)",
+	"deny":        "--deny DEST[=EACCES|EPERM]",
+	"refuse":      "--refuse DEST",
+	"unreachable": "--unreachable DEST[=net|host]",
+	"timeout":     "--timeout DEST[=DURATION]",
+	"redirect":    "--redirect DEST=IP:PORT",
+}
+
 // FaultNames documents the fault syntax, for help texts.
 const FaultNames = "reset:N|DURATION, blackhole, latency:DURATION[~JITTER], connect-latency:DURATION, bandwidth:RATE, " +
 	"limit:N, slice:N[~DELAY], slow-close:DURATION, loss:P, duplicate:P, toxicity:P; @up, @down or @both after a " +
-	"directional one; several joined by +"
+	"directional one; several joined by +; reset, limit, slice, slow-close and connect-latency are TCP's and Unix " +
+	"streams', loss and duplicate UDP's"
 
 // ParseFaults parses FAULT[+FAULT...], each NAME[:VALUE][@up|@down|@both].
 // Sizes take B, KB, MB (1000s) or KiB, MiB (1024s); RATE is a size per
 // second; P is a probability from 0 to 1.
+//
+// Some faults have a meaning on one kind of socket only (reset on TCP,
+// loss on UDP: see CheckDest); For is what applies to each.
 func ParseFaults(s string) (*Faults, error) {
 	f := &Faults{Toxicity: 1, ResetBytes: -1, Limit: -1, Text: s}
 	if strings.TrimSpace(s) == "" {
@@ -71,8 +144,22 @@ func ParseFaults(s string) (*Faults, error) {
 	seen := map[string]bool{}
 	for _, part := range strings.Split(s, "+") {
 		part = strings.TrimSpace(part)
+		if part == "" {
+			return nil, fmt.Errorf("%s: an empty fault between +; expected FAULT+FAULT, such as latency:200ms+reset:1MB", s)
+		}
 		spec, dir, hasDir := strings.Cut(part, "@")
 		name, val, hasVal := strings.Cut(spec, ":")
+		kind := kindOf(name)
+		if kind == nil {
+			at := part + ": " // the part, when it is more than the name
+			if part == name {
+				at = ""
+			}
+			if flag, ok := connectVerdicts[name]; ok {
+				return nil, fmt.Errorf("%s%s is a connect verdict, not a fault on a live connection: write %s", at, name, flag)
+			}
+			return nil, fmt.Errorf("%sunknown fault %s (known: %s)", at, name, strings.Join(FaultKinds, ", "))
+		}
 		dirs := []int{Down}
 		switch {
 		case !hasDir:
@@ -88,21 +175,20 @@ func ParseFaults(s string) (*Faults, error) {
 		default:
 			return nil, fmt.Errorf("%s: expected @up, @down or @both, got @%s", part, dir)
 		}
-		directional := name == "latency" || name == "bandwidth" || name == "blackhole"
-		if hasDir && !directional {
+		if hasDir && !kind.directional {
 			return nil, fmt.Errorf("%s: %s has no direction (only latency, bandwidth and blackhole do)", part, name)
 		}
 		if seen[name] && !hasDir {
 			return nil, fmt.Errorf("%s: %s given twice", part, name)
 		}
 		seen[name] = true
-		needVal := name != "blackhole"
-		if needVal && !hasVal {
+		if kind.value && !hasVal {
 			return nil, fmt.Errorf("%s: expected %s:VALUE", part, name)
 		}
-		if !needVal && hasVal {
-			return nil, fmt.Errorf("%s: blackhole takes no value", part)
+		if !kind.value && hasVal {
+			return nil, fmt.Errorf("%s: %s takes no value", part, name)
 		}
+		f.parts = append(f.parts, faultPart{kind, part})
 		var err error
 		switch name {
 		case "reset":
@@ -154,14 +240,110 @@ func ParseFaults(s string) (*Faults, error) {
 			f.Duplicate, err = parseProbability(val)
 		case "toxicity":
 			f.Toxicity, err = parseProbability(val)
-		default:
-			return nil, fmt.Errorf("%s: unknown fault %q; expected %s", part, name, FaultNames)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", part, err)
 		}
 	}
+	f.views = [2]*Faults{f.only(true), f.only(false)}
 	return f, nil
+}
+
+// faultPart is one FAULT of a Faults, as written.
+type faultPart struct {
+	kind *faultKind
+	text string
+}
+
+// only is what of f applies to streams (TCP, Unix) or to UDP: f itself
+// when all of it does, else a copy without the rest.
+func (f *Faults) only(stream bool) *Faults {
+	applies := func(k *faultKind) bool { return stream && k.stream || !stream && k.dgram }
+	var kept []string
+	all := true
+	for _, p := range f.parts {
+		if applies(p.kind) {
+			kept = append(kept, p.text)
+		} else {
+			all = false
+		}
+	}
+	if all {
+		return f
+	}
+	v := *f
+	v.parts, v.views = nil, [2]*Faults{}
+	v.Text = strings.Join(kept, "+")
+	if stream {
+		v.Loss, v.Duplicate = 0, 0
+	} else {
+		v.ResetBytes, v.ResetTime, v.Limit = -1, 0, -1
+		v.ConnectLatency, v.SlowClose, v.Slice, v.SliceDelay = 0, 0, 0, 0
+	}
+	return &v
+}
+
+// For is what of f applies to a socket of type t: TypeStream for TCP and
+// Unix streams, TypeDgram for UDP (a DEST without tcp: or udp:, or a name,
+// covers both, and each gets its own share). It is f itself when all of f
+// applies (and for another type, or a Faults built by hand), and the same
+// pointer at each call. What is left may do nothing (Active is false).
+func (f *Faults) For(t SockType) *Faults {
+	if f == nil {
+		return nil
+	}
+	var v *Faults
+	switch t {
+	case TypeStream:
+		v = f.views[0]
+	case TypeDgram:
+		v = f.views[1]
+	}
+	if v == nil {
+		return f // built by hand, or not a relayed kind
+	}
+	return v
+}
+
+// CheckDest says why f cannot be given to d in a rule narrowed to types
+// (0: every type): a fault with no meaning on the one protocol d covers
+// (reset, limit, slice, slow-close, connect-latency on udp:; loss,
+// duplicate on tcp: or a Unix socket), naming the fault, the protocol and
+// what to use instead. A DEST of TCP and UDP takes every fault: each
+// protocol gets what applies to it (For). A rule's checks call it for
+// each of its DESTs.
+func (f *Faults) CheckDest(d Dest, types TypeSet) error {
+	if f == nil {
+		return nil
+	}
+	stream, dgram := false, false
+	what := ""
+	switch d.Kind {
+	case DestInet:
+		stream = d.Types.Has(TypeStream) && types.Has(TypeStream)
+		dgram = d.Types.Has(TypeDgram) && types.Has(TypeDgram)
+		what = "TCP"
+		if !stream {
+			what = "UDP"
+		}
+	case DestUnix, DestAbstract, DestUnixAny:
+		// Unix datagram sockets are not relayed (the sentry says so once).
+		stream, what = types.Has(TypeStream), "Unix streams"
+	}
+	if !stream && !dgram || stream && dgram {
+		return nil
+	}
+	for _, p := range f.parts {
+		if stream && p.kind.stream || dgram && p.kind.dgram {
+			continue
+		}
+		on := "TCP and Unix streams"
+		if p.kind.dgram {
+			on = "UDP"
+		}
+		return fmt.Errorf("%s has no meaning on %s, only on %s: %s; for %s use %s", p.text, what, on, p.kind.why, what, p.kind.instead)
+	}
+	return nil
 }
 
 // Active reports whether the faults do anything to a stream.

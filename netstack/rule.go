@@ -230,6 +230,9 @@ func (rl *Rule) validate() error {
 		if rl.Type != 0 && d.Types != 0 && rl.Type&d.Types == 0 {
 			return fmt.Errorf("type %s never matches %s", typeSetString(rl.Type), d)
 		}
+		if err := rl.Verdict.Faults.CheckDest(d, rl.Type); err != nil {
+			return err
+		}
 	}
 	return nil
 }

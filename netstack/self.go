@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"sandbox/internal/shell"
 )
 
 // Endpoint is a socket address the sandboxed process tree listens on or has
@@ -191,7 +193,7 @@ func Suggest(r Request) string {
 	default:
 		return "--allow-all"
 	}
-	return "--allow " + shellQuote(dest)
+	return "--allow " + shell.Quote(dest)
 }
 
 // globLiteral escapes s so that path.Match matches it literally. A
@@ -210,18 +212,4 @@ func globLiteral(s string) string {
 		}
 	}
 	return b.String()
-}
-
-func shellQuote(s string) string {
-	safe := true
-	for _, c := range s {
-		if !(c < 128 && (unicode.IsLetter(c) || unicode.IsDigit(c) || strings.ContainsRune("@%+=:,./_-", c))) {
-			safe = false
-			break
-		}
-	}
-	if safe && s != "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

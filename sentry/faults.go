@@ -45,6 +45,13 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		})
 		return
 	}
+	// What of the faults has a meaning on this protocol: a DEST of TCP and
+	// UDP gives each its share, and a share that does nothing is no relay.
+	if c.typ == unix.SOCK_STREAM {
+		f = f.For(netstack.TypeStream)
+	} else {
+		f = f.For(netstack.TypeDgram)
+	}
 	if relay.Spares(f) || !s.sameNetns(c) {
 		return
 	}
@@ -92,6 +99,13 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 // up is handed to the relay, and the program's socket is connected to that
 // connection's own abstract front.
 func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
+	// What of the faults has a meaning on this protocol: a DEST of TCP and
+	// UDP gives each its share, and a share that does nothing is no relay.
+	if c.typ == unix.SOCK_STREAM {
+		f = f.For(netstack.TypeStream)
+	} else {
+		f = f.For(netstack.TypeDgram)
+	}
 	if relay.Spares(f) || !s.sameNetns(c) {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"sandbox/internal/shell"
 	"sandbox/netstack"
 	"sandbox/netstack/learn"
 	"sandbox/sentry"
@@ -438,19 +439,6 @@ func plural(n int, what string) string {
 	return strconv.Itoa(n) + " " + what + "s"
 }
 
-// shellWords quotes argv for a shell, where a word needs it.
-func shellWords(argv []string) string {
-	out := make([]string, len(argv))
-	for i, a := range argv {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
-			out[i] = a
-		} else {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(out, " ")
-}
-
 // lockDir takes an exclusive flock(2) on directory dir, waiting for it,
 // and returns its release.
 func lockDir(dir string) (func(), error) {
@@ -500,7 +488,7 @@ func writePolicy(stderr interface{ Write([]byte) (int, error) }, path string, da
 		return &exitError{code: exitSandbox, err: fmt.Errorf("writing the policy to %s: %w", path, err)}
 	}
 	fmt.Fprintf(stderr, "sandbox: learn: wrote %s (%s); review it, then: sandbox run --policy %s -- %s\n",
-		path, what, shellWords([]string{path}), shellWords(argv))
+		path, what, shell.Join([]string{path}), shell.Join(argv))
 	return nil
 }
 

@@ -27,8 +27,9 @@ import (
 // before it is killed: its own --grace (matrix.Grace), and time to report.
 const killAfter = 5 * time.Second
 
-// probeDest stands for a destination when a fault is checked on its own.
-const probeDest = "tcp:127.0.0.1:9"
+// probeDest stands for a destination when a fault is checked on its own:
+// of both protocols, so that a fault of either (reset, loss) passes.
+const probeDest = "127.0.0.1:9"
 
 func matrixCommand() *cli.Command {
 	return &cli.Command{
@@ -56,11 +57,14 @@ destination and one fault at a time.
                           reset:0, blackhole, latency:2s, bandwidth:RATE,
                           limit:N, slice:N, slow-close:DUR, loss:P, duplicate:P
                           (aliases: reset-after-N is reset:N, NAME=VALUE is
-                          NAME:VALUE). 'sandbox run' judges them.
+                          NAME:VALUE). 'sandbox run' judges their values.
    Before any run, each fault is tried once ('sandbox run FLAG --allow-all
    -- true'): one the sandbox refuses stops matrix with its message. A
-   fault that cannot apply to one destination (unreachable on a Unix
-   socket) is reported as skipped there, with the sandbox's reason. Without
+   fault that cannot apply to one destination is reported as skipped
+   there, with the reason: unreachable on a Unix socket; a fault with no
+   meaning on the destination's protocol (reset, limit, slice, slow-close,
+   connect-latency on udp:; loss, duplicate on tcp: or unix:), or on the
+   only protocol the baseline reached a DEST of both by. Without
    --faults, a sandbox whose run has no --fault yet runs only the connect
    verdicts of the default list, and says so below the table.
    Destinations on port 53 (the resolvers) are left out unless --dns:
@@ -282,8 +286,8 @@ func matrixAction(c *cli.Context) error {
 		defer os.RemoveAll(dir)
 	}
 	opts := matrix.Options{Program: cfg.program, Policy: cfg.policy, Faults: cfg.faults, DNS: cfg.dns}
-	learned := filepath.Join(dir, "baseline.yaml")
-	base := matrix.BaselineRun(opts, learned, filepath.Join(dir, "baseline.json"))
+	learned, summary := filepath.Join(dir, "baseline.yaml"), filepath.Join(dir, "baseline.json")
+	base := matrix.BaselineRun(opts, learned, summary)
 
 	bar := newBar()
 	started := time.Now()
@@ -318,6 +322,10 @@ func matrixAction(c *cli.Context) error {
 	if err != nil {
 		bar.clear()
 		return matrixUsage("reading the destinations of %s: %v", policyFile, err)
+	}
+	if b, err := os.ReadFile(summary); err == nil {
+		// What the baseline reached: the protocols of a DEST of both.
+		opts.Uses, _ = matrix.ReadUses(b)
 	}
 	plan := matrix.NewPlan(dests, opts)
 	notes := cfg.notes
@@ -470,7 +478,9 @@ func (r *matrixRunner) result(run matrix.Run, cut func(string) bool) matrix.Resu
 }
 
 // runAll runs the plan, jobs at a time, and returns the results in plan
-// order. Cells the sandbox refuses for their destination are skipped.
+// order. Cells planned skipped (a fault with no meaning on the
+// destination's protocol), and cells the sandbox refuses for their
+// destination, are skipped.
 func (r *matrixRunner) runAll(runs []matrix.Run, jobs int, bar *bar) []matrix.Result {
 	results := make([]matrix.Result, len(runs))
 	type done struct{ i int }
@@ -481,7 +491,9 @@ func (r *matrixRunner) runAll(runs []matrix.Run, jobs int, bar *bar) []matrix.Re
 		wg.Go(func() {
 			for i := range work {
 				run := runs[i]
-				if reason := r.checkCell(run); reason != "" {
+				if run.Skip != "" {
+					results[i] = matrix.Result{Run: run, Reading: matrix.Skipped, Exit: -1, Note: run.Skip}
+				} else if reason := r.checkCell(run); reason != "" {
 					results[i] = matrix.Result{Run: run, Reading: matrix.Skipped, Exit: -1, Note: reason}
 				} else {
 					results[i] = r.result(run, nil)

@@ -34,6 +34,8 @@ func TestMatrixUsageErrors(t *testing.T) {
 		{[]string{"--run-timeout", "0s", "true"}, "--run-timeout 0s: want a duration above 0"},
 		{[]string{"--faults", "refuse,,timeout", "true"}, "an empty fault"},
 		{[]string{"--faults", "refuse:1s", "true"}, "--faults refuse:1s: refuse takes no value"},
+		{[]string{"--faults", "bogus", "true"}, "sandbox: matrix: --faults bogus: unknown fault bogus (known: refuse, timeout, unreachable, deny, reset, blackhole, latency, connect-latency, bandwidth, limit, slice, slow-close, loss, duplicate, toxicity) (see 'sandbox matrix --help')\n"},
+		{[]string{"--faults", "latency:1s+refuse", "true"}, "--faults latency:1s+refuse: refuse is a connect verdict, not a fault on a live connection: give it as a cell of its own"},
 		{[]string{"--fail-on", "slow", "true"}, `--fail-on slow: "slow" is no reading`},
 		{[]string{"--policy", filepath.Join(dir, "none.yaml"), "true"}, "--policy: stat " + filepath.Join(dir, "none.yaml") + ": no such file or directory"},
 		{[]string{"--"}, "no PROGRAM given (usage: sandbox matrix [flags] -- PROGRAM [ARGS...])"},
@@ -177,5 +179,26 @@ func TestReapDescendants(t *testing.T) {
 func init() {
 	if os.Getenv("SANDBOX_MATRIX_REAP_HELPER") == "1" {
 		reapHelper()
+	}
+}
+
+// TestRunnerSkipsPlannedSkips: a cell planned skipped (a fault with no
+// meaning on its destination's protocol) reads skipped with its reason,
+// and no sandbox runs for it.
+func TestRunnerSkipsPlannedSkips(t *testing.T) {
+	faults, err := matrix.ParseFaults("reset:0,latency:1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := matrix.NewPlan([]string{"udp:10.231.0.2:9001"}, matrix.Options{Program: []string{"true"}, Faults: faults})
+	r := &matrixRunner{exe: "/nonexistent/sandbox", ctx: context.Background(), timeout: time.Second, killAfter: time.Second}
+	res := r.runAll(plan.Runs, 1, &bar{})
+	if len(res) != 2 || res[0].Reading != matrix.Skipped || !strings.Contains(res[0].Note, "reset:0 has no meaning on UDP") {
+		t.Errorf("reset:0 on UDP: %+v", res)
+	}
+	// The other was tried: the sandbox did not start, so it is no skip
+	// planned (its reason is the sandbox's).
+	if len(res) == 2 && (res[1].Run.Skip != "" || strings.Contains(res[1].Note, "no meaning")) {
+		t.Errorf("latency:1s on UDP: %+v", res[1])
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"sandbox/internal/shell"
 )
 
 // Kind is the kind of destination of a Use.
@@ -419,7 +421,7 @@ func from(cmd []string) string {
 	if len(cmd) == 0 {
 		return ""
 	}
-	return " from: " + shellJoin(cmd)
+	return " from: " + shell.Join(cmd)
 }
 
 // ruleText is the rule as list item lines at indent, ending in nl.
@@ -493,57 +495,4 @@ func scalar(s string) string {
 		}
 	}
 	return strconv.Quote(s) // unreachable for what render makes: valid UTF-8
-}
-
-// shellJoin quotes args for a POSIX shell (bash's $'...' for bytes a
-// comment line cannot hold).
-func shellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = shellQuote(a)
-	}
-	return strings.Join(q, " ")
-}
-
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe, printable := true, utf8.ValidString(s)
-	for _, r := range s {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_./:=@%+,", r)) {
-			safe = false
-		}
-		if !unicode.IsPrint(r) {
-			printable = false
-		}
-	}
-	switch {
-	case safe:
-		return s
-	case printable:
-		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-	}
-	var b strings.Builder
-	b.WriteString("$'")
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == '\'' || r == '\\':
-			b.WriteString(`\` + string(r))
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == utf8.RuneError && n == 1, !unicode.IsPrint(r):
-			for _, c := range []byte(s[i : i+n]) {
-				fmt.Fprintf(&b, `\x%02x`, c)
-			}
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	b.WriteString("'")
-	return b.String()
 }

@@ -304,26 +304,6 @@ func TestQuoting(t *testing.T) {
 	}
 }
 
-func TestShellQuote(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"curl", "curl"},
-		{"https://web.test:8443/a,b=c@d%e+f", "https://web.test:8443/a,b=c@d%e+f"},
-		{"", "''"},
-		{"a b", "'a b'"},
-		{"it's", `'it'\''s'`},
-		{"$HOME", "'$HOME'"},
-		{"~", "'~'"},
-		{"a\nb", `$'a\nb'`},
-		{"a'\\\t\x01\xff", `$'a\'\\\t\x01\xff'`},
-		{"héllo", "'héllo'"},
-	}
-	for _, tt := range tests {
-		if got := shellQuote(tt.in); got != tt.want {
-			t.Errorf("shellQuote(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestWrite(t *testing.T) {
 	tests := []struct {
 		name string

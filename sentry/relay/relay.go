@@ -14,11 +14,20 @@
 //     REJECT --reject-with tcp-reset after the handshake);
 //   - blackhole: the relay stops reading that direction, so the sender's
 //     buffers fill and its reads time out (a DROP after the handshake);
+//     nothing from a blackholed peer reaches the program, its FIN and RST
+//     included; on UDP every datagram that way is dropped;
 //   - latency, bandwidth, slice: each chunk is delayed, paced (x/time/rate)
 //     or cut, as tc netem's delay and rate would show it;
 //   - limit: the peer's side closes (a FIN) after N bytes;
 //   - slow-close: the FIN after the peer's is delayed;
-//   - loss, duplicate, latency on UDP: per datagram.
+//   - loss, duplicate, latency, bandwidth on UDP: per datagram (bandwidth
+//     paces them, as an htb class queues them).
+//
+// A fault with no meaning on the socket's protocol (reset on UDP, loss on
+// TCP: netstack.Faults.For) is not applied to it.
+//
+// The onward socket binds the program socket's address when the program
+// bound one (onwardSource): the peer sees the source it would natively.
 package relay
 
 import (
@@ -94,6 +103,13 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	// The zone stays: a link-local destination is reached through it.
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	// Only what has a meaning on the protocol: a DEST that covers TCP
+	// and UDP gives each its own share (For keeps one pointer per share).
+	if stream {
+		f = f.For(netstack.TypeStream)
+	} else {
+		f = f.For(netstack.TypeDgram)
+	}
 	k := key{dest, f}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -130,7 +146,7 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("relay front for udp:%s: %w", dest, err)
 	}
-	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, admit: admit, ups: map[netip.AddrPort]*net.UDPConn{}}
+	fr := &udpFront{r: r, conn: c, addr: addr, dest: dest, f: f, admit: admit, ups: map[netip.AddrPort]*upstream{}}
 	if !fr.peers.Admit(peer, time.Now().Add(front.UDPAdmission), adm) {
 		return netip.AddrPort{}, errors.New("a front serves at most 4096 sockets at once")
 	}
@@ -184,6 +200,11 @@ type conn struct {
 	down       atomic.Int64 // bytes read from the peer
 	once       sync.Once
 	done       chan struct{}
+	upDone     chan struct{} // closed when the up direction ends
+}
+
+func newConn(f *netstack.Faults, prog, peer stream) *conn {
+	return &conn{f: f, prog: prog, peer: peer, done: make(chan struct{}), upDone: make(chan struct{})}
 }
 
 // reset ends the connection as a reset shows to the program: an RST for
@@ -246,7 +267,9 @@ func (fr *tcpFront) carry(prog *net.TCPConn) {
 	}
 	fr.conns.Add(prog, func() { prog.Close() })
 	defer fr.conns.Remove(prog)
-	var local netip.AddrPort
+	// The program socket's own address, as the front sees it: the
+	// onward socket leaves from it.
+	local := onwardSource(prog.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(), fr.dest.Addr())
 	if fr.admit != nil {
 		// The destination admits only the ports it was told of: pick one.
 		var err error
@@ -266,7 +289,7 @@ func (fr *tcpFront) carry(prog *net.TCPConn) {
 		prog.Close()
 		return
 	}
-	c := &conn{f: fr.f, prog: prog, peer: up.(*net.TCPConn), done: make(chan struct{})}
+	c := newConn(fr.f, prog, up.(*net.TCPConn))
 	fr.conns.Add(c, c.end)
 	defer fr.conns.Remove(c)
 	c.start()
@@ -291,7 +314,7 @@ func (c *conn) start() {
 func (c *conn) run() {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); c.pump(netstack.Up, c.prog, c.peer) }()
+	go func() { defer wg.Done(); defer close(c.upDone); c.pump(netstack.Up, c.prog, c.peer) }()
 	go func() { defer wg.Done(); c.pump(netstack.Down, c.peer, c.prog) }()
 	wg.Wait()
 	c.end()
@@ -301,24 +324,8 @@ func (c *conn) run() {
 func (c *conn) pump(dir int, src, dst stream) {
 	f := c.f
 	if f.Blackhole[dir] {
-		// Nothing is read: the sender's data stays in its buffers. Only
-		// its close (or reset) is watched for, once a second, so that a
-		// program that gave up does not leave the connection behind.
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-c.done:
-				return
-			case <-t.C:
-				// A half-close (its FIN) would be lost in a real blackhole:
-				// the other direction goes on, unless it is blackholed too.
-				if gone, half := hungUp(src); gone || half && f.Blackhole[1-dir] {
-					c.end()
-					return
-				}
-			}
-		}
+		c.hold(dir)
+		return
 	}
 	w := c.newWriter(dir, dst)
 	defer w.close()
@@ -375,6 +382,47 @@ func (c *conn) pump(dir int, src, dst stream) {
 				}
 			}
 			dst.CloseWrite()
+			return
+		}
+	}
+}
+
+// hold is a blackholed direction: nothing is read, so the sender's data
+// stays in its buffers, as after a DROP. Only the program's end is watched
+// for, once a second, so that a program that gave up does not leave the
+// connection behind: it ends once the program's side is gone (closed or
+// reset), or closed for writing with nothing of it still on its way up. A
+// blackholed peer's end never shows, its FIN and RST included (a DROP of
+// its packets drops them too): the program's side stays open until the
+// program closes it, or the relay closes.
+func (c *conn) hold(dir int) {
+	f := c.f
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		gone, half := hungUp(c.prog)
+		if half && !gone {
+			// The program's FIN: lost in a blackhole up, where the other
+			// direction goes on; else it ends the connection once what
+			// came before it was delivered (the up direction ended).
+			switch {
+			case dir == netstack.Up:
+				half = f.Blackhole[netstack.Down]
+			case !f.Blackhole[netstack.Up]:
+				select {
+				case <-c.upDone:
+				default:
+					half = false
+				}
+			}
+		}
+		if gone || half {
+			c.end()
 			return
 		}
 	}
@@ -475,7 +523,12 @@ func (w *writer) write(b []byte) bool {
 			return false
 		}
 		if _, err := w.dst.Write(p); err != nil {
-			w.c.end()
+			// Under a blackhole down, the peer's end (a write that fails on
+			// its RST) must not show either: the program's side stays,
+			// unread from now on, as its data would stay unacknowledged.
+			if w.dir != netstack.Up || !f.Blackhole[netstack.Down] {
+				w.c.end()
+			}
 			return false
 		}
 		if len(b) > 0 && f.SliceDelay > 0 && w.dir == netstack.Down {
@@ -498,13 +551,20 @@ type udpFront struct {
 	f    *netstack.Faults
 
 	mu    sync.Mutex
-	ups   map[netip.AddrPort]*net.UDPConn
+	ups   map[netip.AddrPort]*upstream
 	done  bool
 	peers front.Admitted
 	admit func(netip.AddrPort)
 	// delayed counts datagrams waiting out their latency: past maxDelayed
 	// more are dropped, as a netem queue drops past its limit.
 	delayed atomic.Int64
+}
+
+// upstream is the onward socket of one program socket, with its
+// bandwidth's queues (nil without).
+type upstream struct {
+	conn *net.UDPConn
+	pace [2]*pacer
 }
 
 // maxDelayed is netem's default queue limit, in datagrams.
@@ -514,7 +574,7 @@ func (fr *udpFront) close() {
 	fr.mu.Lock()
 	fr.done = true
 	for _, u := range fr.ups {
-		u.Close()
+		u.conn.Close()
 	}
 	fr.mu.Unlock()
 	fr.conn.Close()
@@ -527,16 +587,21 @@ func (fr *udpFront) serve() {
 	defer fr.r.wg.Done()
 	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort, adm front.Admission) {
 		if up := fr.upstream(src, adm.Make); up != nil {
-			fr.send(netstack.Up, append([]byte(nil), b...), func(p []byte) { up.Write(p) })
+			fr.send(netstack.Up, append([]byte(nil), b...), up.pace[netstack.Up], func(p []byte) { up.conn.Write(p) })
 		}
 	})
 }
 
-// send applies loss, duplication and latency to one datagram.
-func (fr *udpFront) send(dir int, b []byte, write func([]byte)) {
+// send applies the faults of one datagram's direction: blackhole (dropped,
+// as by a DROP), loss, duplication and latency, then the bandwidth's
+// pacing (p, when not nil) before write.
+func (fr *udpFront) send(dir int, b []byte, p *pacer, write func([]byte)) {
 	f := fr.f
-	if f.Loss > 0 && rand.Float64() < f.Loss {
+	if f.Blackhole[dir] || f.Loss > 0 && rand.Float64() < f.Loss {
 		return
+	}
+	if p != nil {
+		write = p.put
 	}
 	copies := 1
 	if f.Duplicate > 0 && rand.Float64() < f.Duplicate {
@@ -564,7 +629,49 @@ func (fr *udpFront) send(dir int, b []byte, write func([]byte)) {
 	})
 }
 
-func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *net.UDPConn {
+// pacer sends datagrams at a rate, in order: a queue, as an htb class
+// holds one, that drops what comes past its limit.
+type pacer struct {
+	q chan []byte
+}
+
+// newPacer paces write at bw bytes per second until ctx ends. The burst is
+// the stream's (16 KiB at most); a datagram larger than it waits for its
+// size in several takes.
+func newPacer(ctx context.Context, wg *sync.WaitGroup, bw int64, write func([]byte)) *pacer {
+	p := &pacer{q: make(chan []byte, maxDelayed)}
+	lim := rate.NewLimiter(rate.Limit(bw), int(min(bw, 16<<10)))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b := <-p.q:
+				for n := len(b); n > 0; {
+					k := min(n, lim.Burst())
+					if lim.WaitN(ctx, k) != nil {
+						return
+					}
+					n -= k
+				}
+				write(b)
+			}
+		}
+	}()
+	return p
+}
+
+// put queues b, or drops it when the queue is full.
+func (p *pacer) put(b []byte) {
+	select {
+	case p.q <- b:
+	default:
+	}
+}
+
+func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *upstream {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	if fr.done {
@@ -576,7 +683,12 @@ func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *net.UDPConn {
 	if len(fr.ups) >= 4096 {
 		return nil
 	}
-	nc, err := front.Dial(fr.r.ctx, mk, "udp", netip.AddrPort{}, fr.dest, 0)
+	// From the program socket's own address, as the datagram came.
+	var local netip.AddrPort
+	if fr.admit == nil {
+		local = onwardSource(src.Addr(), fr.dest.Addr())
+	}
+	nc, err := front.Dial(fr.r.ctx, mk, "udp", local, fr.dest, 0)
 	if err != nil {
 		return nil
 	}
@@ -588,13 +700,22 @@ func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *net.UDPConn {
 	if fr.admit != nil {
 		fr.admit(u.LocalAddr().(*net.UDPAddr).AddrPort())
 	}
-	fr.ups[src] = u
+	up := &upstream{conn: u}
+	ctx, cancel := context.WithCancel(fr.r.ctx)
+	if bw := fr.f.Bandwidth[netstack.Up]; bw > 0 {
+		up.pace[netstack.Up] = newPacer(ctx, &fr.r.wg, bw, func(p []byte) { u.Write(p) })
+	}
+	if bw := fr.f.Bandwidth[netstack.Down]; bw > 0 {
+		up.pace[netstack.Down] = newPacer(ctx, &fr.r.wg, bw, func(p []byte) { front.Reply(fr.conn, &fr.peers, p, src) })
+	}
+	fr.ups[src] = up
 	fr.r.wg.Add(1)
 	go func() {
 		defer fr.r.wg.Done()
 		defer func() {
+			cancel()
 			fr.mu.Lock()
-			if fr.ups[src] == u {
+			if fr.ups[src] == up {
 				delete(fr.ups, src)
 			}
 			fr.mu.Unlock()
@@ -612,10 +733,26 @@ func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *net.UDPConn {
 				continue
 			}
 			b := append([]byte(nil), buf[:n]...)
-			fr.send(netstack.Down, b, func(p []byte) { front.Reply(fr.conn, &fr.peers, p, src) })
+			fr.send(netstack.Down, b, up.pace[netstack.Down], func(p []byte) { front.Reply(fr.conn, &fr.peers, p, src) })
 		}
 	}()
-	return u
+	return up
+}
+
+// onwardSource is the address an onward socket binds (port 0) for a
+// program socket that the front sees at prog: that socket's own address,
+// when the program bound one, so that the peer sees the source it would
+// see natively. A socket on the wildcard reaches the front from loopback,
+// the kernel's own choice for a loopback destination, and no choice for
+// another: nothing is bound then (the kernel chooses, as it would have).
+// The port cannot be kept: the program's socket holds it.
+func onwardSource(prog, dest netip.Addr) netip.AddrPort {
+	prog, dest = prog.Unmap(), dest.Unmap()
+	if !prog.IsValid() || prog.IsUnspecified() || prog.WithZone("") == front.Loopback(dest) ||
+		prog.IsLoopback() && !dest.IsLoopback() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(prog, 0)
 }
 
 // readUpTo reads at most limit bytes (at least one, to see the data and
@@ -663,6 +800,7 @@ func (r *Relay) FrontUnix(peer *os.File, f *netstack.Faults) ([]byte, error) {
 		peer.Close()
 		return nil, errors.New("relay closed")
 	}
+	f = f.For(netstack.TypeStream)
 	pc, err := net.FileConn(peer)
 	peer.Close()
 	if err != nil {
@@ -707,7 +845,7 @@ func (r *Relay) FrontUnix(peer *os.File, f *netstack.Faults) ([]byte, error) {
 			pc.Close()
 			return
 		}
-		c := &conn{f: f, prog: prog, peer: pc.(*net.UnixConn), done: make(chan struct{})}
+		c := newConn(f, prog, pc.(*net.UnixConn))
 		r.unixConns.Add(c, c.end)
 		defer r.unixConns.Remove(c)
 		c.start()
