@@ -101,15 +101,28 @@ type Result struct {
 }
 
 // LastStderr is the note of an error or a skip, or else the last line of
-// stderr.
+// PROGRAM's stderr: the sandbox's own log records, which share the stream
+// and are written after the program's error (a denial is logged once the
+// call is answered), are passed over, unless there is nothing else.
 func (r Result) LastStderr() string {
 	if r.Note != "" {
 		return r.Note
+	}
+	for i := len(r.Stderr) - 1; i >= 0; i-- {
+		if !isSandboxLog(r.Stderr[i]) {
+			return r.Stderr[i]
+		}
 	}
 	if len(r.Stderr) == 0 {
 		return ""
 	}
 	return r.Stderr[len(r.Stderr)-1]
+}
+
+// isSandboxLog reports whether line is a log record of the sandbox's (its
+// text format: time="..." level=... msg=...).
+func isSandboxLog(line string) bool {
+	return strings.HasPrefix(line, `time="`) && strings.Contains(line, " level=") && strings.Contains(line, " msg=")
 }
 
 // Compare sets Differs on each run: its exit status or its stdout is not the

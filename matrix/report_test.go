@@ -114,6 +114,19 @@ func sample() *Report {
 		Notes: []string{"udp:10.0.0.2:53: not faulted"}, FailOn: DefaultFailOn}
 }
 
+// TestLastStderrIsTheProgramsLine: the sandbox's log records after the
+// program's error (a denial is logged once answered) are passed over.
+func TestLastStderrIsTheProgramsLine(t *testing.T) {
+	r := Result{Stderr: []string{"curl: (7) Failed to connect", `time="2026-12-02T01:00:00Z" level=warning msg="connect refused" dst="tcp:10.0.0.1:80"`}}
+	if got := r.LastStderr(); got != "curl: (7) Failed to connect" {
+		t.Errorf("LastStderr = %q, want the program's line", got)
+	}
+	only := Result{Stderr: []string{`time="2026-12-02T01:00:00Z" level=warning msg="connect refused"`}}
+	if got := only.LastStderr(); got != only.Stderr[0] {
+		t.Errorf("only the sandbox's line: %q", got)
+	}
+}
+
 func TestCompare(t *testing.T) {
 	r := sample()
 	var got []bool
