@@ -72,7 +72,7 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		return // closing
 	}
 	dest, stream := c.req.Addr, c.typ == unix.SOCK_STREAM
-	var admit func(netip.AddrPort)
+	var admit relay.Admit
 	if onward.IsValid() {
 		// The DNS forwarder's front, which answers only the sockets it
 		// is told of: the relay's own.
@@ -80,7 +80,9 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		resolver := c.req.Addr
 		// The relay's onward sockets are the program's too, and so are
 		// the forwarder's upstreams for them.
-		admit = func(p netip.AddrPort) { s.dns.Front(resolver, stream, p, front.Admission{Make: adm.Make}) }
+		admit = func(p netip.AddrPort, cookie uint64, mk front.Maker) {
+			s.dns.Front(resolver, stream, p, front.Admission{Make: mk, Cookie: cookie})
+		}
 	}
 	front, err := s.relay.Front(dest, stream, f, peer, adm, admit)
 	if err != nil {

@@ -1,6 +1,7 @@
 package sentry
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
@@ -30,9 +31,11 @@ import (
 // once, and the call is made as it is.
 func (s *Supervisor) admission(c *call) (front.Admission, bool) {
 	adm := front.Admission{As: s.replyAs(c)}
-	if adm.As.IsValid() {
-		adm.Cookie, _ = c.socketCookie() // 0: its replies go nowhere (Reply)
-	}
+	// The cookie ties what the front keeps for the socket (its UDP
+	// upstream, replies written as another address) to this socket, not
+	// to whichever takes its address later. 0 (unreadable): its replies as
+	// another address go nowhere (Reply).
+	adm.Cookie, _ = c.socketCookie()
 	st, err := c.callerStatus()
 	var own unix.Stat_t
 	if err != nil || unix.Fstat(c.sock, &own) != nil || own.Uid != st.Uid[3] || own.Gid != st.Gid[3] {
@@ -111,6 +114,9 @@ func frontPeer(c *call) (peer netip.AddrPort, why string) {
 	if ifi, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX); e == 0 && ifi != 0 && ifi != loopbackIndex() {
 		return netip.AddrPort{}, "a socket bound to a device (SO_BINDTODEVICE)"
 	}
+	if pktinfoRoutes(c) {
+		return netip.AddrPort{}, "a send that picks its interface or source (IP_PKTINFO, IPV6_PKTINFO)"
+	}
 	const noPort = "a socket bound without a port (IP_BIND_ADDRESS_NO_PORT)"
 	a, port, ok := boundAddr(c.sock)
 	if !ok {
@@ -135,6 +141,38 @@ func frontPeer(c *call) (peer netip.AddrPort, why string) {
 		a = front.Loopback(c.req.Addr.Addr())
 	}
 	return netip.AddrPortFrom(a, uint16(port)), ""
+}
+
+// pktinfoRoutes reports whether a send's control messages pick its
+// interface or its source address (IP_PKTINFO's ipi_ifindex or
+// ipi_spec_dst, IPV6_PKTINFO's ipi6_ifindex or ipi6_addr: ip_cmsg_send,
+// ip6_datagram_send_ctl). Pointed at a front, such a datagram would leave
+// by that interface towards loopback (a reviewer saw it on the wire), or
+// from a source the front was not told of.
+func pktinfoRoutes(c *call) bool {
+	routes := false
+	walkCmsgs(c.msg.control, func(off int, h *unix.Cmsghdr) bool {
+		data := c.msg.control[off+unix.SizeofCmsghdr : off+int(h.Len)]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= 8:
+			// struct in_pktinfo: ipi_ifindex, ipi_spec_dst, ipi_addr.
+			routes = binary.NativeEndian.Uint32(data[0:]) != 0 || binary.NativeEndian.Uint32(data[4:]) != 0
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= 20:
+			// struct in6_pktinfo: ipi6_addr, ipi6_ifindex.
+			routes = binary.NativeEndian.Uint32(data[16:]) != 0 || !allZero(data[:16])
+		}
+		return !routes
+	})
+	return routes
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // loopbackIndex is the interface index of lo in the supervisor's network

@@ -305,8 +305,9 @@ type udpFront struct {
 }
 
 type upstream struct {
-	conn *net.UDPConn
-	last time.Time
+	conn   *net.UDPConn
+	last   time.Time
+	cookie uint64 // the program socket's (front.Admission.Cookie)
 }
 
 func (f *Forwarder) newUDPFront(resolver netip.AddrPort) (*udpFront, error) {
@@ -341,15 +342,17 @@ func (fr *udpFront) serve() {
 		if !forward {
 			return
 		}
-		if u := fr.upstreamFor(src, adm.Make); u != nil {
+		if u := fr.upstreamFor(src, adm); u != nil {
 			u.conn.Write(b)
 		}
 	})
 }
 
 // upstreamFor returns the upstream socket of the program socket at src,
-// made on its first query, by mk (with the program's identity).
-func (fr *udpFront) upstreamFor(src netip.AddrPort, mk front.Maker) *upstream {
+// made on its first query, by adm.Make (with the program's identity). A
+// socket at an address an earlier one used (closed since, its port taken
+// again, maybe under another user) gets an upstream of its own.
+func (fr *udpFront) upstreamFor(src netip.AddrPort, adm front.Admission) *upstream {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	if fr.done {
@@ -357,13 +360,17 @@ func (fr *udpFront) upstreamFor(src netip.AddrPort, mk front.Maker) *upstream {
 	}
 	now := time.Now()
 	if u := fr.ups[src]; u != nil {
-		u.last = now
-		return u
+		if u.cookie == adm.Cookie {
+			u.last = now
+			return u
+		}
+		delete(fr.ups, src)
+		u.conn.Close()
 	}
 	if len(fr.ups) >= maxUpstreams {
 		return nil
 	}
-	nc, err := front.Dial(context.Background(), mk, "udp", netip.AddrPort{}, fr.resolver, 0) // with its zone
+	nc, err := front.Dial(context.Background(), adm.Make, "udp", netip.AddrPort{}, fr.resolver, 0) // with its zone
 	if err != nil {
 		return nil
 	}
@@ -372,7 +379,7 @@ func (fr *udpFront) upstreamFor(src netip.AddrPort, mk front.Maker) *upstream {
 		nc.Close()
 		return nil
 	}
-	u := &upstream{conn: c, last: now}
+	u := &upstream{conn: c, last: now, cookie: adm.Cookie}
 	fr.ups[src] = u
 	fr.f.wg.Add(1)
 	go fr.relay(src, u)

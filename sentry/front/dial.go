@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -121,4 +122,15 @@ func sockaddr(domain int, a netip.AddrPort) unix.Sockaddr {
 		}
 	}
 	return sa
+}
+
+// Cookie is the SO_COOKIE of c's socket (0 if unreadable).
+func Cookie(c syscall.Conn) uint64 {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var k uint64
+	rc.Control(func(fd uintptr) { k, _ = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE) })
+	return k
 }

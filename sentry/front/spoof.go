@@ -3,6 +3,7 @@ package front
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 
@@ -65,6 +66,14 @@ var spoofer = sync.OnceValue(func() *spoofSocks {
 	return &spoofSocks{v4: v4, v6: v6, diag: diag}
 })
 
+// loIndex is lo's interface index in the supervisor's namespace.
+var loIndex = sync.OnceValue(func() int {
+	if ifi, err := net.InterfaceByName("lo"); err == nil {
+		return ifi.Index
+	}
+	return 1
+})
+
 // CanSpoof reports whether replies to unconnected sockets can come from
 // the address the program sent to (see above).
 func CanSpoof() bool { return spoofer() != nil }
@@ -123,6 +132,10 @@ func (sp *spoofSocks) receives(src, dst netip.AddrPort, cookie uint64) bool {
 		copy(r[12:], a[:])
 		copy(r[28:], b[:])
 	}
+	// The interface the packet arrives on: lo, which the raw sockets are
+	// bound to. A socket bound to lo outranks a wildcard one there
+	// (compute_score), and the lookup must be the delivery's own.
+	binary.NativeEndian.PutUint32(r[44:], uint32(loIndex()))
 	binary.NativeEndian.PutUint32(r[48:], uint32(cookie))
 	binary.NativeEndian.PutUint32(r[52:], uint32(cookie>>32))
 	sp.mu.Lock()

@@ -1,8 +1,11 @@
 package front
 
 import (
+	"context"
 	"net"
 	"net/netip"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,5 +93,53 @@ func TestChecksum(t *testing.T) {
 	h := []byte{0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7}
 	if got := ^fold(sum(0, h)); got != 0xb861 {
 		t.Errorf("checksum %#04x, want 0xb861", got)
+	}
+}
+
+// TestReplyNeverLandsInAnotherSocket: another socket that shares the
+// program socket's port (SO_REUSEADDR both) but is bound to lo outranks it
+// for a packet arriving on lo, where the raw socket writes: the check must
+// be the delivery's own lookup (on lo), so the reply is written to nobody.
+// (Checked on any interface, the program's wildcard socket matched and the
+// reply landed in the other one: a reviewer's attack, across users.)
+func TestReplyNeverLandsInAnotherSocket(t *testing.T) {
+	if !CanSpoof() {
+		t.Skip("no CAP_NET_RAW: replies come from the front")
+	}
+	reuse := func(port int, dev string) (*net.UDPConn, uint64) {
+		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+			rc.Control(func(fd uintptr) {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				if dev != "" {
+					unix.BindToDevice(int(fd), dev)
+				}
+			})
+			return nil
+		}}
+		pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := pc.(*net.UDPConn)
+		return c, Cookie(c)
+	}
+	prog, cookie := reuse(0, "")
+	defer prog.Close()
+	victim, _ := reuse(prog.LocalAddr().(*net.UDPAddr).Port, "lo")
+	defer victim.Close()
+	at := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(prog.LocalAddr().(*net.UDPAddr).Port))
+	fr, _, err := ListenUDP(at.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Close()
+	var peers Admitted
+	peers.Admit(at, time.Now().Add(time.Minute), Admission{As: netip.MustParseAddrPort("192.0.2.53:53"), Cookie: cookie})
+	Reply(fr, &peers, []byte("for the program only"), at)
+	for name, c := range map[string]*net.UDPConn{"the other socket": victim, "the program": prog} {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if n, from, err := c.ReadFromUDPAddrPort(make([]byte, 100)); err == nil {
+			t.Errorf("%s got %d bytes from %v", name, n, from)
+		}
 	}
 }

@@ -99,7 +99,7 @@ func Spares(f *netstack.Faults) bool {
 // admit, if not nil, is told the address of each onward socket before it
 // is used: a destination that is itself a front (the DNS forwarder's)
 // admits it.
-func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort, adm front.Admission, admit func(netip.AddrPort)) (netip.AddrPort, error) {
+func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer netip.AddrPort, adm front.Admission, admit Admit) (netip.AddrPort, error) {
 	// The zone stays: a link-local destination is reached through it.
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
@@ -156,6 +156,14 @@ func (r *Relay) Front(dest netip.AddrPort, stream bool, f *netstack.Faults, peer
 	return fr.addr, nil
 }
 
+// Admit, when a relay's destination is itself a front (the DNS
+// forwarder's), admits each onward socket there before it is used: its
+// address, its SO_COOKIE (0 for TCP, admitted before it exists: a TCP
+// front takes each admission once), and mk, the Maker of the program
+// socket it carries, so that what the destination opens in turn is that
+// program's too.
+type Admit func(onward netip.AddrPort, cookie uint64, mk front.Maker)
+
 // Close stops every front and connection and waits for them.
 func (r *Relay) Close() {
 	r.cancel()
@@ -181,7 +189,7 @@ type tcpFront struct {
 	f     *netstack.Faults
 	conns front.Conns
 	peers front.Admitted
-	admit func(netip.AddrPort)
+	admit Admit
 }
 
 // stream is either side of a relayed connection: *net.TCPConn or
@@ -279,7 +287,7 @@ func (fr *tcpFront) carry(prog *net.TCPConn) {
 			return
 		}
 		local = netip.AddrPortFrom(front.Loopback(fr.dest.Addr()), local.Port())
-		fr.admit(local)
+		fr.admit(local, 0, adm.Make)
 	}
 	up, err := front.Dial(fr.r.ctx, adm.Make, "tcp", local, fr.dest, 2*time.Minute)
 	if err != nil {
@@ -554,7 +562,7 @@ type udpFront struct {
 	ups   map[netip.AddrPort]*upstream
 	done  bool
 	peers front.Admitted
-	admit func(netip.AddrPort)
+	admit Admit
 	// delayed counts datagrams waiting out their latency: past maxDelayed
 	// more are dropped, as a netem queue drops past its limit.
 	delayed atomic.Int64
@@ -563,8 +571,9 @@ type udpFront struct {
 // upstream is the onward socket of one program socket, with its
 // bandwidth's queues (nil without).
 type upstream struct {
-	conn *net.UDPConn
-	pace [2]*pacer
+	conn   *net.UDPConn
+	pace   [2]*pacer
+	cookie uint64 // the program socket's (front.Admission.Cookie)
 }
 
 // maxDelayed is netem's default queue limit, in datagrams.
@@ -586,7 +595,7 @@ const idle = 60 * time.Second
 func (fr *udpFront) serve() {
 	defer fr.r.wg.Done()
 	front.ServeUDP(fr.conn, &fr.peers, func(b []byte, src netip.AddrPort, adm front.Admission) {
-		if up := fr.upstream(src, adm.Make); up != nil {
+		if up := fr.upstream(src, adm); up != nil {
 			fr.send(netstack.Up, append([]byte(nil), b...), up.pace[netstack.Up], func(p []byte) { up.conn.Write(p) })
 		}
 	})
@@ -671,14 +680,22 @@ func (p *pacer) put(b []byte) {
 	}
 }
 
-func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *upstream {
+func (fr *udpFront) upstream(src netip.AddrPort, adm front.Admission) *upstream {
+	mk := adm.Make
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	if fr.done {
 		return nil
 	}
 	if u := fr.ups[src]; u != nil {
-		return u
+		if u.cookie == adm.Cookie {
+			return u
+		}
+		// Another socket at the same address (the first one closed, its
+		// port taken again, maybe under another user): never its onward
+		// socket, which carries the first one's identity.
+		delete(fr.ups, src)
+		u.conn.Close()
 	}
 	if len(fr.ups) >= 4096 {
 		return nil
@@ -698,9 +715,9 @@ func (fr *udpFront) upstream(src netip.AddrPort, mk front.Maker) *upstream {
 		return nil
 	}
 	if fr.admit != nil {
-		fr.admit(u.LocalAddr().(*net.UDPAddr).AddrPort())
+		fr.admit(u.LocalAddr().(*net.UDPAddr).AddrPort(), front.Cookie(u), mk)
 	}
-	up := &upstream{conn: u}
+	up := &upstream{conn: u, cookie: adm.Cookie}
 	ctx, cancel := context.WithCancel(fr.r.ctx)
 	if bw := fr.f.Bandwidth[netstack.Up]; bw > 0 {
 		up.pace[netstack.Up] = newPacer(ctx, &fr.r.wg, bw, func(p []byte) { u.Write(p) })

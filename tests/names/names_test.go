@@ -325,6 +325,40 @@ func TestLookupsCarryTheProgramsIdentity(t *testing.T) {
 			t.Errorf("tcp=%v control, as root: %q\n%s", tcp, r.Stdout, r.Stderr)
 		}
 	}
+	// A root process looks up first, then its child as nobody: from the
+	// same port (the forwarder must not reuse the upstream it made for
+	// root's socket) and from another, with the resolver under a fault
+	// (the relay's onward socket, and the upstream behind it, are the
+	// child's own). The child's query must not arrive, as natively.
+	probe, _ := filepath.Abs(filepath.Join("testdata", "identity.py"))
+	arrived := func() int {
+		n := 0
+		for _, q := range e.dns.Queries() {
+			if strings.Contains(q, "good.web.test") {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		name  string
+		port  string
+		flags []string
+	}{
+		{"same port", "40001", []string{"--allow-all", "--observe-dns", "on"}},
+		{"under a fault", "0", []string{"--fault", "udp:10.231.0.2:53=latency:1ms", "--allow-all", "--observe-dns", "on"}},
+	} {
+		e.dns.Reset()
+		native := e.run("python3", probe, tt.port)
+		if native.Stdout != "child: no answer\n" || arrived() != 0 {
+			t.Fatalf("%s natively: %q, %d arrived", tt.name, native.Stdout, arrived())
+		}
+		e.dns.Reset()
+		r := e.sandboxed(tt.flags, "python3", probe, tt.port)
+		if r.Stdout != native.Stdout || arrived() != 0 {
+			t.Errorf("%s: the child's lookup left as root: %q, %d arrived\n%s", tt.name, r.Stdout, arrived(), r.Stderr)
+		}
+	}
 }
 
 // TestOwnResolverNamesNothing: a program that answers its own lookups

@@ -31,7 +31,7 @@ func TestUnobservableLookupsOfDeniedNames(t *testing.T) {
 		}
 		return n
 	}
-	for _, mode := range []string{"udp-noport", "tcp-noport", "mptcp", "setuid", "device", "exhaust", "udp"} {
+	for _, mode := range []string{"udp-noport", "tcp-noport", "mptcp", "setuid", "device", "pktinfo", "exhaust", "udp"} {
 		t.Run(mode, func(t *testing.T) {
 			e.dns.Reset()
 			native := e.run("python3", abs, mode, "x.ads.test")
@@ -63,7 +63,7 @@ func TestUnobservableLookupsOfDeniedNames(t *testing.T) {
 	}
 	// Control: with no name denied, the unobservable lookups are made.
 	open := e.policy("default: deny\nrules:\n" + resolvers)
-	for _, mode := range []string{"udp-noport", "setuid", "device"} {
+	for _, mode := range []string{"udp-noport", "setuid", "device", "pktinfo"} {
 		e.dns.Reset()
 		r := e.sandboxed([]string{"--policy", open}, "python3", abs, mode, "x.ads.test")
 		if arrived() != 1 || !strings.Contains(r.Stdout, "rcode 0 answers 1") {

@@ -6,6 +6,7 @@
 #   mptcp       MPTCP (falls back to TCP against a plain server)
 #   setuid      UDP made as root, sent from after setuid(65534)
 #   device      UDP bound to veth0 with SO_BINDTODEVICE
+#   pktinfo     UDP sendmsg with IP_PKTINFO naming veth0
 #   exhaust     6000 UDP sockets send a lookup of good.web.test first
 #   udp         a plain unconnected UDP socket (the control)
 import os, socket, struct, sys, time
@@ -62,6 +63,15 @@ try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"veth0")
         udp(s)
+    elif mode == "pktinfo":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(3)
+        info = struct.pack("=I4s4s", socket.if_nametoindex("veth0"), socket.inet_aton("10.231.0.1"), bytes(4))
+        s.sendmsg([query(name)], [(socket.IPPROTO_IP, 8, info)], 0, RESOLVER)  # IP_PKTINFO
+        try:
+            show(s.recvfrom(4096)[0])
+        except socket.timeout:
+            print("no answer")
     elif mode == "mptcp":
         tcp(socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP))
     elif mode == "setuid":
