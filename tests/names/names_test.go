@@ -342,19 +342,20 @@ func TestLookupsCarryTheProgramsIdentity(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name  string
-		port  string
+		args  []string
 		flags []string
 	}{
-		{"same port", "40001", []string{"--allow-all", "--observe-dns", "on"}},
-		{"under a fault", "0", []string{"--fault", "udp:10.231.0.2:53=latency:1ms", "--allow-all", "--observe-dns", "on"}},
+		{"same port", []string{"40001"}, []string{"--allow-all", "--observe-dns", "on"}},
+		{"under a fault", []string{"0"}, []string{"--fault", "udp:10.231.0.2:53=latency:1ms", "--allow-all", "--observe-dns", "on"}},
+		{"tcp under a fault", []string{"0", "tcp"}, []string{"--fault", "tcp:10.231.0.2:53=latency:1ms", "--allow-all", "--observe-dns", "on"}},
 	} {
 		e.dns.Reset()
-		native := e.run("python3", probe, tt.port)
+		native := e.run(append([]string{"python3", probe}, tt.args...)...)
 		if native.Stdout != "child: no answer\n" || arrived() != 0 {
 			t.Fatalf("%s natively: %q, %d arrived", tt.name, native.Stdout, arrived())
 		}
 		e.dns.Reset()
-		r := e.sandboxed(tt.flags, "python3", probe, tt.port)
+		r := e.sandboxed(tt.flags, append([]string{"python3", probe}, tt.args...)...)
 		if r.Stdout != native.Stdout || arrived() != 0 {
 			t.Errorf("%s: the child's lookup left as root: %q, %d arrived\n%s", tt.name, r.Stdout, arrived(), r.Stderr)
 		}

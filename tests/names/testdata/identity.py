@@ -1,12 +1,13 @@
-# identity.py PORT: as root, look up web.test from UDP port PORT (0: any),
-# close the socket, then fork a child that becomes nobody and looks up
-# good.web.test from a new socket on the same port; print what the child
-# got: "answered" or "no answer". The server's log tells whose queries
-# arrived.
+# identity.py PORT [tcp]: as root, look up web.test from UDP port PORT (0:
+# any), close the socket, then fork a child that becomes nobody and looks
+# up good.web.test from a new socket on the same port; print what the
+# child got: "answered" or "no answer". With tcp, both lookups are over TCP
+# (from any port). The server's log tells whose queries arrived.
 import os, socket, struct, sys
 
 RESOLVER = ("10.231.0.2", 53)
 port = int(sys.argv[1])
+tcp = sys.argv[2:] == ["tcp"]
 
 
 def query(name):
@@ -16,7 +17,23 @@ def query(name):
     return q + b"\0" + struct.pack(">HH", 1, 1)
 
 
+def lookup_tcp(name):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(RESOLVER)
+        m = query(name)
+        s.sendall(struct.pack(">H", len(m)) + m)
+        return "answered" if len(s.recv(2)) == 2 else "no answer"
+    except (socket.timeout, OSError):
+        return "no answer"
+    finally:
+        s.close()
+
+
 def lookup(name):
+    if tcp:
+        return lookup_tcp(name)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
