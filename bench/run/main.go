@@ -1016,7 +1016,7 @@ func printTables(w io.Writer, res *results) {
 	fmt.Fprintln(w, "rule (an explicit rule for the row's destination, info logs: the targets' default), self (no flags).")
 	fmt.Fprintln(w, "strace -e trace=connect stops only connect. floor-exact (not rated): the floor with FLOOR_EXACT=1, plus")
 	fmt.Fprintln(w, "what exactness and security force on any supervisor: SO_DOMAIN and SO_TYPE; a blocking TCP connect's")
-	fmt.Fprintln(w, "brief O_NONBLOCK (F_GETFL, F_SETFL, twice) and settle (TCP_INFO, a second connect), which leave a reset")
+	fmt.Fprintln(w, "brief O_NONBLOCK (F_GETFL, FIONBIO to set and to clear) and settle (TCP_INFO, a second connect), which leave a reset")
 	fmt.Fprintln(w, "to the program; a denied TCP connect's TCP_INFO (EISCONN/EALREADY first); a Unix path opened in the")
 	fmt.Fprintln(w, "caller's view and connected to as the object opened.")
 	if h := res.Headline; h != nil {
