@@ -12,7 +12,7 @@ import (
 
 // Replies from the address the program sent to. A UDP socket that is not
 // connected takes a datagram from anyone, and a program may check where
-// each came from: musl's resolver, dnspython and Ruby's Resolv ignore an
+// each came from: musl's resolver and dnspython ignore an
 // answer whose source is not the nameserver they asked. The program's
 // datagram to the destination was sent to a front instead, so the reply
 // leaves the front from the destination's address: a raw IPPROTO_RAW
