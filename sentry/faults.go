@@ -23,11 +23,18 @@ import (
 // is still observed and its denials still apply.
 func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	f := c.dec.Faults
-	if f != nil && c.domain == unix.AF_UNIX && c.typ == unix.SOCK_STREAM && c.req.Family == netstack.FamilyUnix {
-		s.toUnixRelay(c, f)
+	if f == nil {
 		return
 	}
-	if f == nil {
+	// What of the faults has a meaning on this protocol: a DEST of TCP and
+	// UDP gives each its share.
+	if c.typ == unix.SOCK_STREAM {
+		f = f.For(netstack.TypeStream)
+	} else {
+		f = f.For(netstack.TypeDgram)
+	}
+	if c.domain == unix.AF_UNIX && c.typ == unix.SOCK_STREAM && c.req.Family == netstack.FamilyUnix {
+		s.toUnixRelay(c, f)
 		return
 	}
 	inet := (c.domain == unix.AF_INET || c.domain == unix.AF_INET6) && c.req.Addr.IsValid()
@@ -45,17 +52,7 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 		})
 		return
 	}
-	// What of the faults has a meaning on this protocol: a DEST of TCP and
-	// UDP gives each its share, and a share that does nothing is no relay.
-	if c.typ == unix.SOCK_STREAM {
-		f = f.For(netstack.TypeStream)
-	} else {
-		f = f.For(netstack.TypeDgram)
-	}
-	if relay.Spares(f) || !s.sameNetns(c) {
-		return
-	}
-	adm, ok := s.admission(c)
+	adm, ok := s.relayable(c, f)
 	if !ok {
 		return
 	}
@@ -94,6 +91,18 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 	}
 }
 
+// relayable reports whether c's connection is relayed with its share of
+// faults f, and how the relay is to carry it: not when f does nothing to
+// it (empty, or spared by its toxicity), when its socket lives in another
+// network namespace than the relay's fronts, or when no front can carry
+// it as its own (admission).
+func (s *Supervisor) relayable(c *call, f *netstack.Faults) (front.Admission, bool) {
+	if relay.Spares(f) || !s.sameNetns(c) {
+		return front.Admission{}, false
+	}
+	return s.admission(c)
+}
+
 // toUnixRelay relays a Unix stream connect. The onward connection is made
 // first, here, exactly as the program's own would be (the opened socket
 // file, as the caller): if it fails, nothing is relayed and the program's
@@ -101,17 +110,7 @@ func (s *Supervisor) toFaultRelay(c *call, onward netip.AddrPort) {
 // up is handed to the relay, and the program's socket is connected to that
 // connection's own abstract front.
 func (s *Supervisor) toUnixRelay(c *call, f *netstack.Faults) {
-	// What of the faults has a meaning on this protocol: a DEST of TCP and
-	// UDP gives each its share, and a share that does nothing is no relay.
-	if c.typ == unix.SOCK_STREAM {
-		f = f.For(netstack.TypeStream)
-	} else {
-		f = f.For(netstack.TypeDgram)
-	}
-	if relay.Spares(f) || !s.sameNetns(c) {
-		return
-	}
-	adm, ok := s.admission(c)
+	adm, ok := s.relayable(c, f)
 	if !ok {
 		return
 	}

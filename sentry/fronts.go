@@ -2,9 +2,8 @@ package sentry
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
-	"sync"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
@@ -44,7 +43,7 @@ func (s *Supervisor) admission(c *call) (front.Admission, bool) {
 		})
 		return adm, false
 	}
-	if st.Uid == s.self.Uid && st.Gid == s.self.Gid && sameGroups(st.Groups, s.self.Groups) {
+	if st.Uid == s.self.Uid && st.Gid == s.self.Gid && slices.Equal(st.Groups, s.self.Groups) {
 		return adm, true
 	}
 	adm.Make = func(domain, typ int) (int, error) {
@@ -64,18 +63,6 @@ func (s *Supervisor) admission(c *call) (front.Admission, bool) {
 
 // plainSocket is a front.Maker on the calling thread.
 func plainSocket(domain, typ int) (int, error) { return unix.Socket(domain, typ, 0) }
-
-func sameGroups(a, b []uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // replyAs is where the replies to a datagram c sends through a front must
 // come from: the destination as the program addressed it when c's socket
@@ -111,7 +98,7 @@ func (s *Supervisor) replyAs(c *call) netip.AddrPort {
 // --interface NAME does) cannot reach a front on loopback at all: no front
 // either. why says, when there is none, why not.
 func frontPeer(c *call) (peer netip.AddrPort, why string) {
-	if ifi, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX); e == 0 && ifi != 0 && ifi != loopbackIndex() {
+	if ifi, e := rawGetsockoptInt(c.sock, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX); e == 0 && ifi != 0 && ifi != front.LoopbackIndex() {
 		return netip.AddrPort{}, "a socket bound to a device (SO_BINDTODEVICE)"
 	}
 	if pktinfoRoutes(c) {
@@ -159,30 +146,12 @@ func pktinfoRoutes(c *call) bool {
 			routes = binary.NativeEndian.Uint32(data[0:]) != 0 || binary.NativeEndian.Uint32(data[4:]) != 0
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= 20:
 			// struct in6_pktinfo: ipi6_addr, ipi6_ifindex.
-			routes = binary.NativeEndian.Uint32(data[16:]) != 0 || !allZero(data[:16])
+			routes = binary.NativeEndian.Uint32(data[16:]) != 0 || [16]byte(data[:16]) != [16]byte{}
 		}
 		return !routes
 	})
 	return routes
 }
-
-func allZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// loopbackIndex is the interface index of lo in the supervisor's network
-// namespace (the fronts'), 1 unless it cannot be read.
-var loopbackIndex = sync.OnceValue(func() int {
-	if ifi, err := net.InterfaceByName("lo"); err == nil {
-		return ifi.Index
-	}
-	return 1
-})
 
 // boundAddr is the socket's local address and port (getsockname), unmapped.
 func boundAddr(fd int) (netip.Addr, int, bool) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -636,15 +637,7 @@ func hex64(v []byte) uint64 {
 
 // sameCreds reports whether two tasks would pass the same permission checks.
 func sameCreds(a, b status) bool {
-	if a.Uid != b.Uid || a.Gid != b.Gid || a.CapEff != b.CapEff || len(a.Groups) != len(b.Groups) {
-		return false
-	}
-	for i := range a.Groups {
-		if a.Groups[i] != b.Groups[i] {
-			return false
-		}
-	}
-	return true
+	return a.Uid == b.Uid && a.Gid == b.Gid && a.CapEff == b.CapEff && slices.Equal(a.Groups, b.Groups)
 }
 
 // procErr reduces an error from reading /proc/TID to an errno: ESRCH when

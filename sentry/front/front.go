@@ -168,12 +168,6 @@ const UDPAdmission = 2 * time.Minute
 // are not admitted, and their calls are made without a front.
 const maxAdmitted = 4096
 
-// Add admits p until the given time, as the supervisor's own; false when
-// the set is full.
-func (a *Admitted) Add(p netip.AddrPort, until time.Time) bool {
-	return a.Admit(p, until, Admission{})
-}
-
 // Admit admits p until the given time, carried as adm says; false when
 // the set is full. The latest call for p decides.
 func (a *Admitted) Admit(p netip.AddrPort, until time.Time, adm Admission) bool {

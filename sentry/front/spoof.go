@@ -66,8 +66,9 @@ var spoofer = sync.OnceValue(func() *spoofSocks {
 	return &spoofSocks{v4: v4, v6: v6, diag: diag}
 })
 
-// loIndex is lo's interface index in the supervisor's namespace.
-var loIndex = sync.OnceValue(func() int {
+// LoopbackIndex is lo's interface index in the supervisor's network
+// namespace (the fronts'): 1 unless it cannot be read.
+var LoopbackIndex = sync.OnceValue(func() int {
 	if ifi, err := net.InterfaceByName("lo"); err == nil {
 		return ifi.Index
 	}
@@ -135,7 +136,7 @@ func (sp *spoofSocks) receives(src, dst netip.AddrPort, cookie uint64) bool {
 	// The interface the packet arrives on: lo, which the raw sockets are
 	// bound to. A socket bound to lo outranks a wildcard one there
 	// (compute_score), and the lookup must be the delivery's own.
-	binary.NativeEndian.PutUint32(r[44:], uint32(loIndex()))
+	binary.NativeEndian.PutUint32(r[44:], uint32(LoopbackIndex()))
 	binary.NativeEndian.PutUint32(r[48:], uint32(cookie))
 	binary.NativeEndian.PutUint32(r[52:], uint32(cookie>>32))
 	sp.mu.Lock()

@@ -78,7 +78,7 @@ func TestReplyComesFromTheAddressSentTo(t *testing.T) {
 				t.Errorf("reply from %v (%d bytes), want from %s (%d bytes, intact)", from, n, tc.want, len(payload))
 			}
 			// Control: admitted without ReplyAs, from the front.
-			peers.Add(at, time.Now().Add(time.Minute))
+			peers.Admit(at, time.Now().Add(time.Minute), Admission{})
 			Reply(fr, &peers, []byte("x"), at)
 			if _, from, err = prog.ReadFromUDPAddrPort(buf); err != nil || from.Port() == 53 {
 				t.Errorf("without ReplyAs: from %v (%v), want the front", from, err)
